@@ -1,0 +1,236 @@
+//! A destination (real server) as the data path and the schedulers see it.
+//!
+//! Its fields are atomics because three parties touch it at once: workers bind and unbind
+//! connections (ActiveConn/InActConn), schedulers read weights and counters, and the
+//! control plane edits weights and thresholds. A connection holds an `Arc<Destination>`, so a
+//! deleted destination lives on with its counters while connections still reference it —
+//! which is how the kernel's "trash" brings old counters back when it is re-added.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use crate::control::{DestKey, DestParams, FwdMethod, TunnelKind};
+use crate::stats::Stats;
+
+/// A real server of one service.
+#[derive(Debug)]
+pub struct Destination {
+    /// Address and port the connections are sent to.
+    pub key: DestKey,
+    weight: AtomicI32,
+    last_weight: AtomicI32,
+    u_threshold: AtomicU32,
+    l_threshold: AtomicU32,
+    active: AtomicU32,
+    inactive: AtomicU32,
+    persist: AtomicU32,
+    overloaded: AtomicBool,
+    available: AtomicBool,
+    /// Forwarding method and tunnel settings, only read by the control plane.
+    extra: Mutex<(FwdMethod, TunnelKind)>,
+    /// Traffic counters and rates.
+    pub stats: Stats,
+}
+
+impl Destination {
+    /// A destination as `-a` creates it: available, with no connections.
+    pub fn new(key: DestKey, params: &DestParams) -> Self {
+        Destination {
+            key,
+            weight: AtomicI32::new(params.weight),
+            last_weight: AtomicI32::new(params.weight),
+            u_threshold: AtomicU32::new(params.u_threshold),
+            l_threshold: AtomicU32::new(params.l_threshold),
+            active: AtomicU32::new(0),
+            inactive: AtomicU32::new(0),
+            persist: AtomicU32::new(0),
+            overloaded: AtomicBool::new(false),
+            available: AtomicBool::new(true),
+            extra: Mutex::new((params.fwd, params.tunnel)),
+            stats: Stats::default(),
+        }
+    }
+
+    /// A test helper: an IPv4 destination on `port` with `weight`, NAT.
+    pub fn for_test(addr: Ipv4Addr, port: u16, weight: i32) -> Self {
+        let params = DestParams {
+            fwd: FwdMethod::Masq,
+            weight,
+            ..DestParams::default()
+        };
+        Destination::new(
+            DestKey {
+                addr: IpAddr::V4(addr),
+                port,
+            },
+            &params,
+        )
+    }
+
+    /// The IPv4 address, if it is one (the data path is IPv4 only).
+    pub fn ipv4(&self) -> Option<Ipv4Addr> {
+        match self.key.addr {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// Current weight (`-w`); 0 means quiesced.
+    pub fn weight(&self) -> i32 {
+        self.weight.load(Relaxed)
+    }
+
+    /// The latest non-zero weight (kernel `last_weight`, used by `mh`).
+    pub fn last_weight(&self) -> i32 {
+        self.last_weight.load(Relaxed)
+    }
+
+    /// ActiveConn.
+    pub fn active_conns(&self) -> u32 {
+        self.active.load(Relaxed)
+    }
+
+    /// InActConn.
+    pub fn inact_conns(&self) -> u32 {
+        self.inactive.load(Relaxed)
+    }
+
+    /// PersistConn: persistence templates pointing here.
+    pub fn persist_conns(&self) -> u32 {
+        self.persist.load(Relaxed)
+    }
+
+    /// The kernel's `ip_vs_dest_conn_overhead`: active × 256 + inactive.
+    pub fn overhead(&self) -> i64 {
+        ((self.active_conns() as i64) << 8) + self.inact_conns() as i64
+    }
+
+    /// The OVERLOAD flag: set when connections reach the upper threshold.
+    pub fn is_overloaded(&self) -> bool {
+        self.overloaded.load(Relaxed)
+    }
+
+    /// Whether the destination is still linked in its service (cleared on delete).
+    pub fn is_available(&self) -> bool {
+        self.available.load(Relaxed)
+    }
+
+    /// Upper and lower thresholds (`-x`, `-y`).
+    pub fn thresholds(&self) -> (u32, u32) {
+        (self.u_threshold.load(Relaxed), self.l_threshold.load(Relaxed))
+    }
+
+    /// The parameters as `-L`/`-S` show them.
+    pub fn params(&self) -> DestParams {
+        let (fwd, tunnel) = *self.extra.lock().unwrap_or_else(|e| e.into_inner());
+        let (u_threshold, l_threshold) = self.thresholds();
+        DestParams {
+            fwd,
+            weight: self.weight(),
+            u_threshold,
+            l_threshold,
+            tunnel,
+        }
+    }
+
+    /// Applies `-e` (or a re-add): weight, thresholds, method. As the kernel does, the
+    /// last non-zero weight is only updated by a non-zero weight, and raising or clearing
+    /// the upper threshold clears OVERLOAD at once.
+    pub fn update(&self, params: &DestParams) {
+        let old_upper = self.u_threshold.load(Relaxed);
+        self.weight.store(params.weight, Relaxed);
+        if params.weight != 0 {
+            self.last_weight.store(params.weight, Relaxed);
+        }
+        self.u_threshold.store(params.u_threshold, Relaxed);
+        self.l_threshold.store(params.l_threshold, Relaxed);
+        if params.u_threshold == 0 || params.u_threshold > old_upper {
+            self.overloaded.store(false, Relaxed);
+        }
+        *self.extra.lock().unwrap_or_else(|e| e.into_inner()) = (params.fwd, params.tunnel);
+    }
+
+    /// Marks the destination linked (`-a`, or resurrected from the trash) or unlinked (`-d`).
+    pub fn set_available(&self, available: bool) {
+        self.available.store(available, Relaxed);
+    }
+
+    /// A new connection was bound here (kernel `ip_vs_bind_dest`): it starts inactive.
+    pub fn bind_conn(&self) {
+        self.inactive.fetch_add(1, Relaxed);
+        self.check_overload_on_bind();
+    }
+
+    /// A persistence template was bound here.
+    pub fn bind_template(&self) {
+        self.persist.fetch_add(1, Relaxed);
+        self.check_overload_on_bind();
+    }
+
+    /// A connection left (`ip_vs_unbind_dest`); `active` tells which counter it was in.
+    pub fn unbind_conn(&self, active: bool) {
+        if active {
+            saturating_dec(&self.active);
+        } else {
+            saturating_dec(&self.inactive);
+        }
+        self.check_overload_on_unbind();
+    }
+
+    /// A persistence template left.
+    pub fn unbind_template(&self) {
+        saturating_dec(&self.persist);
+        self.check_overload_on_unbind();
+    }
+
+    /// A connection moved between active and inactive states.
+    pub fn conn_became_active(&self, active: bool) {
+        if active {
+            saturating_dec(&self.inactive);
+            self.active.fetch_add(1, Relaxed);
+        } else {
+            saturating_dec(&self.active);
+            self.inactive.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn check_overload_on_bind(&self) {
+        let upper = self.u_threshold.load(Relaxed);
+        if upper != 0 && self.active_conns() + self.inact_conns() >= upper {
+            self.overloaded.store(true, Relaxed);
+        }
+    }
+
+    fn check_overload_on_unbind(&self) {
+        let (upper, lower) = self.thresholds();
+        let conns = self.active_conns() + self.inact_conns();
+        let clear = if lower != 0 {
+            conns < lower
+        } else if upper != 0 {
+            (conns as u64) * 4 < (upper as u64) * 3
+        } else {
+            true
+        };
+        if clear {
+            self.overloaded.store(false, Relaxed);
+        }
+    }
+
+    /// Test helper: sets the connection counters directly.
+    pub fn set_conns_for_test(&self, active: u32, inactive: u32) {
+        self.active.store(active, Relaxed);
+        self.inactive.store(inactive, Relaxed);
+    }
+
+    /// Test helper: sets the OVERLOAD flag directly.
+    pub fn set_overloaded_for_test(&self, overloaded: bool) {
+        self.overloaded.store(overloaded, Relaxed);
+    }
+}
+
+fn saturating_dec(counter: &AtomicU32) {
+    // Counters never go below zero even if a bug unbinds twice; a wrapped ActiveConn of
+    // 4294967295 would be a far worse symptom than an off-by-one.
+    let _ = counter.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+}

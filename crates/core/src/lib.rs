@@ -1,0 +1,16 @@
+//! masq's director, sans-IO.
+//!
+//! Everything a director decides lives here — services and destinations, schedulers, the
+//! connection table with IPVS's TCP states and timeouts, persistence, NAT rewriting,
+//! neighbour resolution, counters and the rate estimator — and none of it touches the OS:
+//! the caller passes frames and the current time in ([`Timestamp`]) and takes frames out.
+//! That keeps every behaviour testable deterministically, without root.
+#![forbid(unsafe_code)]
+
+pub mod control;
+pub mod dest;
+pub mod sched;
+pub mod stats;
+pub mod time;
+
+pub use time::Timestamp;
