@@ -7,9 +7,13 @@
 //! That keeps every behaviour testable deterministically, without root.
 #![forbid(unsafe_code)]
 
+pub mod conn;
 pub mod control;
 pub mod dest;
+pub mod neigh;
+pub mod proto_state;
 pub mod sched;
+pub mod service;
 pub mod stats;
 pub mod time;
 

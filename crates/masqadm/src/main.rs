@@ -1,1 +1,82 @@
-fn main() {}
+//! masqadm: ipvsadm's command line for masq.
+//!
+//! A thin client: it sends its argument vector (and, for `-R`, its standard input) to
+//! masqd's control socket and prints exactly what comes back, exiting with the same code
+//! ipvsadm would. All parsing happens in the daemon, with the one grammar both share.
+//!
+//! Its own option, `--socket PATH` (or `MASQ_SOCKET`), must come first.
+#![deny(unsafe_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use masq_ctl::request::{Request, DEFAULT_SOCKET, MAX_REQUEST_BYTES, SOCKET_ENV};
+use masq_ctl::Outcome;
+
+fn main() -> ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut socket = std::env::var_os(SOCKET_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET));
+    match args.first().map(String::as_str) {
+        Some("--socket") if args.len() >= 2 => {
+            socket = PathBuf::from(&args[1]);
+            args.drain(..2);
+        }
+        Some(a) if a.starts_with("--socket=") => {
+            socket = PathBuf::from(&a["--socket=".len()..]);
+            args.remove(0);
+        }
+        _ => {}
+    }
+    match call(&socket, args) {
+        Ok(outcome) => {
+            print!("{}", outcome.stdout);
+            eprint!("{}", outcome.stderr);
+            let _ = std::io::stdout().flush();
+            ExitCode::from(outcome.code.clamp(0, 255) as u8)
+        }
+        Err(e) => {
+            eprintln!("masqadm: {e:#}");
+            // ipvsadm exits 2 when it cannot reach IPVS at all.
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn call(socket: &PathBuf, args: Vec<String>) -> Result<Outcome> {
+    let restore = matches!(args.first().map(String::as_str), Some("-R" | "--restore"));
+    let stdin = if restore {
+        let mut text = String::new();
+        std::io::stdin()
+            .take(MAX_REQUEST_BYTES as u64)
+            .read_to_string(&mut text)
+            .context("reading the rules from standard input")?;
+        Some(text)
+    } else {
+        None
+    };
+    let request = Request {
+        program: "masqadm".to_string(),
+        args,
+        stdin,
+    };
+    let mut stream = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach masqd at {} (is masqd running? --socket PATH or {SOCKET_ENV} choose another socket)",
+            socket.display()
+        )
+    })?;
+    serde_json::to_writer(&mut stream, &request).context("sending the request")?;
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .context("sending the request")?;
+    let mut reply = Vec::new();
+    stream
+        .read_to_end(&mut reply)
+        .context("reading masqd's reply")?;
+    serde_json::from_slice(&reply).context("masqd sent a reply masqadm does not understand")
+}

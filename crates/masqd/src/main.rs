@@ -1,1 +1,245 @@
-fn main() {}
+//! masqd: masq's LVS-NAT director daemon.
+//!
+//! Wires the pieces together: host checks, the core director, one packet thread per
+//! interface (masq-io sockets), and — on a tokio runtime, for the control plane only — the
+//! control socket, the once-a-second housekeeping, the 2-second rate estimator and signal
+//! handling.
+#![deny(unsafe_code)]
+
+mod checks;
+mod clock;
+mod control_server;
+mod datapath;
+mod guard;
+mod rules;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use masq_core::director::{DirectorConfig, SideConfig};
+use masq_core::{Director, Side};
+use masq_ctl::request::{DEFAULT_SOCKET, SOCKET_ENV};
+use masq_io::{FrameIo, Offload, PacketSocket};
+use masq_wire::arp;
+use masq_wire::ethernet::MacAddr;
+
+use crate::clock::Clock;
+use crate::control_server::ControlContext;
+use crate::datapath::{IoErrors, Ports};
+use crate::guard::{GuardMode, KernelGuard};
+
+/// masq's LVS-NAT director: forwards client connections to a VIP to real servers,
+/// rewriting addresses in userspace (ipvsadm's masquerading mode, without ip_vs).
+#[derive(Debug, Parser)]
+#[command(name = "masqd", version)]
+struct Args {
+    /// Interface facing the clients, where the VIPs are served.
+    #[arg(long, value_name = "IF")]
+    vip_iface: String,
+    /// Interface facing the real servers; its address (the DIP) is their default gateway.
+    #[arg(long, value_name = "IF")]
+    dip_iface: String,
+    /// Next hop for clients that are not on the VIP interface's networks.
+    #[arg(long, value_name = "ADDR")]
+    vip_gateway: Option<Ipv4Addr>,
+    /// Rules to load at start, in `ipvsadm -S` format (as `masqadm -R < FILE`).
+    #[arg(long, value_name = "FILE")]
+    rules: Option<PathBuf>,
+    /// On a clean stop, write the rules back to --rules atomically.
+    #[arg(long, requires = "rules")]
+    save_on_exit: bool,
+    /// Control socket path.
+    #[arg(long, value_name = "PATH", env = SOCKET_ENV, default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// How to stop the host's kernel from answering service traffic itself.
+    #[arg(long, value_enum, default_value = "auto")]
+    kernel_guard: GuardMode,
+    /// Log filter (tracing syntax), e.g. info, debug, masqd=debug.
+    #[arg(long, env = "MASQ_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("masqd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn side_config(iface: &masq_io::Interface) -> SideConfig {
+    SideConfig {
+        mac: MacAddr(iface.mac),
+        addrs: iface.ipv4.clone(),
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    let host = checks::host(&args.vip_iface, &args.dip_iface, args.vip_gateway.is_some())?;
+    let director = Director::new(DirectorConfig {
+        vip_side: side_config(&host.vip),
+        dip_side: side_config(&host.dip),
+        vip_gateway: args.vip_gateway,
+    });
+    let clock = Clock::start();
+    let mut guard = KernelGuard::new(args.kernel_guard, &host.vip.name)?;
+    if guard.is_unavailable() {
+        tracing::warn!("nft is not installed: if a VIP is also an address of this host, its kernel will answer service traffic with RST/ICMP (install nftables)");
+    }
+    if let Some(path) = &args.rules {
+        if path.exists() {
+            rules::load(path, &director.control(clock.now()))?;
+            tracing::info!("loaded rules from {}", path.display());
+        } else if args.save_on_exit {
+            tracing::info!("{} does not exist yet; it will be written on exit", path.display());
+        } else {
+            anyhow::bail!("rules file {} not found", path.display());
+        }
+    }
+    guard.sync(&director.services())?;
+
+    let ports = Arc::new(Ports {
+        vip: Arc::new(PacketSocket::open(&host.vip).context("opening the VIP side")?),
+        dip: Arc::new(PacketSocket::open(&host.dip).context("opening the DIP side")?),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(IoErrors::default());
+    let mut threads = Vec::new();
+    for side in [Side::Vip, Side::Dip] {
+        threads.push(
+            datapath::spawn(
+                side,
+                ports.clone(),
+                director.worker(),
+                clock,
+                stop.clone(),
+                errors.clone(),
+            )
+            .context("starting a packet thread")?,
+        );
+    }
+    tracing::info!(
+        "masqd up: VIP side {} ({}), DIP side {} ({}), control socket {}",
+        host.vip.name,
+        MacAddr(host.vip.mac),
+        host.dip.name,
+        MacAddr(host.dip.mac),
+        args.socket.display()
+    );
+
+    let ctx = Arc::new(ControlContext {
+        director: director.clone(),
+        clock,
+        guard: Mutex::new(guard),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control-plane runtime")?;
+    let served = runtime.block_on(control_plane(&args, ctx.clone(), ports.clone(), errors));
+
+    stop.store(true, Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    if args.save_on_exit {
+        if let Some(path) = &args.rules {
+            rules::save(path, &director.control(clock.now()))?;
+            tracing::info!("saved rules to {}", path.display());
+        }
+    }
+    ctx.guard.lock().unwrap_or_else(|e| e.into_inner()).remove();
+    let _ = std::fs::remove_file(&args.socket);
+    served
+}
+
+/// Runs the control socket and the timers until SIGTERM or SIGINT.
+async fn control_plane(
+    args: &Args,
+    ctx: Arc<ControlContext>,
+    ports: Arc<Ports>,
+    errors: Arc<IoErrors>,
+) -> Result<()> {
+    let listener = control_server::bind(&args.socket).await?;
+    let server = tokio::spawn(control_server::serve(
+        listener,
+        ctx.clone(),
+        args.socket.clone(),
+    ));
+    let timers = tokio::spawn(timers(ctx, ports, errors));
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+    }
+    server.abort();
+    timers.abort();
+    Ok(())
+}
+
+/// Housekeeping every second (expiry, ARP probes, gratuitous ARP for new VIPs, error
+/// reports) and the rate estimator every two seconds.
+async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports>, errors: Arc<IoErrors>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut announced: Vec<Ipv4Addr> = Vec::new();
+    let mut reported = (0, 0);
+    let mut odd = false;
+    loop {
+        tick.tick().await;
+        let now = ctx.clock.now();
+        let send = |side: Side, frame: &[u8]| {
+            let port: &dyn FrameIo = match side {
+                Side::Vip => ports.vip.as_ref(),
+                Side::Dip => ports.dip.as_ref(),
+            };
+            if let Err(e) = port.send(&Offload::NONE, frame) {
+                tracing::warn!("sending on the {} side: {e}", side.name());
+            }
+        };
+        ctx.director.housekeeping(now, &mut |side, frame| send(side, frame));
+        announce_new_vips(&ctx.director, &mut announced, &send);
+        odd = !odd;
+        if !odd {
+            ctx.director.estimate();
+        }
+        let now_errors = (errors.recv.load(Relaxed), errors.send.load(Relaxed));
+        if now_errors != reported {
+            tracing::warn!(
+                "packet I/O errors so far: {} receive, {} send",
+                now_errors.0,
+                now_errors.1
+            );
+            reported = now_errors;
+        }
+    }
+}
+
+/// Sends a gratuitous ARP for every VIP not announced yet, so that clients and routers
+/// that cached another MAC for it learn masqd's at once.
+fn announce_new_vips(director: &Director, announced: &mut Vec<Ipv4Addr>, send: &dyn Fn(Side, &[u8])) {
+    let table = director.services();
+    let mac = director.config().vip_side.mac;
+    let mut frame = [0u8; arp::FRAME_LEN];
+    for &vip in table.vips() {
+        if !announced.contains(&vip) {
+            let len = arp::write_frame(&mut frame, arp::OP_REQUEST, (mac, vip), (MacAddr::ZERO, vip));
+            send(Side::Vip, &frame[..len]);
+            announced.push(vip);
+        }
+    }
+    announced.retain(|v| table.vips().contains(v));
+}

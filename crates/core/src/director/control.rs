@@ -1,0 +1,300 @@
+//! The director's control plane: ipvsadm's operations with the kernel's semantics
+//! (`ip_vs_ctl.c`): the same checks in the same order, the same errno for each failure,
+//! destinations inserted at the head of the list, scheduler hooks where the kernel calls
+//! them, and deleted destinations kept in the trash while connections use them.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::{lock, Director};
+use crate::control::{
+    ConnView, Control, ControlError, DestKey, DestParams, DestView, ServiceKey, ServiceParams,
+    ServiceView, Timeouts,
+};
+use crate::dest::Destination;
+use crate::sched::{self, DestChange, Scheduler};
+use crate::service::{ServiceTable, VirtualService};
+use crate::time::Timestamp;
+
+/// The director as the control plane sees it at one moment (listings show times relative
+/// to `now`; the core never reads a clock itself).
+#[derive(Debug)]
+pub struct DirectorControl<'a> {
+    director: &'a Director,
+    now: Timestamp,
+}
+
+impl<'a> DirectorControl<'a> {
+    pub(super) fn new(director: &'a Director, now: Timestamp) -> Self {
+        DirectorControl { director, now }
+    }
+
+    fn find(&self, key: &ServiceKey) -> Result<Arc<VirtualService>, ControlError> {
+        self.director
+            .services
+            .load()
+            .find(key)
+            .cloned()
+            .ok_or(ControlError::NoService)
+    }
+
+    fn replace_services(&self, services: Vec<Arc<VirtualService>>) {
+        self.director
+            .services
+            .store(Arc::new(ServiceTable::new(services)));
+    }
+
+    /// Unlinks a service's destinations into the trash (service deleted or flushed).
+    fn retire(&self, svc: &VirtualService) {
+        let mut trash = lock(&self.director.trash);
+        for dest in svc.lock().dests.drain(..) {
+            dest.set_available(false);
+            trash.insert((svc.key, dest.key), Arc::downgrade(&dest));
+        }
+        trash.retain(|_, weak| weak.strong_count() > 0);
+    }
+}
+
+/// A scheduler by name, or ENOENT as the kernel answers for a module it cannot load.
+fn new_scheduler(
+    name: &str,
+    dests: &[Arc<Destination>],
+) -> Result<Option<Box<dyn Scheduler>>, ControlError> {
+    if name == "none" {
+        return Ok(None);
+    }
+    sched::create(name, dests)
+        .map(Some)
+        .ok_or(ControlError::NotFound)
+}
+
+/// The kernel's checks on destination parameters (`ip_vs_add_dest`/`ip_vs_edit_dest`).
+fn check_dest(key: &DestKey, params: &DestParams) -> Result<(), ControlError> {
+    if params.weight < 0 {
+        return Err(ControlError::OutOfRange);
+    }
+    if params.l_threshold > params.u_threshold {
+        return Err(ControlError::OutOfRange);
+    }
+    let unicast = match key.addr {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    };
+    if !unicast {
+        return Err(ControlError::Invalid);
+    }
+    Ok(())
+}
+
+impl Control for DirectorControl<'_> {
+    fn add_service(&self, key: ServiceKey, params: ServiceParams) -> Result<(), ControlError> {
+        let _serial = lock(&self.director.control_lock);
+        let scheduler = new_scheduler(&params.scheduler, &[])?;
+        let table = self.director.services.load();
+        if table.find(&key).is_some() {
+            return Err(ControlError::Exists);
+        }
+        let mut services = table.services.clone();
+        services.push(Arc::new(VirtualService::new(key, params, scheduler)));
+        self.replace_services(services);
+        Ok(())
+    }
+
+    fn edit_service(&self, key: ServiceKey, params: ServiceParams) -> Result<(), ControlError> {
+        let _serial = lock(&self.director.control_lock);
+        let svc = self.find(&key)?;
+        let mut state = svc.lock();
+        if params.scheduler != state.params.scheduler {
+            // A different scheduler starts from scratch (done_service + init_service); the
+            // same name keeps its state.
+            state.scheduler = new_scheduler(&params.scheduler, &state.dests)?;
+        }
+        state.params = params;
+        Ok(())
+    }
+
+    fn delete_service(&self, key: ServiceKey) -> Result<(), ControlError> {
+        let _serial = lock(&self.director.control_lock);
+        let svc = self.find(&key)?;
+        let table = self.director.services.load();
+        let services = table
+            .services
+            .iter()
+            .filter(|s| !Arc::ptr_eq(s, &svc))
+            .cloned()
+            .collect();
+        self.replace_services(services);
+        self.retire(&svc);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), ControlError> {
+        let _serial = lock(&self.director.control_lock);
+        let table = self.director.services.load_full();
+        self.replace_services(Vec::new());
+        for svc in &table.services {
+            self.retire(svc);
+        }
+        Ok(())
+    }
+
+    fn add_dest(
+        &self,
+        service: ServiceKey,
+        dest: DestKey,
+        params: DestParams,
+    ) -> Result<(), ControlError> {
+        let _serial = lock(&self.director.control_lock);
+        let svc = self.find(&service)?;
+        check_dest(&dest, &params)?;
+        let mut state = svc.lock();
+        if state.dests.iter().any(|d| d.key == dest) {
+            return Err(ControlError::Exists);
+        }
+        let resurrected = lock(&self.director.trash)
+            .remove(&(service, dest))
+            .and_then(|weak| weak.upgrade());
+        let entry = match resurrected {
+            Some(old) => {
+                old.update(&params);
+                old.set_available(true);
+                old
+            }
+            None => Arc::new(Destination::new(dest, &params)),
+        };
+        state.dests.insert(0, entry);
+        let crate::service::SchedState {
+            dests, scheduler, ..
+        } = &mut *state;
+        if let Some(s) = scheduler.as_mut() {
+            s.dests_changed(dests, DestChange::Added);
+        }
+        Ok(())
+    }
+
+    fn edit_dest(
+        &self,
+        service: ServiceKey,
+        dest: DestKey,
+        params: DestParams,
+    ) -> Result<(), ControlError> {
+        let _serial = lock(&self.director.control_lock);
+        let svc = self.find(&service)?;
+        check_dest(&dest, &params)?;
+        let mut state = svc.lock();
+        let index = state
+            .dests
+            .iter()
+            .position(|d| d.key == dest)
+            .ok_or(ControlError::NotFound)?;
+        state.dests[index].update(&params);
+        let crate::service::SchedState {
+            dests, scheduler, ..
+        } = &mut *state;
+        if let Some(s) = scheduler.as_mut() {
+            s.dests_changed(dests, DestChange::Edited(index));
+        }
+        Ok(())
+    }
+
+    fn delete_dest(&self, service: ServiceKey, dest: DestKey) -> Result<(), ControlError> {
+        let _serial = lock(&self.director.control_lock);
+        let svc = self.find(&service)?;
+        let mut state = svc.lock();
+        let index = state
+            .dests
+            .iter()
+            .position(|d| d.key == dest)
+            .ok_or(ControlError::NotFound)?;
+        let removed = state.dests.remove(index);
+        removed.set_available(false);
+        lock(&self.director.trash).insert((service, dest), Arc::downgrade(&removed));
+        let crate::service::SchedState {
+            dests, scheduler, ..
+        } = &mut *state;
+        if let Some(s) = scheduler.as_mut() {
+            s.dests_changed(dests, DestChange::Removed(index));
+        }
+        Ok(())
+    }
+
+    fn zero(&self, service: Option<ServiceKey>) -> Result<(), ControlError> {
+        let zero_service = |svc: &VirtualService| {
+            svc.stats.zero();
+            for d in &svc.lock().dests {
+                d.stats.zero();
+            }
+        };
+        match service {
+            Some(key) => zero_service(&self.find(&key)?),
+            None => {
+                for svc in &self.director.services.load().services {
+                    zero_service(svc);
+                }
+                self.director.totals.zero();
+            }
+        }
+        Ok(())
+    }
+
+    fn set_timeouts(&self, timeouts: Timeouts) -> Result<(), ControlError> {
+        self.director.timeouts.set(timeouts);
+        Ok(())
+    }
+
+    fn timeouts(&self) -> Timeouts {
+        self.director.timeouts.get()
+    }
+
+    fn services(&self) -> Vec<ServiceView> {
+        self.director
+            .services
+            .load()
+            .services
+            .iter()
+            .map(|svc| {
+                let state = svc.lock();
+                ServiceView {
+                    key: svc.key,
+                    params: state.params.clone(),
+                    stats: svc.stats.view(),
+                    rate: svc.stats.rate(),
+                    dests: state
+                        .dests
+                        .iter()
+                        .map(|d| DestView {
+                            key: d.key,
+                            params: d.params(),
+                            active_conns: d.active_conns(),
+                            inact_conns: d.inact_conns(),
+                            persist_conns: d.persist_conns(),
+                            stats: d.stats.view(),
+                            rate: d.stats.rate(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    fn connections(&self) -> Vec<ConnView> {
+        let mut out = Vec::with_capacity(self.director.conns.len());
+        self.director.conns.for_each(|c| {
+            let remaining = c.expires().as_millis().saturating_sub(self.now.as_millis());
+            out.push(ConnView {
+                protocol: if c.protocol == masq_wire::ipv4::PROTO_TCP {
+                    "TCP"
+                } else {
+                    "UDP"
+                },
+                client: (IpAddr::V4(*c.client.ip()), c.client.port()),
+                virtual_: (IpAddr::V4(*c.vaddr.ip()), c.vaddr.port()),
+                dest: (IpAddr::V4(*c.daddr.ip()), c.daddr.port()),
+                state: c.state().name(),
+                expires_secs: remaining / 1000,
+                template: false,
+            });
+        });
+        out
+    }
+}

@@ -1,0 +1,222 @@
+//! The director: shared state plus per-worker packet handling.
+//!
+//! [`Director`] owns what every worker shares — the service table snapshot, the connection
+//! table, the neighbour cache, timeouts and global counters. A [`Worker`] is what one packet
+//! thread drives: `handle_frame(now, side, &mut frame)` decides and rewrites in place,
+//! `poll_transmit` hands out frames the director generated (ARP, ICMP, frames that waited
+//! for ARP). The control plane reaches the director through [`Director::control`], which
+//! implements [`crate::control::Control`] for one moment in time.
+
+mod control;
+mod verdict;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use arc_swap::ArcSwap;
+use masq_wire::arp;
+use masq_wire::ethernet::MacAddr;
+
+use crate::conn::ConnTable;
+use crate::control::{DestKey, ServiceKey};
+use crate::dest::Destination;
+use crate::neigh::{NeighbourView, Neighbours};
+use crate::proto_state::TimeoutTable;
+use crate::service::ServiceTable;
+use crate::stats::Stats;
+use crate::time::Timestamp;
+
+pub use control::DirectorControl;
+pub use verdict::{CounterTotals, DropReason, Side, Verdict, WorkerCounters};
+pub use worker::{FrameMeta, Transmit, Worker, MAX_FRAME};
+
+/// How one of the director's interfaces is set up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SideConfig {
+    /// The interface's MAC: source of everything sent there, and the destination of
+    /// frames meant for the director.
+    pub mac: MacAddr,
+    /// The interface's IPv4 addresses and prefix lengths: they define which hosts are
+    /// on-link, and the first one in a neighbour's network is the sender of ARP probes.
+    pub addrs: Vec<(Ipv4Addr, u8)>,
+}
+
+impl SideConfig {
+    /// The address of ours on the same network as `host`, if `host` is on-link.
+    pub fn on_link_source(&self, host: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.addrs.iter().find_map(|&(addr, prefix)| {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix.min(32)))
+            };
+            (u32::from(addr) & mask == u32::from(host) & mask).then_some(addr)
+        })
+    }
+}
+
+/// The director's static configuration (from the command line and the interfaces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorConfig {
+    pub vip_side: SideConfig,
+    pub dip_side: SideConfig,
+    /// Next hop for clients that are not on-link on the VIP side (`--vip-gateway`).
+    pub vip_gateway: Option<Ipv4Addr>,
+}
+
+impl DirectorConfig {
+    /// The configuration of `side`.
+    pub fn side(&self, side: Side) -> &SideConfig {
+        match side {
+            Side::Vip => &self.vip_side,
+            Side::Dip => &self.dip_side,
+        }
+    }
+
+    /// Next hop on the VIP side towards `client`.
+    pub fn next_hop_to_client(&self, client: Ipv4Addr) -> Option<Ipv4Addr> {
+        if self.vip_side.on_link_source(client).is_some() {
+            Some(client)
+        } else {
+            self.vip_gateway
+        }
+    }
+}
+
+/// State shared by all workers and the control plane.
+#[derive(Debug)]
+pub struct Director {
+    config: DirectorConfig,
+    services: ArcSwap<ServiceTable>,
+    /// Serialises control operations (never taken by the data path).
+    control_lock: Mutex<()>,
+    /// Deleted destinations that connections still hold, by (service, destination): a
+    /// re-add brings them back with their counters, as the kernel's trash does.
+    trash: Mutex<HashMap<(ServiceKey, DestKey), Weak<Destination>>>,
+    conns: ConnTable,
+    timeouts: TimeoutTable,
+    neighbours: Neighbours,
+    workers: Mutex<Vec<Arc<WorkerCounters>>>,
+    /// Counters of the whole director (`/proc/net/ip_vs_stats`).
+    pub totals: Stats,
+}
+
+impl Director {
+    /// A director with no services.
+    pub fn new(config: DirectorConfig) -> Arc<Self> {
+        Arc::new(Director {
+            config,
+            services: ArcSwap::from_pointee(ServiceTable::default()),
+            control_lock: Mutex::new(()),
+            trash: Mutex::new(HashMap::new()),
+            conns: ConnTable::default(),
+            timeouts: TimeoutTable::default(),
+            neighbours: Neighbours::default(),
+            workers: Mutex::new(Vec::new()),
+            totals: Stats::default(),
+        })
+    }
+
+    /// The static configuration.
+    pub fn config(&self) -> &DirectorConfig {
+        &self.config
+    }
+
+    /// A new worker for one packet thread.
+    pub fn worker(self: &Arc<Self>) -> Worker {
+        let counters = Arc::new(WorkerCounters::default());
+        lock(&self.workers).push(counters.clone());
+        Worker::new(self.clone(), counters)
+    }
+
+    /// The control plane's view of the director at `now`.
+    pub fn control(&self, now: Timestamp) -> DirectorControl<'_> {
+        DirectorControl::new(self, now)
+    }
+
+    /// The current service table snapshot.
+    pub fn services(&self) -> arc_swap::Guard<Arc<ServiceTable>> {
+        self.services.load()
+    }
+
+    /// Number of connection entries.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// All workers' counters summed.
+    pub fn counters(&self) -> CounterTotals {
+        let workers = lock(&self.workers);
+        CounterTotals::sum(workers.iter().map(|w| w.as_ref()))
+    }
+
+    /// The neighbour cache, for diagnostics.
+    pub fn neighbours(&self, now: Timestamp) -> Vec<NeighbourView> {
+        self.neighbours.list(now)
+    }
+
+    /// Periodic work, to be called about once a second: expires connections and neighbour
+    /// entries, and sends ARP probes so that real servers and the gateway are resolved
+    /// before traffic needs them. Probe frames are handed to `send`. Returns the number of
+    /// connections expired.
+    pub fn housekeeping(&self, now: Timestamp, send: &mut dyn FnMut(Side, &[u8])) -> usize {
+        let expired = self.conns.expire(now);
+        self.neighbours.expire(now);
+        let mut frame = [0u8; arp::FRAME_LEN];
+        let mut probe = |side: Side, target: Ipv4Addr| {
+            if self.neighbours.resolve(target, now).probe {
+                if let Some(len) = self.arp_probe(side, target, &mut frame) {
+                    send(side, &frame[..len]);
+                }
+            }
+        };
+        if let Some(gw) = self.config.vip_gateway {
+            probe(Side::Vip, gw);
+        }
+        let table = self.services.load();
+        for svc in &table.services {
+            let dests: Vec<Ipv4Addr> = svc.lock().dests.iter().filter_map(|d| d.ipv4()).collect();
+            for rip in dests {
+                if self.config.dip_side.on_link_source(rip).is_some() {
+                    probe(Side::Dip, rip);
+                }
+            }
+        }
+        expired
+    }
+
+    /// Runs the 2-second rate estimator over every stats object.
+    pub fn estimate(&self) {
+        self.totals.estimate();
+        let table = self.services.load();
+        for svc in &table.services {
+            svc.stats.estimate();
+            for dest in &svc.lock().dests {
+                dest.stats.estimate();
+            }
+        }
+    }
+
+    /// Writes an ARP request for `target` out of `side` into `buf`; `None` if `target` is
+    /// not on any of that side's networks.
+    fn arp_probe(&self, side: Side, target: Ipv4Addr, buf: &mut [u8]) -> Option<usize> {
+        let cfg = self.config.side(side);
+        let source = cfg.on_link_source(target)?;
+        Some(arp::write_frame(
+            buf,
+            arp::OP_REQUEST,
+            (cfg.mac, source),
+            (MacAddr::ZERO, target),
+        ))
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,618 @@
+//! One packet thread's view of the director: `handle_frame` and `poll_transmit`.
+//!
+//! The per-packet path: parse (wire) → find or schedule the connection → update its state
+//! and the counters → rewrite in place (NAT, TTL, checksums, MACs) → a [`Verdict`]. Nothing
+//! here allocates, logs or makes a syscall; the only locks are the dashmap shard locks of
+//! single lookups and, for a connection's first packet, its service's scheduling lock.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use masq_wire::arp::{self, ArpPacket};
+use masq_wire::checksum::L4Checksum;
+use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
+use masq_wire::icmp;
+use masq_wire::ipv4::{Ipv4Packet, PROTO_TCP, PROTO_UDP};
+use masq_wire::nat::{self, Endpoint};
+use masq_wire::tcp::{flags, TcpSegment};
+use masq_wire::udp::UdpDatagram;
+
+use super::verdict::{DropReason, Side, Verdict, WorkerCounters};
+use super::Director;
+use crate::conn::{Conn, FlowKey, Inserted};
+use crate::proto_state::{ConnState, Direction};
+use crate::sched::SchedInput;
+use crate::service::SchedState;
+use crate::time::Timestamp;
+
+/// The largest frame the director handles: a 64 KiB GSO super-frame plus its Ethernet
+/// header. Queued frames are copied into buffers of this size, allocated once.
+pub const MAX_FRAME: usize = 65536 + ethernet::HEADER_LEN;
+/// Frames that may wait for ARP resolution per worker.
+const PENDING_SLOTS: usize = 16;
+/// Generated frames (ARP, ICMP) that may wait to be sent per worker.
+const OUTBOX_SLOTS: usize = 32;
+/// Size of a generated frame's buffer: Ethernet + IPv4 + ICMP + a quoted 60-byte header
+/// and 8 bytes, rounded up.
+const SMALL_FRAME: usize = 256;
+/// How long a frame waits for ARP before it is dropped.
+const PENDING_TIMEOUT_MS: u64 = 3000;
+
+/// What the I/O layer knows about a frame and must get back when the frame is sent:
+/// whether its L4 checksum is only partial (checksum offload), plus opaque bytes of its
+/// own (e.g. the virtio-net header) carried through untouched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameMeta {
+    pub partial_checksum: bool,
+    pub io: [u8; 16],
+}
+
+/// A frame for the I/O layer to send.
+#[derive(Debug)]
+pub struct Transmit<'a> {
+    pub side: Side,
+    pub frame: &'a [u8],
+    pub meta: FrameMeta,
+}
+
+#[derive(Debug)]
+struct Slot {
+    side: Side,
+    len: usize,
+    meta: FrameMeta,
+    buf: Box<[u8]>,
+}
+
+#[derive(Debug)]
+struct PendingFrame {
+    slot: Slot,
+    next_hop: Ipv4Addr,
+    since: Timestamp,
+    in_use: bool,
+}
+
+/// A packet thread's handle on the director.
+#[derive(Debug)]
+pub struct Worker {
+    director: Arc<Director>,
+    counters: Arc<WorkerCounters>,
+    outbox: Vec<Slot>,
+    outbox_head: usize,
+    outbox_len: usize,
+    pending: Vec<PendingFrame>,
+    /// A pending slot handed out by the last `poll_transmit`, freed on the next call.
+    released: Option<usize>,
+}
+
+/// The parts of a TCP/UDP packet the connection logic needs.
+#[derive(Debug, Clone, Copy)]
+struct Flow {
+    key: FlowKey,
+    tcp_flags: u8,
+    ip_len: u16,
+}
+
+impl Worker {
+    pub(super) fn new(director: Arc<Director>, counters: Arc<WorkerCounters>) -> Self {
+        let slot = |size: usize| Slot {
+            side: Side::Vip,
+            len: 0,
+            meta: FrameMeta::default(),
+            buf: vec![0u8; size].into_boxed_slice(),
+        };
+        Worker {
+            director,
+            counters,
+            outbox: (0..OUTBOX_SLOTS).map(|_| slot(SMALL_FRAME)).collect(),
+            outbox_head: 0,
+            outbox_len: 0,
+            pending: (0..PENDING_SLOTS)
+                .map(|_| PendingFrame {
+                    slot: slot(MAX_FRAME),
+                    next_hop: Ipv4Addr::UNSPECIFIED,
+                    since: Timestamp::ZERO,
+                    in_use: false,
+                })
+                .collect(),
+            released: None,
+        }
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> &Arc<WorkerCounters> {
+        &self.counters
+    }
+
+    /// Decides the fate of one frame received on `side`, rewriting it in place when it is
+    /// to be forwarded. Generated frames (ARP requests, ICMP errors) are left for
+    /// [`Worker::poll_transmit`].
+    pub fn handle_frame(
+        &mut self,
+        now: Timestamp,
+        side: Side,
+        frame: &mut [u8],
+        meta: FrameMeta,
+    ) -> Verdict {
+        let verdict = self.classify(now, side, frame, meta);
+        self.counters.count(verdict);
+        verdict
+    }
+
+    fn classify(
+        &mut self,
+        now: Timestamp,
+        side: Side,
+        frame: &mut [u8],
+        meta: FrameMeta,
+    ) -> Verdict {
+        let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        match eth.ethertype() {
+            ethernet::ETHERTYPE_ARP => self.handle_arp(now, side, frame),
+            ethernet::ETHERTYPE_IPV4 => {
+                if eth.dst_addr() != self.director.config.side(side).mac {
+                    return Verdict::NotOurs;
+                }
+                match side {
+                    Side::Vip => self.inbound(now, frame, meta),
+                    Side::Dip => self.outbound(now, frame, meta),
+                }
+            }
+            _ => Verdict::NotOurs,
+        }
+    }
+
+    /// ARP: learn the sender, and answer requests for the VIPs of configured services (the
+    /// VIP need not be an address of the host). The reply is written over the request.
+    fn handle_arp(&mut self, now: Timestamp, side: Side, frame: &mut [u8]) -> Verdict {
+        let Ok(packet) = ArpPacket::new_checked(&frame[ethernet::HEADER_LEN..]) else {
+            return Verdict::Drop(DropReason::Malformed);
+        };
+        let cfg = self.director.config.side(side);
+        let (sender_ip, sender_mac, target_ip) =
+            (packet.sender_ip(), packet.sender_mac(), packet.target_ip());
+        let is_vip = side == Side::Vip && self.director.services.load().is_vip(target_ip);
+        let for_us = is_vip || cfg.addrs.iter().any(|&(a, _)| a == target_ip);
+        if sender_ip != Ipv4Addr::UNSPECIFIED && !sender_mac.is_multicast() {
+            self.director
+                .neighbours
+                .learn(sender_ip, sender_mac, now, for_us);
+        }
+        if packet.operation() != arp::OP_REQUEST || !is_vip {
+            return Verdict::NotOurs;
+        }
+        let my_mac = cfg.mac;
+        let mut eth = EthernetFrame::new_checked(&mut *frame).expect("checked above");
+        eth.set_dst_addr(sender_mac);
+        eth.set_src_addr(my_mac);
+        let mut reply = ArpPacket::new_checked(eth.payload_mut()).expect("checked above");
+        reply.fill(
+            arp::OP_REPLY,
+            (my_mac, target_ip),
+            (sender_mac, sender_ip),
+        );
+        self.counters.arp_replies.fetch_add(1, Relaxed);
+        Verdict::Forward(side)
+    }
+
+    /// Client → VIP: find or schedule the connection, rewrite the destination to the real
+    /// server, send it out of the DIP side.
+    fn inbound(&mut self, now: Timestamp, frame: &mut [u8], meta: FrameMeta) -> Verdict {
+        let table = self.director.services.load();
+        let flow = {
+            let Ok(ip) = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..]) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            if !table.is_vip(ip.dst_addr()) {
+                return Verdict::NotOurs;
+            }
+            match parse_flow(&ip) {
+                Ok(Some(flow)) => flow,
+                Ok(None) => return Verdict::NotOurs,
+                Err(reason) => return Verdict::Drop(reason),
+            }
+        };
+        let conn = match self.director.conns.lookup_inbound(&flow.key) {
+            Some(conn) if reuses_closed_entry(&conn, &flow) => {
+                // conn_reuse_mode=1: a new SYN on a TIME_WAIT/CLOSE entry expires it and is
+                // scheduled afresh (it may go to another real server).
+                self.director.conns.remove(&conn);
+                None
+            }
+            found => found,
+        };
+        let conn = match conn {
+            Some(conn) => {
+                if !conn.dest.is_available() {
+                    return Verdict::Drop(DropReason::DestUnavailable);
+                }
+                conn
+            }
+            None => {
+                let Some(svc) = table.lookup(flow.key.protocol, *flow.key.dst.ip(), flow.key.dst.port())
+                else {
+                    return Verdict::NotOurs;
+                };
+                if flow.key.protocol == PROTO_TCP
+                    && (flow.tcp_flags & flags::SYN == 0 || flow.tcp_flags & flags::RST != 0)
+                {
+                    return Verdict::Drop(DropReason::TcpNotSyn);
+                }
+                let input = SchedInput {
+                    src: IpAddr::V4(*flow.key.src.ip()),
+                    sport: flow.key.src.port(),
+                    dst: IpAddr::V4(*flow.key.dst.ip()),
+                    dport: flow.key.dst.port(),
+                    flags: Default::default(),
+                    now,
+                };
+                let picked = {
+                    let mut guard = svc.lock();
+                    let SchedState {
+                        params,
+                        dests,
+                        scheduler,
+                    } = &mut *guard;
+                    let input = SchedInput {
+                        flags: params.sched_flags,
+                        ..input
+                    };
+                    scheduler
+                        .as_mut()
+                        .and_then(|s| s.schedule(dests, &input))
+                        .and_then(|i| dests.get(i).cloned())
+                };
+                let Some(dest) = picked else {
+                    self.reply_port_unreachable(frame);
+                    return Verdict::Drop(DropReason::NoDestination);
+                };
+                let Some(rip) = dest.ipv4() else {
+                    return Verdict::Drop(DropReason::NoRouteToRealServer);
+                };
+                let rport = if dest.key.port == 0 {
+                    flow.key.dst.port()
+                } else {
+                    dest.key.port
+                };
+                let new = Conn::new(
+                    flow.key.protocol,
+                    flow.key.src,
+                    flow.key.dst,
+                    SocketAddrV4::new(rip, rport),
+                    svc.clone(),
+                    dest,
+                    now,
+                );
+                match self.director.conns.insert(new) {
+                    Inserted::New(conn) => {
+                        conn.service.stats.count_conn();
+                        conn.dest.stats.count_conn();
+                        self.director.totals.count_conn();
+                        conn
+                    }
+                    Inserted::Existing(conn) => conn,
+                }
+            }
+        };
+        conn.on_packet(Direction::In, flow.tcp_flags, &self.director.timeouts, now);
+        let bytes = u64::from(flow.ip_len);
+        conn.service.stats.count_in(bytes);
+        conn.dest.stats.count_in(bytes);
+        self.director.totals.count_in(bytes);
+
+        let daddr = conn.daddr;
+        if let Err(verdict) = rewrite(frame, Endpoint::Destination, daddr, meta) {
+            if verdict == Verdict::Drop(DropReason::TtlExpired) {
+                self.reply_time_exceeded(frame);
+            }
+            return verdict;
+        }
+        if self
+            .director
+            .config
+            .dip_side
+            .on_link_source(*daddr.ip())
+            .is_none()
+        {
+            return Verdict::Drop(DropReason::NoRouteToRealServer);
+        }
+        self.send_via(now, Side::Dip, *daddr.ip(), frame, meta)
+    }
+
+    /// Real server → client: find the connection, rewrite the source back to the VIP, send
+    /// it out of the VIP side.
+    fn outbound(&mut self, now: Timestamp, frame: &mut [u8], meta: FrameMeta) -> Verdict {
+        let flow = {
+            let Ok(ip) = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..]) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            match parse_flow(&ip) {
+                Ok(Some(flow)) => flow,
+                Ok(None) => return Verdict::NotOurs,
+                Err(reason) => return Verdict::Drop(reason),
+            }
+        };
+        let Some(conn) = self.director.conns.lookup_outbound(&flow.key) else {
+            return Verdict::NotOurs;
+        };
+        conn.on_packet(Direction::Out, flow.tcp_flags, &self.director.timeouts, now);
+        let bytes = u64::from(flow.ip_len);
+        conn.service.stats.count_out(bytes);
+        conn.dest.stats.count_out(bytes);
+        self.director.totals.count_out(bytes);
+
+        if let Err(verdict) = rewrite(frame, Endpoint::Source, conn.vaddr, meta) {
+            if verdict == Verdict::Drop(DropReason::TtlExpired) {
+                self.reply_time_exceeded(frame);
+            }
+            return verdict;
+        }
+        let client = *conn.client.ip();
+        let Some(next_hop) = self.director.config.next_hop_to_client(client) else {
+            return Verdict::Drop(DropReason::NoRouteToClient);
+        };
+        self.send_via(now, Side::Vip, next_hop, frame, meta)
+    }
+
+    /// Addresses the frame to `next_hop` on `side`, or queues it until ARP answers.
+    fn send_via(
+        &mut self,
+        now: Timestamp,
+        side: Side,
+        next_hop: Ipv4Addr,
+        frame: &mut [u8],
+        meta: FrameMeta,
+    ) -> Verdict {
+        let resolution = self.director.neighbours.resolve(next_hop, now);
+        if resolution.probe {
+            self.queue_arp_probe(side, next_hop);
+        }
+        let src_mac = self.director.config.side(side).mac;
+        match resolution.mac {
+            Some(mac) => {
+                set_macs(frame, mac, src_mac);
+                Verdict::Forward(side)
+            }
+            None if self.director.neighbours.is_unreachable(next_hop, now) => {
+                Verdict::Drop(DropReason::NeighbourUnreachable)
+            }
+            None => self.queue_pending(now, side, next_hop, frame, meta),
+        }
+    }
+
+    fn queue_pending(
+        &mut self,
+        now: Timestamp,
+        side: Side,
+        next_hop: Ipv4Addr,
+        frame: &[u8],
+        meta: FrameMeta,
+    ) -> Verdict {
+        let Some(p) = self.pending.iter_mut().find(|p| !p.in_use) else {
+            return Verdict::Drop(DropReason::NeighbourQueueFull);
+        };
+        if frame.len() > p.slot.buf.len() {
+            return Verdict::Drop(DropReason::Malformed);
+        }
+        p.slot.buf[..frame.len()].copy_from_slice(frame);
+        p.slot.len = frame.len();
+        p.slot.side = side;
+        p.slot.meta = meta;
+        p.next_hop = next_hop;
+        p.since = now;
+        p.in_use = true;
+        Verdict::Queued
+    }
+
+    /// Hands out the next frame to send: generated frames first, then queued frames whose
+    /// next hop has been resolved. Queued frames that waited too long are dropped and
+    /// counted here. Call it until it returns `None` after each `handle_frame`, and now and
+    /// then when idle.
+    pub fn poll_transmit(&mut self, now: Timestamp) -> Option<Transmit<'_>> {
+        if let Some(i) = self.released.take() {
+            self.pending[i].in_use = false;
+        }
+        if self.outbox_len > 0 {
+            let i = self.outbox_head;
+            self.outbox_head = (self.outbox_head + 1) % OUTBOX_SLOTS;
+            self.outbox_len -= 1;
+            let slot = &self.outbox[i];
+            return Some(Transmit {
+                side: slot.side,
+                frame: &slot.buf[..slot.len],
+                meta: slot.meta,
+            });
+        }
+        let neighbours = &self.director.neighbours;
+        let mut ready = None;
+        for (i, p) in self.pending.iter_mut().enumerate().filter(|(_, p)| p.in_use) {
+            if let Some(mac) = neighbours.peek(p.next_hop) {
+                let src_mac = self.director.config.side(p.slot.side).mac;
+                set_macs(&mut p.slot.buf[..p.slot.len], mac, src_mac);
+                ready = Some(i);
+                break;
+            }
+            if now.saturating_since(p.since).as_millis() >= u128::from(PENDING_TIMEOUT_MS) {
+                p.in_use = false;
+                self.counters.count_drop(DropReason::NeighbourUnreachable);
+            }
+        }
+        let i = ready?;
+        self.released = Some(i);
+        let slot = &self.pending[i].slot;
+        Some(Transmit {
+            side: slot.side,
+            frame: &slot.buf[..slot.len],
+            meta: slot.meta,
+        })
+    }
+
+    /// Number of frames waiting for ARP.
+    pub fn pending_len(&self) -> usize {
+        self.pending.iter().filter(|p| p.in_use).count()
+    }
+
+    fn outbox_slot(&mut self) -> Option<&mut Slot> {
+        if self.outbox_len == OUTBOX_SLOTS {
+            self.counters.count_drop(DropReason::OutboxFull);
+            return None;
+        }
+        let i = (self.outbox_head + self.outbox_len) % OUTBOX_SLOTS;
+        self.outbox_len += 1;
+        let slot = &mut self.outbox[i];
+        slot.meta = FrameMeta::default();
+        Some(slot)
+    }
+
+    fn queue_arp_probe(&mut self, side: Side, target: Ipv4Addr) {
+        let director = self.director.clone();
+        let Some(slot) = self.outbox_slot() else {
+            return;
+        };
+        match director.arp_probe(side, target, &mut slot.buf) {
+            Some(len) => {
+                slot.side = side;
+                slot.len = len;
+                self.counters.arp_requests.fetch_add(1, Relaxed);
+            }
+            None => self.outbox_len -= 1,
+        }
+    }
+
+    /// ICMP port unreachable to the client when no real server is available (§6.5), sent
+    /// back to the MAC the frame came from.
+    fn reply_port_unreachable(&mut self, frame: &[u8]) {
+        self.reply_icmp(
+            frame,
+            Side::Vip,
+            icmp::TYPE_DEST_UNREACHABLE,
+            icmp::CODE_PORT_UNREACHABLE,
+        );
+    }
+
+    /// ICMP time exceeded to the sender of a frame whose TTL ran out. `frame` has not been
+    /// rewritten (the rewrite refuses before changing anything).
+    fn reply_time_exceeded(&mut self, frame: &[u8]) {
+        let ip_dst = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..])
+            .map(|ip| ip.dst_addr())
+            .ok();
+        let side = if ip_dst.is_some_and(|d| self.director.services.load().is_vip(d)) {
+            Side::Vip
+        } else {
+            Side::Dip
+        };
+        self.reply_icmp(frame, side, icmp::TYPE_TIME_EXCEEDED, 0);
+    }
+
+    fn reply_icmp(&mut self, frame: &[u8], side: Side, msg_type: u8, code: u8) {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return;
+        };
+        let Ok(offending) = Ipv4Packet::new_checked(eth.payload()) else {
+            return;
+        };
+        let cfg = self.director.config.side(side);
+        // The error comes from the address the sender was talking to when that is ours
+        // (the VIP), else from our address on that side, as a router would.
+        let source = if side == Side::Vip {
+            offending.dst_addr()
+        } else {
+            match cfg.addrs.first() {
+                Some(&(a, _)) => a,
+                None => return,
+            }
+        };
+        let (to_mac, my_mac) = (eth.src_addr(), cfg.mac);
+        let Some(slot) = self.outbox_slot() else {
+            return;
+        };
+        let len = icmp::write_error(
+            &mut slot.buf[ethernet::HEADER_LEN..],
+            source,
+            &offending,
+            msg_type,
+            code,
+            0,
+        );
+        let mut out = EthernetFrame::new_checked(&mut slot.buf[..]).expect("fixed size");
+        out.set_dst_addr(to_mac);
+        out.set_src_addr(my_mac);
+        out.set_ethertype(ethernet::ETHERTYPE_IPV4);
+        slot.side = side;
+        slot.len = ethernet::HEADER_LEN + len;
+        self.counters.icmp_sent.fetch_add(1, Relaxed);
+    }
+}
+
+/// A SYN that finds its flow's old entry closed: conn_reuse_mode's case (§3).
+fn reuses_closed_entry(conn: &Conn, flow: &Flow) -> bool {
+    flow.key.protocol == PROTO_TCP
+        && flow.tcp_flags & flags::SYN != 0
+        && flow.tcp_flags & flags::RST == 0
+        && matches!(conn.state(), ConnState::TimeWait | ConnState::Close)
+}
+
+/// Reads protocol, ports and flags. `Ok(None)` for protocols the director does not
+/// forward (they belong to the host).
+fn parse_flow(ip: &Ipv4Packet<&[u8]>) -> Result<Option<Flow>, DropReason> {
+    let protocol = ip.protocol();
+    if protocol != PROTO_TCP && protocol != PROTO_UDP {
+        return Ok(None);
+    }
+    if !ip.verify_checksum() {
+        return Err(DropReason::BadIpChecksum);
+    }
+    if ip.is_fragment() {
+        return Err(DropReason::Fragment);
+    }
+    let (sport, dport, tcp_flags) = if protocol == PROTO_TCP {
+        let tcp = TcpSegment::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
+        (tcp.src_port(), tcp.dst_port(), tcp.flags())
+    } else {
+        let udp = UdpDatagram::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
+        (udp.src_port(), udp.dst_port(), 0)
+    };
+    Ok(Some(Flow {
+        key: FlowKey {
+            protocol,
+            src: SocketAddrV4::new(ip.src_addr(), sport),
+            dst: SocketAddrV4::new(ip.dst_addr(), dport),
+        },
+        tcp_flags,
+        ip_len: ip.total_len(),
+    }))
+}
+
+/// The NAT rewrite of one endpoint plus the TTL decrement and IP checksum. On error
+/// nothing has been changed.
+fn rewrite(
+    frame: &mut [u8],
+    which: Endpoint,
+    to: SocketAddrV4,
+    meta: FrameMeta,
+) -> Result<(), Verdict> {
+    let mut ip = Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..])
+        .map_err(|_| Verdict::Drop(DropReason::Malformed))?;
+    if ip.ttl() <= 1 {
+        return Err(Verdict::Drop(DropReason::TtlExpired));
+    }
+    let l4 = if meta.partial_checksum {
+        L4Checksum::Partial
+    } else {
+        L4Checksum::Full
+    };
+    nat::rewrite(&mut ip, which, *to.ip(), to.port(), l4)
+        .map_err(|_| Verdict::Drop(DropReason::Malformed))?;
+    nat::decrement_ttl(&mut ip);
+    ip.fill_checksum();
+    Ok(())
+}
+
+fn set_macs(frame: &mut [u8], dst: MacAddr, src: MacAddr) {
+    if let Ok(mut eth) = EthernetFrame::new_checked(frame) {
+        eth.set_dst_addr(dst);
+        eth.set_src_addr(src);
+    }
+}

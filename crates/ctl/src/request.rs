@@ -1,0 +1,28 @@
+//! The control socket's message format, shared by `masqd` and `masqadm`.
+//!
+//! One request per connection: the client writes a JSON [`Request`] and shuts down its
+//! write side; the daemon answers with a JSON [`crate::Outcome`] and closes. The daemon
+//! parses the argument vector itself with the same grammar `masqadm` would use, so the two
+//! can never disagree about what a command means.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest request the daemon reads (a `-R` of a large rules file fits comfortably).
+pub const MAX_REQUEST_BYTES: usize = 8 << 20;
+
+/// The default control socket path.
+pub const DEFAULT_SOCKET: &str = "/run/masq/masqd.sock";
+
+/// The environment variable that overrides the socket path.
+pub const SOCKET_ENV: &str = "MASQ_SOCKET";
+
+/// One ipvsadm invocation sent to the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The program name to use in messages (argv[0]).
+    pub program: String,
+    /// The arguments after argv[0].
+    pub args: Vec<String>,
+    /// Standard input, for `-R`.
+    pub stdin: Option<String>,
+}

@@ -1,0 +1,139 @@
+//! The control socket: a Unix stream socket (mode 0600) where `masqadm` sends an ipvsadm
+//! argument vector and gets back exactly what ipvsadm would have printed.
+//!
+//! Requests are size-bounded and parsed defensively; a malformed one gets an error reply and
+//! a log line, and the daemon carries on. Only root or the daemon's own user may connect.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use masq_core::Director;
+use masq_ctl::request::{Request, MAX_REQUEST_BYTES};
+use masq_ctl::{Env, Outcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::clock::Clock;
+use crate::guard::KernelGuard;
+
+/// What a request handler needs.
+pub struct ControlContext {
+    pub director: Arc<Director>,
+    pub clock: Clock,
+    pub guard: Mutex<KernelGuard>,
+}
+
+/// Binds the control socket at `path`, refusing if another daemon answers there.
+///
+/// # Errors
+/// When the directory cannot be made, a daemon is already listening, or bind fails.
+pub async fn bind(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the socket directory {}", dir.display()))?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            bail!(
+                "another masqd is already listening on {} (use --socket to run a second one)",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 0600 {}", path.display()))?;
+    Ok(listener)
+}
+
+/// Serves requests until the task is cancelled.
+pub async fn serve(listener: UnixListener, ctx: Arc<ControlContext>, socket: PathBuf) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = handle(stream, &ctx).await {
+                        tracing::warn!("control request failed: {e:#}");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!("accept on {}: {e}", socket.display());
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn handle(mut stream: UnixStream, ctx: &ControlContext) -> Result<()> {
+    let cred = stream.peer_cred().context("reading peer credentials")?;
+    let me = nix_euid();
+    if cred.uid() != 0 && cred.uid() != me {
+        let outcome = error_outcome("Permission denied (you must be root)", 255);
+        reply(&mut stream, &outcome).await?;
+        bail!("refused a request from uid {}", cred.uid());
+    }
+    let mut buf = Vec::new();
+    let read = (&mut stream)
+        .take(MAX_REQUEST_BYTES as u64 + 1)
+        .read_to_end(&mut buf)
+        .await
+        .context("reading the request")?;
+    if read > MAX_REQUEST_BYTES {
+        reply(&mut stream, &error_outcome("masqd: request too large", 2)).await?;
+        bail!("request larger than {MAX_REQUEST_BYTES} bytes");
+    }
+    let request: Request = match serde_json::from_slice(&buf) {
+        Ok(r) => r,
+        Err(e) => {
+            reply(&mut stream, &error_outcome("masqd: malformed request", 2)).await?;
+            bail!("malformed request ({} bytes): {e}", buf.len());
+        }
+    };
+    let outcome = execute(ctx, &request);
+    reply(&mut stream, &outcome).await
+}
+
+/// Runs one request against the director and brings the kernel guard up to date.
+pub fn execute(ctx: &ControlContext, request: &Request) -> Outcome {
+    let env = Env {
+        program: &request.program,
+        stdin: request.stdin.as_deref(),
+        names: &masq_ctl::SystemNames,
+    };
+    let control = ctx.director.control(ctx.clock.now());
+    let outcome = masq_ctl::run(&request.args, &env, &control);
+    let mut guard = ctx.guard.lock().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = guard.sync(&ctx.director.services()) {
+        tracing::error!("{e:#}");
+    }
+    tracing::debug!(args = ?request.args, code = outcome.code, "control request");
+    outcome
+}
+
+fn error_outcome(message: &str, code: i32) -> Outcome {
+    Outcome {
+        stdout: String::new(),
+        stderr: format!("{message}\n"),
+        code,
+    }
+}
+
+async fn reply(stream: &mut UnixStream, outcome: &Outcome) -> Result<()> {
+    let body = serde_json::to_vec(outcome).context("encoding the reply")?;
+    stream.write_all(&body).await.context("writing the reply")?;
+    stream.shutdown().await.context("closing the reply")?;
+    Ok(())
+}
+
+fn nix_euid() -> u32 {
+    // std exposes the owner of our own files but not geteuid; /proc/self is owned by it.
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+}

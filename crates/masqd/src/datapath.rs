@@ -1,0 +1,91 @@
+//! The packet threads: one per interface, each receiving on its own socket, handing frames
+//! to its core [`Worker`] and sending what comes out on either socket.
+//!
+//! Nothing here allocates or logs per packet: the receive buffer is allocated once, send
+//! failures are counted and reported by the housekeeping loop at most once a second.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use masq_core::director::{FrameMeta, MAX_FRAME};
+use masq_core::{Side, Verdict, Worker};
+use masq_io::{FrameIo, Offload};
+
+use crate::clock::Clock;
+
+/// How long a packet thread waits for a frame before doing its idle work (releasing frames
+/// whose next hop got resolved, checking for stop).
+const IDLE_POLL: Duration = Duration::from_millis(20);
+
+/// The two sockets, by side.
+pub struct Ports {
+    pub vip: Arc<dyn FrameIo>,
+    pub dip: Arc<dyn FrameIo>,
+}
+
+impl Ports {
+    fn get(&self, side: Side) -> &dyn FrameIo {
+        match side {
+            Side::Vip => self.vip.as_ref(),
+            Side::Dip => self.dip.as_ref(),
+        }
+    }
+}
+
+/// Errors the packet threads met, reported by the housekeeping loop.
+#[derive(Debug, Default)]
+pub struct IoErrors {
+    pub recv: AtomicU64,
+    pub send: AtomicU64,
+}
+
+/// Converts between the io crate's offload header and the core's opaque frame metadata.
+fn meta_of(offload: &Offload) -> FrameMeta {
+    FrameMeta {
+        partial_checksum: offload.needs_csum,
+        io: offload.to_bytes(),
+    }
+}
+
+/// Starts the packet thread for `side`.
+pub fn spawn(
+    side: Side,
+    ports: Arc<Ports>,
+    mut worker: Worker,
+    clock: Clock,
+    stop: Arc<AtomicBool>,
+    errors: Arc<IoErrors>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("masq-{}", side.name()))
+        .spawn(move || {
+            let mut buf = vec![0u8; MAX_FRAME].into_boxed_slice();
+            while !stop.load(Relaxed) {
+                match ports.get(side).recv(&mut buf, IDLE_POLL) {
+                    Ok(Some(rx)) => {
+                        let frame = &mut buf[..rx.len];
+                        let verdict =
+                            worker.handle_frame(clock.now(), side, frame, meta_of(&rx.offload));
+                        if let Verdict::Forward(out) = verdict {
+                            if ports.get(out).send(&rx.offload, frame).is_err() {
+                                errors.send.fetch_add(1, Relaxed);
+                            }
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        errors.recv.fetch_add(1, Relaxed);
+                    }
+                }
+                let now = clock.now();
+                while let Some(tx) = worker.poll_transmit(now) {
+                    let offload = Offload::from_bytes(&tx.meta.io);
+                    if ports.get(tx.side).send(&offload, tx.frame).is_err() {
+                        errors.send.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        })
+}
