@@ -15,6 +15,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::dest::Destination;
+use crate::persist::Template;
 use crate::proto_state::{tcp_transition, ConnState, Direction, TimeoutTable};
 use crate::service::VirtualService;
 use crate::time::Timestamp;
@@ -39,36 +40,38 @@ pub struct Conn {
     pub daddr: SocketAddrV4,
     pub service: Arc<VirtualService>,
     pub dest: Arc<Destination>,
+    /// The persistence template that created this connection, if any.
+    pub template: Option<Arc<Template>>,
     state: AtomicU8,
     /// Expiry time in milliseconds; refreshed by every packet.
     expires: AtomicU64,
 }
 
 impl Conn {
-    /// A new entry, bound to its destination as the kernel's `ip_vs_conn_new` does: it
+    /// A new entry for the client-to-VIP `flow`, bound to its destination as the kernel's `ip_vs_conn_new` does: it
     /// starts in state NONE and counts as inactive until its first transition.
     pub fn new(
-        protocol: u8,
-        client: SocketAddrV4,
-        vaddr: SocketAddrV4,
+        flow: FlowKey,
         daddr: SocketAddrV4,
         service: Arc<VirtualService>,
         dest: Arc<Destination>,
+        template: Option<Arc<Template>>,
         now: Timestamp,
     ) -> Self {
         dest.bind_conn();
-        let state = if protocol == PROTO_TCP {
+        let state = if flow.protocol == PROTO_TCP {
             ConnState::None
         } else {
             ConnState::Udp
         };
         Conn {
-            protocol,
-            client,
-            vaddr,
+            protocol: flow.protocol,
+            client: flow.src,
+            vaddr: flow.dst,
             daddr,
             service,
             dest,
+            template,
             state: AtomicU8::new(state as u8),
             // The kernel's initial 3 s, until the first transition replaces it.
             expires: AtomicU64::new(now.as_millis() + 3000),
@@ -119,10 +122,7 @@ impl Conn {
             let mut old = self.state.load(Relaxed);
             loop {
                 let new = tcp_transition(ConnState::from_index(old), dir, tcp_flags) as u8;
-                match self
-                    .state
-                    .compare_exchange_weak(old, new, Relaxed, Relaxed)
-                {
+                match self.state.compare_exchange_weak(old, new, Relaxed, Relaxed) {
                     Ok(_) => break (ConnState::from_index(old), ConnState::from_index(new)),
                     Err(actual) => old = actual,
                 }
@@ -141,6 +141,9 @@ impl Conn {
     /// Releases the entry's hold on its destination; called once, on removal.
     fn unbind(&self) {
         self.dest.unbind_conn(self.state().is_active());
+        if let Some(t) = &self.template {
+            t.release_conn();
+        }
     }
 }
 

@@ -118,7 +118,10 @@ impl Destination {
 
     /// Upper and lower thresholds (`-x`, `-y`).
     pub fn thresholds(&self) -> (u32, u32) {
-        (self.u_threshold.load(Relaxed), self.l_threshold.load(Relaxed))
+        (
+            self.u_threshold.load(Relaxed),
+            self.l_threshold.load(Relaxed),
+        )
     }
 
     /// The parameters as `-L`/`-S` show them.

@@ -10,11 +10,16 @@
 pub mod conn;
 pub mod control;
 pub mod dest;
+pub mod director;
 pub mod neigh;
+pub mod persist;
 pub mod proto_state;
 pub mod sched;
 pub mod service;
 pub mod stats;
 pub mod time;
 
+pub use director::{
+    Director, DirectorConfig, DropReason, FrameMeta, Side, SideConfig, Verdict, Worker,
+};
 pub use time::Timestamp;

@@ -68,9 +68,9 @@ impl Neighbours {
         let e = entry.value_mut();
         let fresh = e.mac.is_some()
             && now.saturating_since(e.confirmed).as_millis() < u128::from(REACHABLE_MS);
-        let probe_due = e.last_probe.is_none_or(|t| {
-            now.saturating_since(t).as_millis() >= u128::from(PROBE_INTERVAL_MS)
-        });
+        let probe_due = e
+            .last_probe
+            .is_none_or(|t| now.saturating_since(t).as_millis() >= u128::from(PROBE_INTERVAL_MS));
         let probe = !fresh && probe_due && (e.mac.is_some() || e.probes < MAX_PROBES);
         if probe {
             e.last_probe = Some(now);
@@ -153,11 +153,23 @@ mod tests {
     fn unknown_address_is_probed_then_rate_limited_then_given_up() {
         let n = Neighbours::default();
         let t = Timestamp::from_secs(100);
-        assert_eq!(n.resolve(RS1, t), Resolution { mac: None, probe: true });
-        assert!(!n.resolve(RS1, t + std::time::Duration::from_millis(500)).probe);
+        assert_eq!(
+            n.resolve(RS1, t),
+            Resolution {
+                mac: None,
+                probe: true
+            }
+        );
+        assert!(
+            !n.resolve(RS1, t + std::time::Duration::from_millis(500))
+                .probe
+        );
         assert!(n.resolve(RS1, Timestamp::from_secs(101)).probe);
         assert!(n.resolve(RS1, Timestamp::from_secs(102)).probe);
-        assert!(!n.resolve(RS1, Timestamp::from_secs(103)).probe, "gave up after 3");
+        assert!(
+            !n.resolve(RS1, Timestamp::from_secs(103)).probe,
+            "gave up after 3"
+        );
         assert!(n.is_unreachable(RS1, Timestamp::from_secs(104)));
     }
 
@@ -167,11 +179,17 @@ mod tests {
         n.learn(RS1, MAC, Timestamp::from_secs(0), true);
         assert_eq!(
             n.resolve(RS1, Timestamp::from_secs(10)),
-            Resolution { mac: Some(MAC), probe: false }
+            Resolution {
+                mac: Some(MAC),
+                probe: false
+            }
         );
         assert_eq!(
             n.resolve(RS1, Timestamp::from_secs(31)),
-            Resolution { mac: Some(MAC), probe: true }
+            Resolution {
+                mac: Some(MAC),
+                probe: true
+            }
         );
         n.expire(Timestamp::from_secs(299));
         assert_eq!(n.peek(RS1), Some(MAC));

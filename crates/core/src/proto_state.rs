@@ -49,7 +49,10 @@ impl ConnState {
 
     /// The state with kernel index `i` (as stored in an atomic).
     pub fn from_index(i: u8) -> ConnState {
-        Self::ALL.get(usize::from(i)).copied().unwrap_or(ConnState::None)
+        Self::ALL
+            .get(usize::from(i))
+            .copied()
+            .unwrap_or(ConnState::None)
     }
 
     /// The name `/proc/net/ip_vs_conn` and `ipvsadm -c` print.
@@ -247,7 +250,10 @@ mod tests {
             tcp_transition(ConnState::Established, Out, RST | ACK),
             ConnState::Close
         );
-        assert_eq!(tcp_transition(ConnState::Established, In, 0), ConnState::Close);
+        assert_eq!(
+            tcp_transition(ConnState::Established, In, 0),
+            ConnState::Close
+        );
     }
 
     #[test]

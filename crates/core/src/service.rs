@@ -30,17 +30,12 @@ pub struct SchedState {
     pub params: ServiceParams,
     /// Destinations in the kernel's list order: newest first.
     pub dests: Vec<Arc<Destination>>,
-    /// `None` for the `none` scheduler, which never picks.
-    pub scheduler: Option<Box<dyn Scheduler>>,
+    pub scheduler: Box<dyn Scheduler>,
 }
 
 impl VirtualService {
     /// A new service with no destinations.
-    pub fn new(
-        key: ServiceKey,
-        params: ServiceParams,
-        scheduler: Option<Box<dyn Scheduler>>,
-    ) -> Self {
+    pub fn new(key: ServiceKey, params: ServiceParams, scheduler: Box<dyn Scheduler>) -> Self {
         VirtualService {
             key,
             sched: Mutex::new(SchedState {
@@ -49,6 +44,14 @@ impl VirtualService {
                 scheduler,
             }),
             stats: Stats::default(),
+        }
+    }
+
+    /// The virtual port (0 for a port-0 service or a fwmark service).
+    pub fn port(&self) -> u16 {
+        match self.key {
+            ServiceKey::Addr { port, .. } => port,
+            ServiceKey::Fwmark { .. } => 0,
         }
     }
 
@@ -103,6 +106,21 @@ impl ServiceTable {
     /// The service for a packet to `vip:port` over `protocol`.
     pub fn lookup(&self, protocol: u8, vip: Ipv4Addr, port: u16) -> Option<&Arc<VirtualService>> {
         self.by_datapath_key.get(&(protocol, vip, port))
+    }
+
+    /// The service a new connection to `vip:port` belongs to: the exact service, else a
+    /// persistent port-0 service on the VIP (a non-persistent port-0 service never
+    /// schedules, as in the kernel).
+    pub fn lookup_for_new(
+        &self,
+        protocol: u8,
+        vip: Ipv4Addr,
+        port: u16,
+    ) -> Option<&Arc<VirtualService>> {
+        self.lookup(protocol, vip, port).or_else(|| {
+            self.lookup(protocol, vip, 0)
+                .filter(|svc| svc.lock().params.persistent.is_some())
+        })
     }
 
     /// Whether `addr` is the VIP of some IPv4 service (the director answers ARP for it).

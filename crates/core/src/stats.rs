@@ -122,9 +122,21 @@ impl Stats {
         };
         step(&mut slow.est.cps, now.conns.wrapping_sub(last.conns), 9);
         step(&mut slow.est.inpps, now.inpkts.wrapping_sub(last.inpkts), 9);
-        step(&mut slow.est.outpps, now.outpkts.wrapping_sub(last.outpkts), 9);
-        step(&mut slow.est.inbps, now.inbytes.wrapping_sub(last.inbytes), 4);
-        step(&mut slow.est.outbps, now.outbytes.wrapping_sub(last.outbytes), 4);
+        step(
+            &mut slow.est.outpps,
+            now.outpkts.wrapping_sub(last.outpkts),
+            9,
+        );
+        step(
+            &mut slow.est.inbps,
+            now.inbytes.wrapping_sub(last.inbytes),
+            4,
+        );
+        step(
+            &mut slow.est.outbps,
+            now.outbytes.wrapping_sub(last.outbytes),
+            4,
+        );
     }
 }
 

@@ -19,9 +19,9 @@ pub const SOCKET_ENV: &str = "MASQ_SOCKET";
 /// One ipvsadm invocation sent to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
-    /// The program name to use in messages (argv[0]).
+    /// The program name to use in messages (`argv[0]`).
     pub program: String,
-    /// The arguments after argv[0].
+    /// The arguments after `argv[0]`.
     pub args: Vec<String>,
     /// Standard input, for `-R`.
     pub stdin: Option<String>,

@@ -18,7 +18,7 @@ pub fn host(vip_iface: &str, dip_iface: &str, has_gateway: bool) -> Result<Host>
     if vip_iface == dip_iface {
         bail!("--vip-iface and --dip-iface are both {vip_iface}: masq needs two interfaces (clients on one, real servers on the other)");
     }
-    if masq_io::ip_forward_enabled().context("reading net.ipv4.ip_forward")? {
+    if masq_io::host::ip_forward_enabled().context("reading net.ipv4.ip_forward")? {
         bail!(
             "net.ipv4.ip_forward is 1: the kernel would forward VIP traffic itself and let real servers' un-NATed replies through.\n\
              masqd forwards in userspace; turn kernel forwarding off: sysctl -w net.ipv4.ip_forward=0"
@@ -57,11 +57,16 @@ fn interface(name: &str, flag: &str) -> Result<Interface> {
 /// (masqd reads its segmentation metadata from the virtio-net header and the kernel
 /// re-segments on transmit), so only LRO is switched off.
 fn disable_lro(iface: &Interface) {
-    match masq_io::offload_state(&iface.name) {
+    match masq_io::host::offload_state(&iface.name) {
         Ok(state) if state.lro => {
-            match masq_io::set_offload(&iface.name, masq_io::Feature::Lro, false) {
-                Ok(()) => tracing::info!("{}: turned LRO off (masqd cannot forward LRO-merged frames)", iface.name),
-                Err(e) => tracing::warn!("{}: LRO is on and could not be turned off: {e}", iface.name),
+            match masq_io::host::set_offload(&iface.name, masq_io::host::Feature::Lro, false) {
+                Ok(()) => tracing::info!(
+                    "{}: turned LRO off (masqd cannot forward LRO-merged frames)",
+                    iface.name
+                ),
+                Err(e) => {
+                    tracing::warn!("{}: LRO is on and could not be turned off: {e}", iface.name)
+                }
             }
         }
         Ok(_) => {}

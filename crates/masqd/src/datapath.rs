@@ -10,8 +10,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use masq_core::director::{FrameMeta, MAX_FRAME};
+use masq_core::DropReason;
 use masq_core::{Side, Verdict, Worker};
-use masq_io::{FrameIo, Offload};
+use masq_io::{FrameIo, Offload, VNET_HDR_LEN};
 
 use crate::clock::Clock;
 
@@ -43,10 +44,23 @@ pub struct IoErrors {
 
 /// Converts between the io crate's offload header and the core's opaque frame metadata.
 fn meta_of(offload: &Offload) -> FrameMeta {
+    let mut io = [0u8; 16];
+    io[..VNET_HDR_LEN].copy_from_slice(&offload.encode());
     FrameMeta {
         partial_checksum: offload.needs_csum,
-        io: offload.to_bytes(),
+        io,
     }
+}
+
+/// The offload header a frame must be sent with (all zeros, i.e. none, for frames the
+/// director generated itself).
+pub fn offload_of(meta: &FrameMeta) -> Offload {
+    let mut raw = [0u8; VNET_HDR_LEN];
+    raw.copy_from_slice(&meta.io[..VNET_HDR_LEN]);
+    let mut offload = Offload::decode(&raw);
+    // "Checksums verified" describes a received frame; it means nothing on transmit.
+    offload.csum_valid = false;
+    offload
 }
 
 /// Starts the packet thread for `side`.
@@ -64,12 +78,19 @@ pub fn spawn(
             let mut buf = vec![0u8; MAX_FRAME].into_boxed_slice();
             while !stop.load(Relaxed) {
                 match ports.get(side).recv(&mut buf, IDLE_POLL) {
+                    Ok(Some(rx)) if rx.truncated => {
+                        worker.counters().count_drop(DropReason::Oversize);
+                    }
                     Ok(Some(rx)) => {
                         let frame = &mut buf[..rx.len];
                         let verdict =
                             worker.handle_frame(clock.now(), side, frame, meta_of(&rx.offload));
                         if let Verdict::Forward(out) = verdict {
-                            if ports.get(out).send(&rx.offload, frame).is_err() {
+                            let offload = Offload {
+                                csum_valid: false,
+                                ..rx.offload
+                            };
+                            if ports.get(out).send(&offload, frame).is_err() {
                                 errors.send.fetch_add(1, Relaxed);
                             }
                         }
@@ -81,7 +102,7 @@ pub fn spawn(
                 }
                 let now = clock.now();
                 while let Some(tx) = worker.poll_transmit(now) {
-                    let offload = Offload::from_bytes(&tx.meta.io);
+                    let offload = offload_of(&tx.meta);
                     if ports.get(tx.side).send(&offload, tx.frame).is_err() {
                         errors.send.fetch_add(1, Relaxed);
                     }

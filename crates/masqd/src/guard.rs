@@ -83,7 +83,11 @@ impl KernelGuard {
                     addr: IpAddr::V4(vip),
                     port,
                 } if protocol != Protocol::Sctp => Some(Guarded {
-                    protocol: if protocol == Protocol::Tcp { "tcp" } else { "udp" },
+                    protocol: if protocol == Protocol::Tcp {
+                        "tcp"
+                    } else {
+                        "udp"
+                    },
                     vip,
                     port,
                 }),

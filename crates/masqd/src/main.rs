@@ -11,6 +11,7 @@ mod clock;
 mod control_server;
 mod datapath;
 mod guard;
+mod metrics;
 mod rules;
 
 use std::net::Ipv4Addr;
@@ -25,7 +26,7 @@ use clap::Parser;
 use masq_core::director::{DirectorConfig, SideConfig};
 use masq_core::{Director, Side};
 use masq_ctl::request::{DEFAULT_SOCKET, SOCKET_ENV};
-use masq_io::{FrameIo, Offload, PacketSocket};
+use masq_io::{FrameIo, Offload, PacketSocket, SocketOptions};
 use masq_wire::arp;
 use masq_wire::ethernet::MacAddr;
 
@@ -60,6 +61,9 @@ struct Args {
     /// How to stop the host's kernel from answering service traffic itself.
     #[arg(long, value_enum, default_value = "auto")]
     kernel_guard: GuardMode,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Log filter (tracing syntax), e.g. info, debug, masqd=debug.
     #[arg(long, env = "MASQ_LOG", default_value = "info")]
     log: String,
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -104,7 +109,10 @@ fn run(args: Args) -> Result<()> {
             rules::load(path, &director.control(clock.now()))?;
             tracing::info!("loaded rules from {}", path.display());
         } else if args.save_on_exit {
-            tracing::info!("{} does not exist yet; it will be written on exit", path.display());
+            tracing::info!(
+                "{} does not exist yet; it will be written on exit",
+                path.display()
+            );
         } else {
             anyhow::bail!("rules file {} not found", path.display());
         }
@@ -112,8 +120,14 @@ fn run(args: Args) -> Result<()> {
     guard.sync(&director.services())?;
 
     let ports = Arc::new(Ports {
-        vip: Arc::new(PacketSocket::open(&host.vip).context("opening the VIP side")?),
-        dip: Arc::new(PacketSocket::open(&host.dip).context("opening the DIP side")?),
+        vip: Arc::new(
+            PacketSocket::open(&host.vip, &SocketOptions::default())
+                .context("opening the VIP side")?,
+        ),
+        dip: Arc::new(
+            PacketSocket::open(&host.dip, &SocketOptions::default())
+                .context("opening the DIP side")?,
+        ),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(IoErrors::default());
@@ -179,6 +193,18 @@ async fn control_plane(
         ctx.clone(),
         args.socket.clone(),
     ));
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let listener = metrics::bind(addr).await?;
+            tracing::info!("metrics at http://{addr}/metrics");
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                ctx.director.clone(),
+                ctx.clock,
+            )))
+        }
+        None => None,
+    };
     let timers = tokio::spawn(timers(ctx, ports, errors));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -188,6 +214,9 @@ async fn control_plane(
     }
     server.abort();
     timers.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     Ok(())
 }
 
@@ -210,7 +239,8 @@ async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports>, errors: Arc<IoError
                 tracing::warn!("sending on the {} side: {e}", side.name());
             }
         };
-        ctx.director.housekeeping(now, &mut |side, frame| send(side, frame));
+        ctx.director
+            .housekeeping(now, &mut |side, frame| send(side, frame));
         announce_new_vips(&ctx.director, &mut announced, &send);
         odd = !odd;
         if !odd {
@@ -230,13 +260,22 @@ async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports>, errors: Arc<IoError
 
 /// Sends a gratuitous ARP for every VIP not announced yet, so that clients and routers
 /// that cached another MAC for it learn masqd's at once.
-fn announce_new_vips(director: &Director, announced: &mut Vec<Ipv4Addr>, send: &dyn Fn(Side, &[u8])) {
+fn announce_new_vips(
+    director: &Director,
+    announced: &mut Vec<Ipv4Addr>,
+    send: &dyn Fn(Side, &[u8]),
+) {
     let table = director.services();
     let mac = director.config().vip_side.mac;
     let mut frame = [0u8; arp::FRAME_LEN];
     for &vip in table.vips() {
         if !announced.contains(&vip) {
-            let len = arp::write_frame(&mut frame, arp::OP_REQUEST, (mac, vip), (MacAddr::ZERO, vip));
+            let len = arp::write_frame(
+                &mut frame,
+                arp::OP_REQUEST,
+                (mac, vip),
+                (MacAddr::ZERO, vip),
+            );
             send(Side::Vip, &frame[..len]);
             announced.push(vip);
         }

@@ -48,9 +48,16 @@ pub fn save(path: &Path, director: &dyn Control) -> Result<()> {
     if outcome.code != 0 {
         bail!("saving rules: {}", outcome.stderr.trim());
     }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().context("rules path has no file name")?;
-    let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> Result<()> {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(outcome.stdout.as_bytes())?;

@@ -59,13 +59,8 @@ impl<'a> DirectorControl<'a> {
 fn new_scheduler(
     name: &str,
     dests: &[Arc<Destination>],
-) -> Result<Option<Box<dyn Scheduler>>, ControlError> {
-    if name == "none" {
-        return Ok(None);
-    }
-    sched::create(name, dests)
-        .map(Some)
-        .ok_or(ControlError::NotFound)
+) -> Result<Box<dyn Scheduler>, ControlError> {
+    sched::create(name, dests).ok_or(ControlError::NotFound)
 }
 
 /// The kernel's checks on destination parameters (`ip_vs_add_dest`/`ip_vs_edit_dest`).
@@ -166,9 +161,7 @@ impl Control for DirectorControl<'_> {
         let crate::service::SchedState {
             dests, scheduler, ..
         } = &mut *state;
-        if let Some(s) = scheduler.as_mut() {
-            s.dests_changed(dests, DestChange::Added);
-        }
+        scheduler.dests_changed(dests, DestChange::Added);
         Ok(())
     }
 
@@ -191,9 +184,7 @@ impl Control for DirectorControl<'_> {
         let crate::service::SchedState {
             dests, scheduler, ..
         } = &mut *state;
-        if let Some(s) = scheduler.as_mut() {
-            s.dests_changed(dests, DestChange::Edited(index));
-        }
+        scheduler.dests_changed(dests, DestChange::Edited(index));
         Ok(())
     }
 
@@ -212,9 +203,7 @@ impl Control for DirectorControl<'_> {
         let crate::service::SchedState {
             dests, scheduler, ..
         } = &mut *state;
-        if let Some(s) = scheduler.as_mut() {
-            s.dests_changed(dests, DestChange::Removed(index));
-        }
+        scheduler.dests_changed(dests, DestChange::Removed(index));
         Ok(())
     }
 
@@ -226,7 +215,7 @@ impl Control for DirectorControl<'_> {
             }
         };
         match service {
-            Some(key) => zero_service(&self.find(&key)?),
+            Some(key) => zero_service(self.find(&key)?.as_ref()),
             None => {
                 for svc in &self.director.services.load().services {
                     zero_service(svc);
@@ -293,6 +282,22 @@ impl Control for DirectorControl<'_> {
                 state: c.state().name(),
                 expires_secs: remaining / 1000,
                 template: false,
+            });
+        });
+        self.director.templates.for_each(|t| {
+            let remaining = t.expires().as_millis().saturating_sub(self.now.as_millis());
+            out.push(ConnView {
+                protocol: if t.key.protocol == masq_wire::ipv4::PROTO_TCP {
+                    "TCP"
+                } else {
+                    "UDP"
+                },
+                client: (IpAddr::V4(t.key.client_net), 0),
+                virtual_: (IpAddr::V4(t.key.vaddr), t.key.vport),
+                dest: (t.dest.key.addr, t.dport),
+                state: "NONE",
+                expires_secs: remaining / 1000,
+                template: true,
             });
         });
         out

@@ -26,6 +26,7 @@ use crate::conn::ConnTable;
 use crate::control::{DestKey, ServiceKey};
 use crate::dest::Destination;
 use crate::neigh::{NeighbourView, Neighbours};
+use crate::persist::TemplateTable;
 use crate::proto_state::TimeoutTable;
 use crate::service::ServiceTable;
 use crate::stats::Stats;
@@ -99,6 +100,7 @@ pub struct Director {
     /// re-add brings them back with their counters, as the kernel's trash does.
     trash: Mutex<HashMap<(ServiceKey, DestKey), Weak<Destination>>>,
     conns: ConnTable,
+    templates: TemplateTable,
     timeouts: TimeoutTable,
     neighbours: Neighbours,
     workers: Mutex<Vec<Arc<WorkerCounters>>>,
@@ -115,6 +117,7 @@ impl Director {
             control_lock: Mutex::new(()),
             trash: Mutex::new(HashMap::new()),
             conns: ConnTable::default(),
+            templates: TemplateTable::default(),
             timeouts: TimeoutTable::default(),
             neighbours: Neighbours::default(),
             workers: Mutex::new(Vec::new()),
@@ -166,6 +169,7 @@ impl Director {
     /// connections expired.
     pub fn housekeeping(&self, now: Timestamp, send: &mut dyn FnMut(Side, &[u8])) -> usize {
         let expired = self.conns.expire(now);
+        self.templates.expire(now);
         self.neighbours.expire(now);
         let mut frame = [0u8; arp::FRAME_LEN];
         let mut probe = |side: Side, target: Ipv4Addr| {

@@ -9,7 +9,9 @@ use masq_wire::arp;
 use masq_wire::ethernet::MacAddr;
 
 use super::*;
-use crate::control::{Control, DestKey, DestParams, FwdMethod, Protocol, ServiceKey, ServiceParams};
+use crate::control::{
+    Control, DestKey, DestParams, FwdMethod, Protocol, ServiceKey, ServiceParams,
+};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 101);
 const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 10);
@@ -61,6 +63,13 @@ fn masq(weight: i32) -> DestParams {
     }
 }
 
+fn rr() -> ServiceParams {
+    ServiceParams {
+        scheduler: "rr".into(),
+        ..ServiceParams::default()
+    }
+}
+
 fn rs(addr: Ipv4Addr, port: u16) -> DestKey {
     DestKey {
         addr: IpAddr::V4(addr),
@@ -80,18 +89,25 @@ impl Lab {
     fn seed() -> Lab {
         let lab = Lab::empty(None);
         let ctl = lab.director.control(lab.now);
-        ctl.add_service(
-            http(Protocol::Tcp, 80),
-            ServiceParams {
-                scheduler: "rr".into(),
-                ..ServiceParams::default()
-            },
-        )
-        .unwrap();
-        ctl.add_dest(http(Protocol::Tcp, 80), rs(RS1, 80), masq(1)).unwrap();
-        ctl.add_dest(http(Protocol::Tcp, 80), rs(RS2, 80), masq(1)).unwrap();
+        ctl.add_service(http(Protocol::Tcp, 80), rr()).unwrap();
+        ctl.add_dest(http(Protocol::Tcp, 80), rs(RS1, 80), masq(1))
+            .unwrap();
+        ctl.add_dest(http(Protocol::Tcp, 80), rs(RS2, 80), masq(1))
+            .unwrap();
         let mut lab = lab;
         lab.learn_all();
+        lab
+    }
+
+    /// One rr service on `proto`/`port` with RS1 (on `rs_port`) as its only server;
+    /// neighbours learnt when `learn` is set.
+    fn one_server(gateway: Option<Ipv4Addr>, svc: ServiceKey, rs_port: u16, learn: bool) -> Lab {
+        let mut lab = Lab::empty(gateway);
+        lab.ctl().add_service(svc, rr()).unwrap();
+        lab.ctl().add_dest(svc, rs(RS1, rs_port), masq(1)).unwrap();
+        if learn {
+            lab.learn_all();
+        }
         lab
     }
 
@@ -112,7 +128,10 @@ impl Lab {
             assert_eq!(self.handle(Side::Dip, &mut f), Verdict::NotOurs);
         }
         let mut req = arp_frame(arp::OP_REQUEST, (CLIENT_MAC, CLIENT), (MacAddr::ZERO, VIP));
-        assert_eq!(self.handle(Side::Vip, &mut req), Verdict::Forward(Side::Vip));
+        assert_eq!(
+            self.handle(Side::Vip, &mut req),
+            Verdict::Forward(Side::Vip)
+        );
     }
 
     fn handle(&mut self, side: Side, frame: &mut [u8]) -> Verdict {
@@ -181,7 +200,12 @@ fn tcp_frame(
     out
 }
 
-fn udp_frame(macs: (MacAddr, MacAddr), src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
+fn udp_frame(
+    macs: (MacAddr, MacAddr),
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    payload: &[u8],
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(macs.0 .0, macs.1 .0)
         .ipv4(src.0.octets(), dst.0.octets(), 64)
         .udp(src.1, dst.1);
@@ -192,7 +216,13 @@ fn udp_frame(macs: (MacAddr, MacAddr), src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16
 
 /// Client → VIP frame as the client sends it (stage 1).
 fn from_client(sport: u16, tcp_flags: u8) -> Vec<u8> {
-    tcp_frame((CLIENT_MAC, VIP_MAC), (CLIENT, sport), (VIP, 80), tcp_flags, b"")
+    tcp_frame(
+        (CLIENT_MAC, VIP_MAC),
+        (CLIENT, sport),
+        (VIP, 80),
+        tcp_flags,
+        b"",
+    )
 }
 
 /// RS → client frame as a real server sends it to its gateway, the DIP (stage 3).
@@ -213,7 +243,7 @@ struct Seen {
 
 fn seen(frame: &[u8]) -> Seen {
     let p = SlicedPacket::from_ethernet(frame).unwrap();
-    let eth = p.link.as_ref().unwrap().to_header().unwrap();
+    let mac = |at: usize| MacAddr(frame[at..at + 6].try_into().unwrap());
     let Some(NetSlice::Ipv4(ip)) = &p.net else {
         panic!("not ipv4")
     };
@@ -222,18 +252,24 @@ fn seen(frame: &[u8]) -> Seen {
         Some(TransportSlice::Tcp(t)) => (
             t.source_port(),
             t.destination_port(),
-            t.checksum() == t.to_header().calc_checksum_ipv4(&ip_header, t.payload()).unwrap(),
+            t.checksum()
+                == t.to_header()
+                    .calc_checksum_ipv4(&ip_header, t.payload())
+                    .unwrap(),
         ),
         Some(TransportSlice::Udp(u)) => (
             u.source_port(),
             u.destination_port(),
-            u.checksum() == u.to_header().calc_checksum_ipv4(&ip_header, u.payload()).unwrap(),
+            u.checksum()
+                == u.to_header()
+                    .calc_checksum_ipv4(&ip_header, u.payload())
+                    .unwrap(),
         ),
         other => panic!("no transport: {other:?}"),
     };
     Seen {
-        dst_mac: MacAddr(eth.destination),
-        src_mac: MacAddr(eth.source),
+        dst_mac: mac(0),
+        src_mac: mac(6),
         src: (Ipv4Addr::from(ip_header.source), sport),
         dst: (Ipv4Addr::from(ip_header.destination), dport),
         ttl: ip_header.time_to_live,
@@ -249,7 +285,10 @@ fn answers_arp_for_a_vip_and_learns_the_client() {
     let reply = arp::ArpPacket::new_checked(&req[14..]).unwrap();
     assert_eq!(reply.operation(), arp::OP_REPLY);
     assert_eq!((reply.sender_mac(), reply.sender_ip()), (VIP_MAC, VIP));
-    assert_eq!((reply.target_mac(), reply.target_ip()), (CLIENT_MAC, CLIENT));
+    assert_eq!(
+        (reply.target_mac(), reply.target_ip()),
+        (CLIENT_MAC, CLIENT)
+    );
     assert_eq!(&req[0..6], &CLIENT_MAC.0);
     assert_eq!(lab.director.neighbours.peek(CLIENT), Some(CLIENT_MAC));
     // ARP for another address (the host's own) is left to the host.
@@ -280,7 +319,10 @@ fn the_four_stages_of_one_connection() {
     );
     // Stage 3 → 4: RIP → client becomes VIP → client.
     let mut syn_ack = from_rs(RS2, RS2_MAC, 40000, SYN | ACK);
-    assert_eq!(lab.handle(Side::Dip, &mut syn_ack), Verdict::Forward(Side::Vip));
+    assert_eq!(
+        lab.handle(Side::Dip, &mut syn_ack),
+        Verdict::Forward(Side::Vip)
+    );
     assert_eq!(
         seen(&syn_ack),
         Seen {
@@ -358,7 +400,10 @@ fn a_syn_on_a_time_wait_entry_is_scheduled_afresh() {
         lab.handle(side, &mut f);
     }
     let mut again = from_client(40000, SYN);
-    assert_eq!(lab.handle(Side::Vip, &mut again), Verdict::Forward(Side::Dip));
+    assert_eq!(
+        lab.handle(Side::Vip, &mut again),
+        Verdict::Forward(Side::Dip)
+    );
     assert_eq!(seen(&again).dst.0, RS1, "rescheduled: rr moved on to RS1");
     assert_eq!(lab.conns_of(RS2), (0, 0));
     assert_eq!(lab.conns_of(RS1), (1, 0));
@@ -391,32 +436,29 @@ fn wrr_after_the_seed_edit_picks_9_7_7_7() {
 
 #[test]
 fn port_mapping_rewrites_both_ways() {
-    let mut lab = Lab::empty(None);
-    let svc = http(Protocol::Tcp, 8021);
-    lab.ctl()
-        .add_service(svc, ServiceParams { scheduler: "rr".into(), ..Default::default() })
-        .unwrap();
-    lab.ctl().add_dest(svc, rs(RS1, 80), masq(1)).unwrap();
-    lab.learn_all();
+    let mut lab = Lab::one_server(None, http(Protocol::Tcp, 8021), 80, true);
     let mut syn = tcp_frame((CLIENT_MAC, VIP_MAC), (CLIENT, 5555), (VIP, 8021), SYN, b"");
     assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Forward(Side::Dip));
     assert_eq!(seen(&syn).dst, (RS1, 80));
     assert!(seen(&syn).checksums_ok);
-    let mut reply = tcp_frame((RS1_MAC, DIP_MAC), (RS1, 80), (CLIENT, 5555), SYN | ACK, b"hi");
-    assert_eq!(lab.handle(Side::Dip, &mut reply), Verdict::Forward(Side::Vip));
+    let mut reply = tcp_frame(
+        (RS1_MAC, DIP_MAC),
+        (RS1, 80),
+        (CLIENT, 5555),
+        SYN | ACK,
+        b"hi",
+    );
+    assert_eq!(
+        lab.handle(Side::Dip, &mut reply),
+        Verdict::Forward(Side::Vip)
+    );
     assert_eq!(seen(&reply).src, (VIP, 8021));
     assert!(seen(&reply).checksums_ok);
 }
 
 #[test]
 fn udp_round_trips_and_counts_as_inactive() {
-    let mut lab = Lab::empty(None);
-    let svc = http(Protocol::Udp, 7);
-    lab.ctl()
-        .add_service(svc, ServiceParams { scheduler: "rr".into(), ..Default::default() })
-        .unwrap();
-    lab.ctl().add_dest(svc, rs(RS1, 7), masq(1)).unwrap();
-    lab.learn_all();
+    let mut lab = Lab::one_server(None, http(Protocol::Udp, 7), 7, true);
     let mut q = udp_frame((CLIENT_MAC, VIP_MAC), (CLIENT, 5000), (VIP, 7), b"ping");
     assert_eq!(lab.handle(Side::Vip, &mut q), Verdict::Forward(Side::Dip));
     assert_eq!(seen(&q).dst, (RS1, 7));
@@ -425,25 +467,26 @@ fn udp_round_trips_and_counts_as_inactive() {
     assert_eq!(lab.handle(Side::Dip, &mut a), Verdict::Forward(Side::Vip));
     assert_eq!(seen(&a).src, (VIP, 7));
     let conns = lab.ctl().connections();
-    assert_eq!((conns[0].protocol, conns[0].state, conns[0].expires_secs), ("UDP", "UDP", 300));
+    assert_eq!(
+        (conns[0].protocol, conns[0].state, conns[0].expires_secs),
+        ("UDP", "UDP", 300)
+    );
     assert_eq!(lab.conns_of(RS1), (0, 1));
 }
 
 #[test]
 fn unknown_real_server_mac_queues_the_frame_and_probes() {
-    let mut lab = Lab::empty(None);
-    let svc = http(Protocol::Tcp, 80);
-    lab.ctl()
-        .add_service(svc, ServiceParams { scheduler: "rr".into(), ..Default::default() })
-        .unwrap();
-    lab.ctl().add_dest(svc, rs(RS1, 80), masq(1)).unwrap();
+    let mut lab = Lab::one_server(None, http(Protocol::Tcp, 80), 80, false);
     let mut syn = from_client(40000, SYN);
     assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Queued);
     let out = lab.transmitted();
     assert_eq!(out.len(), 1, "just the ARP probe");
     let probe = arp::ArpPacket::new_checked(&out[0].1[14..]).unwrap();
     assert_eq!(out[0].0, Side::Dip);
-    assert_eq!((probe.operation(), probe.sender_ip(), probe.target_ip()), (arp::OP_REQUEST, DIP, RS1));
+    assert_eq!(
+        (probe.operation(), probe.sender_ip(), probe.target_ip()),
+        (arp::OP_REQUEST, DIP, RS1)
+    );
     let mut answer = arp_frame(arp::OP_REPLY, (RS1_MAC, RS1), (DIP_MAC, DIP));
     lab.handle(Side::Dip, &mut answer);
     let out = lab.transmitted();
@@ -456,27 +499,26 @@ fn unknown_real_server_mac_queues_the_frame_and_probes() {
 
 #[test]
 fn a_queued_frame_whose_next_hop_never_answers_is_dropped_and_counted() {
-    let mut lab = Lab::empty(None);
-    let svc = http(Protocol::Tcp, 80);
-    lab.ctl()
-        .add_service(svc, ServiceParams { scheduler: "rr".into(), ..Default::default() })
-        .unwrap();
-    lab.ctl().add_dest(svc, rs(RS1, 80), masq(1)).unwrap();
+    let mut lab = Lab::one_server(None, http(Protocol::Tcp, 80), 80, false);
     let mut syn = from_client(40000, SYN);
     assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Queued);
     lab.transmitted();
     lab.advance(3);
     assert!(lab.transmitted().is_empty());
     assert_eq!(lab.worker.pending_len(), 0);
-    assert_eq!(lab.director.counters().drops(DropReason::NeighbourUnreachable), 1);
+    assert_eq!(
+        lab.director
+            .counters()
+            .drops(DropReason::NeighbourUnreachable),
+        1
+    );
 }
 
 #[test]
 fn no_destination_sends_port_unreachable() {
     let mut lab = Lab::empty(None);
-    let svc = http(Protocol::Tcp, 80);
     lab.ctl()
-        .add_service(svc, ServiceParams { scheduler: "rr".into(), ..Default::default() })
+        .add_service(http(Protocol::Tcp, 80), rr())
         .unwrap();
     let mut syn = from_client(40000, SYN);
     assert_eq!(
@@ -486,13 +528,19 @@ fn no_destination_sends_port_unreachable() {
     let out = lab.transmitted();
     assert_eq!(out.len(), 1);
     let p = SlicedPacket::from_ethernet(&out[0].1).unwrap();
-    let Some(NetSlice::Ipv4(ip)) = &p.net else { panic!() };
+    let Some(NetSlice::Ipv4(ip)) = &p.net else {
+        panic!()
+    };
     assert_eq!(ip.header().source_addr(), VIP);
     assert_eq!(ip.header().destination_addr(), CLIENT);
-    let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else { panic!("not icmp") };
+    let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else {
+        panic!("not icmp")
+    };
     assert!(matches!(
         icmp.icmp_type(),
-        etherparse::Icmpv4Type::DestinationUnreachable(etherparse::icmpv4::DestUnreachableHeader::Port)
+        etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port
+        )
     ));
     assert_eq!(&out[0].1[0..6], &CLIENT_MAC.0);
 }
@@ -505,12 +553,20 @@ fn ttl_one_gets_time_exceeded_and_is_not_forwarded() {
     // Fix the IP header checksum so only the TTL is at fault.
     let mut ip = masq_wire::ipv4::Ipv4Packet::new_checked(&mut syn[14..]).unwrap();
     ip.fill_checksum();
-    assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Drop(DropReason::TtlExpired));
+    assert_eq!(
+        lab.handle(Side::Vip, &mut syn),
+        Verdict::Drop(DropReason::TtlExpired)
+    );
     let out = lab.transmitted();
     assert_eq!(out.len(), 1);
     let p = SlicedPacket::from_ethernet(&out[0].1).unwrap();
-    let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else { panic!("not icmp") };
-    assert!(matches!(icmp.icmp_type(), etherparse::Icmpv4Type::TimeExceeded(_)));
+    let Some(TransportSlice::Icmpv4(icmp)) = &p.transport else {
+        panic!("not icmp")
+    };
+    assert!(matches!(
+        icmp.icmp_type(),
+        etherparse::Icmpv4Type::TimeExceeded(_)
+    ));
 }
 
 #[test]
@@ -518,7 +574,10 @@ fn bad_input_is_dropped_with_a_reason_and_never_forwarded() {
     let mut lab = Lab::seed();
     let cases: Vec<(Vec<u8>, Verdict)> = vec![
         (vec![0u8; 10], Verdict::Drop(DropReason::Malformed)),
-        (from_client(1, SYN)[..30].to_vec(), Verdict::Drop(DropReason::Malformed)),
+        (
+            from_client(1, SYN)[..30].to_vec(),
+            Verdict::Drop(DropReason::Malformed),
+        ),
         (
             {
                 let mut f = from_client(1, SYN);
@@ -531,7 +590,9 @@ fn bad_input_is_dropped_with_a_reason_and_never_forwarded() {
             {
                 let mut f = from_client(1, SYN);
                 f[14 + 6] = 0x20; // more fragments
-                masq_wire::ipv4::Ipv4Packet::new_checked(&mut f[14..]).unwrap().fill_checksum();
+                masq_wire::ipv4::Ipv4Packet::new_checked(&mut f[14..])
+                    .unwrap()
+                    .fill_checksum();
                 f
             },
             Verdict::Drop(DropReason::Fragment),
@@ -550,11 +611,23 @@ fn bad_input_is_dropped_with_a_reason_and_never_forwarded() {
             Verdict::NotOurs,
         ),
         (
-            tcp_frame((CLIENT_MAC, VIP_MAC), (CLIENT, 3), (Ipv4Addr::new(192, 168, 0, 99), 80), SYN, b""),
+            tcp_frame(
+                (CLIENT_MAC, VIP_MAC),
+                (CLIENT, 3),
+                (Ipv4Addr::new(192, 168, 0, 99), 80),
+                SYN,
+                b"",
+            ),
             Verdict::NotOurs,
         ),
         (
-            tcp_frame((CLIENT_MAC, MacAddr([2, 9, 9, 9, 9, 9])), (CLIENT, 3), (VIP, 80), SYN, b""),
+            tcp_frame(
+                (CLIENT_MAC, MacAddr([2, 9, 9, 9, 9, 9])),
+                (CLIENT, 3),
+                (VIP, 80),
+                SYN,
+                b"",
+            ),
             Verdict::NotOurs,
         ),
     ];
@@ -579,7 +652,10 @@ fn deleted_destination_drops_its_connections_and_comes_back_with_its_counters() 
     let svc = http(Protocol::Tcp, 80);
     lab.ctl().delete_dest(svc, rs(RS2, 80)).unwrap();
     let mut ack = from_client(40000, ACK);
-    assert_eq!(lab.handle(Side::Vip, &mut ack), Verdict::Drop(DropReason::DestUnavailable));
+    assert_eq!(
+        lab.handle(Side::Vip, &mut ack),
+        Verdict::Drop(DropReason::DestUnavailable)
+    );
     lab.ctl().add_dest(svc, rs(RS2, 80), masq(1)).unwrap();
     assert_eq!(lab.conns_of(RS2), (1, 0), "resurrected from the trash");
     let mut ack = from_client(40000, ACK);
@@ -588,13 +664,7 @@ fn deleted_destination_drops_its_connections_and_comes_back_with_its_counters() 
 
 #[test]
 fn routed_clients_go_through_the_vip_gateway() {
-    let mut lab = Lab::empty(Some(GATEWAY));
-    let svc = http(Protocol::Tcp, 80);
-    lab.ctl()
-        .add_service(svc, ServiceParams { scheduler: "rr".into(), ..Default::default() })
-        .unwrap();
-    lab.ctl().add_dest(svc, rs(RS1, 80), masq(1)).unwrap();
-    lab.learn_all();
+    let mut lab = Lab::one_server(Some(GATEWAY), http(Protocol::Tcp, 80), 80, true);
     let mut probes = Vec::new();
     lab.director
         .housekeeping(lab.now, &mut |side, f| probes.push((side, f.to_vec())));
@@ -608,10 +678,25 @@ fn routed_clients_go_through_the_vip_gateway() {
     assert_eq!(gw_probe, vec![GATEWAY]);
     let mut gw = arp_frame(arp::OP_REPLY, (GATEWAY_MAC, GATEWAY), (VIP_MAC, VIP));
     lab.handle(Side::Vip, &mut gw);
-    let mut syn = tcp_frame((GATEWAY_MAC, VIP_MAC), (ROUTED_CLIENT, 33000), (VIP, 80), SYN, b"");
+    let mut syn = tcp_frame(
+        (GATEWAY_MAC, VIP_MAC),
+        (ROUTED_CLIENT, 33000),
+        (VIP, 80),
+        SYN,
+        b"",
+    );
     assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Forward(Side::Dip));
-    let mut reply = tcp_frame((RS1_MAC, DIP_MAC), (RS1, 80), (ROUTED_CLIENT, 33000), SYN | ACK, b"");
-    assert_eq!(lab.handle(Side::Dip, &mut reply), Verdict::Forward(Side::Vip));
+    let mut reply = tcp_frame(
+        (RS1_MAC, DIP_MAC),
+        (RS1, 80),
+        (ROUTED_CLIENT, 33000),
+        SYN | ACK,
+        b"",
+    );
+    assert_eq!(
+        lab.handle(Side::Dip, &mut reply),
+        Verdict::Forward(Side::Vip)
+    );
     assert_eq!(seen(&reply).dst_mac, GATEWAY_MAC);
     assert_eq!(seen(&reply).dst, (ROUTED_CLIENT, 33000));
 }
@@ -619,14 +704,21 @@ fn routed_clients_go_through_the_vip_gateway() {
 #[test]
 fn without_a_gateway_routed_clients_are_dropped_with_a_reason() {
     let mut lab = Lab::seed();
-    let mut syn = tcp_frame((CLIENT_MAC, VIP_MAC), (ROUTED_CLIENT, 33000), (VIP, 80), SYN, b"");
+    let mut syn = tcp_frame(
+        (CLIENT_MAC, VIP_MAC),
+        (ROUTED_CLIENT, 33000),
+        (VIP, 80),
+        SYN,
+        b"",
+    );
     assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Forward(Side::Dip));
-    let mut reply = from_rs(RS2, RS2_MAC, 33000, SYN | ACK);
-    let mut reply = {
-        let mut f = tcp_frame((RS2_MAC, DIP_MAC), (RS2, 80), (ROUTED_CLIENT, 33000), SYN | ACK, b"");
-        std::mem::swap(&mut f, &mut reply);
-        reply
-    };
+    let mut reply = tcp_frame(
+        (RS2_MAC, DIP_MAC),
+        (RS2, 80),
+        (ROUTED_CLIENT, 33000),
+        SYN | ACK,
+        b"",
+    );
     assert_eq!(
         lab.handle(Side::Dip, &mut reply),
         Verdict::Drop(DropReason::NoRouteToClient)
@@ -658,13 +750,10 @@ fn partial_checksums_are_updated_as_partial() {
 
 #[test]
 fn housekeeping_probes_real_servers_before_traffic_needs_them() {
-    let lab = Lab::empty(None);
-    let svc = http(Protocol::Tcp, 80);
+    let lab = Lab::one_server(None, http(Protocol::Tcp, 80), 80, false);
     lab.ctl()
-        .add_service(svc, ServiceParams { scheduler: "rr".into(), ..Default::default() })
+        .add_dest(http(Protocol::Tcp, 80), rs(RS2, 80), masq(1))
         .unwrap();
-    lab.ctl().add_dest(svc, rs(RS1, 80), masq(1)).unwrap();
-    lab.ctl().add_dest(svc, rs(RS2, 80), masq(1)).unwrap();
     let mut targets = Vec::new();
     lab.director.housekeeping(lab.now, &mut |side, f| {
         assert_eq!(side, Side::Dip);
@@ -687,11 +776,17 @@ fn control_errors_are_the_kernels() {
     assert_eq!(
         ctl.add_service(
             http(Protocol::Tcp, 81),
-            ServiceParams { scheduler: "nosuch".into(), ..Default::default() }
+            ServiceParams {
+                scheduler: "nosuch".into(),
+                ..Default::default()
+            }
         ),
         Err(ControlError::NotFound)
     );
-    assert_eq!(ctl.add_dest(svc, rs(RS1, 80), masq(1)), Err(ControlError::Exists));
+    assert_eq!(
+        ctl.add_dest(svc, rs(RS1, 80), masq(1)),
+        Err(ControlError::Exists)
+    );
     assert_eq!(
         ctl.edit_dest(svc, rs(Ipv4Addr::new(192, 168, 100, 99), 80), masq(1)),
         Err(ControlError::NotFound)
@@ -704,7 +799,11 @@ fn control_errors_are_the_kernels() {
         ctl.add_dest(
             svc,
             rs(Ipv4Addr::new(192, 168, 100, 11), 80),
-            DestParams { u_threshold: 1, l_threshold: 5, ..masq(1) }
+            DestParams {
+                u_threshold: 1,
+                l_threshold: 5,
+                ..masq(1)
+            }
         ),
         Err(ControlError::OutOfRange)
     );
@@ -712,8 +811,98 @@ fn control_errors_are_the_kernels() {
         ctl.add_dest(svc, rs(Ipv4Addr::new(224, 0, 0, 1), 80), masq(1)),
         Err(ControlError::Invalid)
     );
-    assert_eq!(ctl.delete_service(http(Protocol::Tcp, 9999)), Err(ControlError::NoService));
+    assert_eq!(
+        ctl.delete_service(http(Protocol::Tcp, 9999)),
+        Err(ControlError::NoService)
+    );
     // Destinations are listed newest first (kernel list order).
     let order: Vec<_> = ctl.services()[0].dests.iter().map(|d| d.key.addr).collect();
     assert_eq!(order, vec![IpAddr::V4(RS2), IpAddr::V4(RS1)]);
+}
+
+#[test]
+fn persistence_keeps_a_client_on_one_server_even_when_quiesced() {
+    let mut lab = Lab::seed();
+    let svc = http(Protocol::Tcp, 80);
+    lab.ctl()
+        .edit_service(
+            svc,
+            ServiceParams {
+                scheduler: "rr".into(),
+                persistent: Some(60),
+                ..ServiceParams::default()
+            },
+        )
+        .unwrap();
+    let pick = |lab: &mut Lab, sport: u16| {
+        let mut syn = from_client(sport, SYN);
+        assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Forward(Side::Dip));
+        seen(&syn).dst.0
+    };
+    let first = pick(&mut lab, 30000);
+    for sport in 30001..30020 {
+        assert_eq!(
+            pick(&mut lab, sport),
+            first,
+            "persistence broken at {sport}"
+        );
+    }
+    let views = lab.ctl().services();
+    let persist: u32 = views[0].dests.iter().map(|d| d.persist_conns).sum();
+    assert_eq!(persist, 1, "one template");
+    let templates: Vec<_> = lab
+        .ctl()
+        .connections()
+        .into_iter()
+        .filter(|c| c.template)
+        .collect();
+    assert_eq!(templates.len(), 1);
+    assert_eq!(templates[0].client, (IpAddr::V4(CLIENT), 0));
+    assert_eq!(templates[0].state, "NONE");
+    // Quiescing the server does not break persistence (expire_quiescent_template=0).
+    let first_key = rs(first, 80);
+    lab.ctl().edit_dest(svc, first_key, masq(0)).unwrap();
+    assert_eq!(pick(&mut lab, 30100), first);
+    // Deleting it does: the template is invalid and the client is scheduled afresh.
+    lab.ctl().delete_dest(svc, first_key).unwrap();
+    assert_ne!(pick(&mut lab, 30200), first);
+}
+
+#[test]
+fn a_template_outlives_its_timeout_while_it_controls_connections() {
+    let mut lab = Lab::seed();
+    let svc = http(Protocol::Tcp, 80);
+    lab.ctl()
+        .edit_service(
+            svc,
+            ServiceParams {
+                scheduler: "rr".into(),
+                persistent: Some(10),
+                ..ServiceParams::default()
+            },
+        )
+        .unwrap();
+    let mut syn = from_client(30000, SYN);
+    lab.handle(Side::Vip, &mut syn);
+    let mut ack = from_client(30000, ACK);
+    lab.handle(Side::Vip, &mut ack);
+    lab.advance(11);
+    lab.director.housekeeping(lab.now, &mut |_, _| {});
+    assert_eq!(
+        lab.director.templates.len(),
+        1,
+        "re-armed: an ESTABLISHED conn uses it"
+    );
+    lab.advance(901);
+    lab.director.housekeeping(lab.now, &mut |_, _| {});
+    assert_eq!(lab.director.connection_count(), 0);
+    lab.advance(61);
+    lab.director.housekeeping(lab.now, &mut |_, _| {});
+    assert!(lab.director.templates.is_empty());
+    let persist: u32 = lab.ctl().services()[0]
+        .dests
+        .iter()
+        .map(|d| d.persist_conns)
+        .sum();
+    assert_eq!(persist, 0);
 }

@@ -79,6 +79,7 @@ drop_reasons! {
     NeighbourQueueFull => "neighbour_queue_full", "too many frames already wait for ARP resolution";
     NeighbourUnreachable => "neighbour_unreachable", "the next hop never answered ARP";
     OutboxFull => "outbox_full", "no room to queue a frame the director generated";
+    Oversize => "oversize", "the frame did not fit the receive buffer";
 }
 
 /// Counters of one worker. Each worker owns one and bumps it without contention; readers

@@ -21,9 +21,10 @@ use masq_wire::udp::UdpDatagram;
 use super::verdict::{DropReason, Side, Verdict, WorkerCounters};
 use super::Director;
 use crate::conn::{Conn, FlowKey, Inserted};
+use crate::persist::TemplateKey;
 use crate::proto_state::{ConnState, Direction};
 use crate::sched::SchedInput;
-use crate::service::SchedState;
+use crate::service::{SchedState, VirtualService};
 use crate::time::Timestamp;
 
 /// The largest frame the director handles: a 64 KiB GSO super-frame plus its Ethernet
@@ -188,11 +189,7 @@ impl Worker {
         eth.set_dst_addr(sender_mac);
         eth.set_src_addr(my_mac);
         let mut reply = ArpPacket::new_checked(eth.payload_mut()).expect("checked above");
-        reply.fill(
-            arp::OP_REPLY,
-            (my_mac, target_ip),
-            (sender_mac, sender_ip),
-        );
+        reply.fill(arp::OP_REPLY, (my_mac, target_ip), (sender_mac, sender_ip));
         self.counters.arp_replies.fetch_add(1, Relaxed);
         Verdict::Forward(side)
     }
@@ -231,8 +228,11 @@ impl Worker {
                 conn
             }
             None => {
-                let Some(svc) = table.lookup(flow.key.protocol, *flow.key.dst.ip(), flow.key.dst.port())
-                else {
+                let Some(svc) = table.lookup_for_new(
+                    flow.key.protocol,
+                    *flow.key.dst.ip(),
+                    flow.key.dst.port(),
+                ) else {
                     return Verdict::NotOurs;
                 };
                 if flow.key.protocol == PROTO_TCP
@@ -240,60 +240,11 @@ impl Worker {
                 {
                     return Verdict::Drop(DropReason::TcpNotSyn);
                 }
-                let input = SchedInput {
-                    src: IpAddr::V4(*flow.key.src.ip()),
-                    sport: flow.key.src.port(),
-                    dst: IpAddr::V4(*flow.key.dst.ip()),
-                    dport: flow.key.dst.port(),
-                    flags: Default::default(),
-                    now,
-                };
-                let picked = {
-                    let mut guard = svc.lock();
-                    let SchedState {
-                        params,
-                        dests,
-                        scheduler,
-                    } = &mut *guard;
-                    let input = SchedInput {
-                        flags: params.sched_flags,
-                        ..input
-                    };
-                    scheduler
-                        .as_mut()
-                        .and_then(|s| s.schedule(dests, &input))
-                        .and_then(|i| dests.get(i).cloned())
-                };
-                let Some(dest) = picked else {
+                let Some(conn) = self.new_connection(svc, &flow, now) else {
                     self.reply_port_unreachable(frame);
                     return Verdict::Drop(DropReason::NoDestination);
                 };
-                let Some(rip) = dest.ipv4() else {
-                    return Verdict::Drop(DropReason::NoRouteToRealServer);
-                };
-                let rport = if dest.key.port == 0 {
-                    flow.key.dst.port()
-                } else {
-                    dest.key.port
-                };
-                let new = Conn::new(
-                    flow.key.protocol,
-                    flow.key.src,
-                    flow.key.dst,
-                    SocketAddrV4::new(rip, rport),
-                    svc.clone(),
-                    dest,
-                    now,
-                );
-                match self.director.conns.insert(new) {
-                    Inserted::New(conn) => {
-                        conn.service.stats.count_conn();
-                        conn.dest.stats.count_conn();
-                        self.director.totals.count_conn();
-                        conn
-                    }
-                    Inserted::Existing(conn) => conn,
-                }
+                conn
             }
         };
         conn.on_packet(Direction::In, flow.tcp_flags, &self.director.timeouts, now);
@@ -354,6 +305,93 @@ impl Worker {
             return Verdict::Drop(DropReason::NoRouteToClient);
         };
         self.send_via(now, Side::Vip, next_hop, frame, meta)
+    }
+
+    /// Schedules a new connection for `flow` to `svc` (through its persistence template
+    /// if the service is persistent) and puts it in the table. `None` when no real server
+    /// is available.
+    fn new_connection(
+        &mut self,
+        svc: &Arc<VirtualService>,
+        flow: &Flow,
+        now: Timestamp,
+    ) -> Option<Arc<Conn>> {
+        let (client, vaddr) = (flow.key.src, flow.key.dst);
+        let mut guard = svc.lock();
+        let SchedState {
+            params,
+            dests,
+            scheduler,
+        } = &mut *guard;
+        let input = SchedInput {
+            src: IpAddr::V4(*client.ip()),
+            sport: client.port(),
+            dst: IpAddr::V4(*vaddr.ip()),
+            dport: vaddr.port(),
+            flags: params.sched_flags,
+            now,
+        };
+        let mut schedule = || {
+            scheduler
+                .schedule(dests, &input)
+                .and_then(|i| dests.get(i).cloned())
+        };
+        let service_port = svc.port();
+        let (dest, template) = match params.persistent {
+            None => (schedule()?, None),
+            Some(timeout_secs) => {
+                let timeout_ms = u64::from(timeout_secs) * 1000;
+                let key = TemplateKey {
+                    protocol: flow.key.protocol,
+                    client_net: Ipv4Addr::from(u32::from(*client.ip()) & params.netmask),
+                    vaddr: *vaddr.ip(),
+                    vport: service_port,
+                };
+                let template = match self.director.templates.lookup(&key) {
+                    Some(t) => t,
+                    None => {
+                        let dest = schedule()?;
+                        let dport = if service_port == 0 { 0 } else { dest.key.port };
+                        self.director.templates.insert(
+                            key,
+                            svc.clone(),
+                            dest,
+                            dport,
+                            now,
+                            timeout_ms,
+                        )
+                    }
+                };
+                template.control_new_conn(now, timeout_ms);
+                (template.dest.clone(), Some(template))
+            }
+        };
+        drop(guard);
+        let rip = dest.ipv4()?;
+        // Port-0 services and fwmark-style destinations without a port keep the port the
+        // client asked for.
+        let rport = if service_port == 0 || dest.key.port == 0 {
+            vaddr.port()
+        } else {
+            dest.key.port
+        };
+        let conn = Conn::new(
+            flow.key,
+            SocketAddrV4::new(rip, rport),
+            svc.clone(),
+            dest,
+            template,
+            now,
+        );
+        Some(match self.director.conns.insert(conn) {
+            Inserted::New(conn) => {
+                conn.service.stats.count_conn();
+                conn.dest.stats.count_conn();
+                self.director.totals.count_conn();
+                conn
+            }
+            Inserted::Existing(conn) => conn,
+        })
     }
 
     /// Addresses the frame to `next_hop` on `side`, or queues it until ARP answers.
@@ -427,7 +465,12 @@ impl Worker {
         }
         let neighbours = &self.director.neighbours;
         let mut ready = None;
-        for (i, p) in self.pending.iter_mut().enumerate().filter(|(_, p)| p.in_use) {
+        for (i, p) in self
+            .pending
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, p)| p.in_use)
+        {
             if let Some(mac) = neighbours.peek(p.next_hop) {
                 let src_mac = self.director.config.side(p.slot.side).mac;
                 set_macs(&mut p.slot.buf[..p.slot.len], mac, src_mac);

@@ -55,3 +55,87 @@ pub trait Scheduler: Send + std::fmt::Debug {
     /// destination is available ("no destination available").
     fn schedule(&mut self, dests: &[Arc<Destination>], input: &SchedInput) -> Option<usize>;
 }
+
+mod hash;
+mod locality;
+
+pub mod dh;
+pub mod fo;
+pub mod lblc;
+pub mod lblcr;
+pub mod lc;
+pub mod mh;
+pub mod none;
+pub mod nq;
+pub mod ovf;
+pub mod rr;
+pub mod sed;
+pub mod sh;
+pub mod twos;
+pub mod wlc;
+pub mod wrr;
+
+#[cfg(test)]
+mod testutil;
+
+/// Every scheduler name `-s` accepts, as ipvsadm spells them: ipvsadm 1.31's list, then
+/// `twos` (kernel 6.2+, accepted by the kernel though ipvsadm's help does not list it) and
+/// `none` (no scheduler: nothing is ever scheduled).
+pub const SCHEDULER_NAMES: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+    "none",
+];
+
+/// The scheduler called `name` (case-sensitive, as the kernel's module lookup is), set up
+/// for the service's current destination list as the kernel's `init_service` does; `None`
+/// for an unknown name (the kernel's ENOENT).
+pub fn create(name: &str, dests: &[Arc<Destination>]) -> Option<Box<dyn Scheduler>> {
+    let scheduler: Box<dyn Scheduler> = match name {
+        "rr" => Box::new(rr::RoundRobin::new(dests)),
+        "wrr" => Box::new(wrr::WeightedRoundRobin::new(dests)),
+        "lc" => Box::new(lc::LeastConnection::new(dests)),
+        "wlc" => Box::new(wlc::WeightedLeastConnection::new(dests)),
+        "lblc" => Box::new(lblc::LocalityLeastConnection::new(dests)),
+        "lblcr" => Box::new(lblcr::LocalityLeastConnectionReplicated::new(dests)),
+        "dh" => Box::new(dh::DestinationHashing::new(dests)),
+        "sh" => Box::new(sh::SourceHashing::new(dests)),
+        "sed" => Box::new(sed::ShortestExpectedDelay::new(dests)),
+        "nq" => Box::new(nq::NeverQueue::new(dests)),
+        "fo" => Box::new(fo::WeightedFailover::new(dests)),
+        "ovf" => Box::new(ovf::WeightedOverflow::new(dests)),
+        "mh" => Box::new(mh::MaglevHashing::new(dests)),
+        "twos" => Box::new(twos::PowerOfTwoChoices::new(dests)),
+        "none" => Box::new(none::NoScheduler::new(dests)),
+        _ => return None,
+    };
+    Some(scheduler)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testutil::{Conn, Lab};
+
+    #[test]
+    fn sched_registry_knows_every_name_and_nothing_else() {
+        for &name in SCHEDULER_NAMES {
+            let sched = create(name, &[]).unwrap_or_else(|| panic!("{name} missing"));
+            assert_eq!(sched.name(), name);
+        }
+        assert_eq!(SCHEDULER_NAMES.len(), 15);
+        for unknown in ["", "RR", "Wlc", "nosuch", "rr ", "wrr2"] {
+            assert!(create(unknown, &[]).is_none(), "{unknown:?}");
+        }
+    }
+
+    #[test]
+    fn sched_registry_inits_on_the_current_list() {
+        // -E to another scheduler on a built list: init_service sees the destinations.
+        for name in ["sh", "mh", "dh", "wrr", "rr"] {
+            let mut lab = Lab::new("wlc");
+            lab.add(7, 1).add(9, 1);
+            lab.switch(name);
+            assert_ne!(lab.picks(1, Conn::Untracked), "-", "{name}");
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Runs a parsed command against the director and writes what ipvsadm would print, with the
+//! status that decides how a `-R` restore goes on (see [`LineStatus`]).
+
+use masq_core::control::{Control, ControlError, FwdMethod};
+
+use crate::errors::{self, Op};
+use crate::format;
+use crate::grammar::{self, CliError, CliErrorKind, Command, ListWhat};
+use crate::help;
+use crate::names::Names;
+use crate::restore::{self, LineStatus};
+use crate::Outcome;
+
+/// masq forwards by NAT only; ipvsadm's default (-g) and -i are refused with this.
+pub const NAT_ONLY: &str = "masq only does NAT (masquerading): use -m; direct routing (-g) and tunnelling (-i) are not supported";
+
+/// masq has no connection synchronisation daemon.
+pub const NO_SYNC_DAEMON: &str =
+    "masq has no connection sync daemon: --start-daemon is not supported";
+
+/// What one invocation needs besides its arguments.
+pub(crate) struct Ctx<'a> {
+    pub program: &'a str,
+    pub stdin: &'a str,
+    pub names: &'a dyn Names,
+    pub director: &'a dyn Control,
+}
+
+fn line(out: &mut String, text: &str) {
+    out.push_str(text);
+    out.push('\n');
+}
+
+/// Parse and run one argument vector. `reading_stdin` is true for the lines of a restore.
+pub(crate) fn execute(
+    args: &[String],
+    ctx: &Ctx,
+    out: &mut Outcome,
+    reading_stdin: bool,
+) -> LineStatus {
+    match grammar::parse(ctx.program, args, ctx.names) {
+        Ok(cmd) => run_command(cmd, ctx, out, reading_stdin),
+        Err(e) => cli_error(e, out),
+    }
+}
+
+fn cli_error(e: CliError, out: &mut Outcome) -> LineStatus {
+    line(&mut out.stderr, &e.message);
+    match e.kind {
+        CliErrorKind::Popt => LineStatus::Continue(e.code),
+        CliErrorKind::TryHelp | CliErrorKind::Invalid => LineStatus::Exit(e.code),
+    }
+}
+
+/// A director call: its error is printed and returned as 255, and a restore goes on.
+fn call(out: &mut Outcome, op: Op, result: Result<(), ControlError>) -> LineStatus {
+    match result {
+        Ok(()) => LineStatus::Continue(0),
+        Err(e) => {
+            line(&mut out.stderr, &errors::message(op, &e));
+            LineStatus::Continue(255)
+        }
+    }
+}
+
+/// A refusal of masq's own, reported like a director error.
+fn refuse(out: &mut Outcome, text: &str) -> LineStatus {
+    line(&mut out.stderr, text);
+    LineStatus::Continue(255)
+}
+
+fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) -> LineStatus {
+    let d = ctx.director;
+    match cmd {
+        Command::Help => {
+            out.stdout.push_str(&help::usage(ctx.program));
+            LineStatus::Exit(0)
+        }
+        Command::Version => {
+            out.stdout.push_str(help::VERSION);
+            LineStatus::Exit(0)
+        }
+        Command::Restore => {
+            if reading_stdin {
+                // -R inside -R: ipvsadm refuses to recurse.
+                return cli_error(CliError::try_help(ctx.program), out);
+            }
+            restore::drive(ctx.stdin, |words| execute(words, ctx, out, true))
+        }
+        Command::List(list) => {
+            let f = &list.format;
+            match list.what {
+                ListWhat::All => {
+                    let text = format::list_all(&d.services(), f, ctx.names);
+                    out.stdout.push_str(&text);
+                }
+                ListWhat::Service(key) => {
+                    let services = d.services();
+                    let Some(svc) = services.iter().find(|s| s.key == key) else {
+                        line(
+                            &mut out.stderr,
+                            &errors::message(Op::GetService, &ControlError::NoService),
+                        );
+                        return LineStatus::Exit(1);
+                    };
+                    out.stdout
+                        .push_str(&format::list_service(svc, f, ctx.names));
+                }
+                ListWhat::Connections => {
+                    let text = format::connections(
+                        &d.connections(),
+                        f.numeric,
+                        f.persistent_conn,
+                        ctx.names,
+                    );
+                    out.stdout.push_str(&text);
+                }
+                ListWhat::Timeouts => out.stdout.push_str(&format::timeouts(&d.timeouts())),
+                // No sync daemon ever runs in masq, and ipvsadm prints nothing then.
+                ListWhat::Daemons => {}
+            }
+            LineStatus::Continue(0)
+        }
+        Command::Save { numeric } => {
+            out.stdout
+                .push_str(&format::save(&d.services(), numeric, ctx.names));
+            LineStatus::Continue(0)
+        }
+        Command::Flush => call(out, Op::Flush, d.flush()),
+        Command::AddService { key, params } => {
+            call(out, Op::AddService, d.add_service(key, params))
+        }
+        Command::EditService { key, params } => {
+            call(out, Op::EditService, d.edit_service(key, params))
+        }
+        Command::DeleteService(key) => call(out, Op::DeleteService, d.delete_service(key)),
+        Command::Zero(key) => call(out, Op::Zero, d.zero(key)),
+        Command::AddDest {
+            service,
+            dest,
+            params,
+        } => {
+            if params.fwd != FwdMethod::Masq {
+                return refuse(out, NAT_ONLY);
+            }
+            call(out, Op::AddDest, d.add_dest(service, dest, params))
+        }
+        Command::EditDest {
+            service,
+            dest,
+            params,
+        } => {
+            if params.fwd != FwdMethod::Masq {
+                return refuse(out, NAT_ONLY);
+            }
+            call(out, Op::EditDest, d.edit_dest(service, dest, params))
+        }
+        Command::DeleteDest { service, dest } => {
+            call(out, Op::DeleteDest, d.delete_dest(service, dest))
+        }
+        Command::SetTimeouts(t) => call(out, Op::SetTimeouts, d.set_timeouts(t)),
+        Command::StartDaemon(_) => refuse(out, NO_SYNC_DAEMON),
+        // Stopping a daemon that cannot be running gets the kernel's answer for that.
+        Command::StopDaemon(_) => call(out, Op::StopDaemon, Err(ControlError::NoService)),
+    }
+}

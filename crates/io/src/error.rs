@@ -1,0 +1,129 @@
+//! The crate's one error type. Every OS failure names the call that failed and the
+//! interface or file it was made on, so a user sees one clear line.
+
+use std::io;
+use std::path::PathBuf;
+
+/// An I/O failure in masq's packet layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IoError {
+    /// Creating a socket failed.
+    #[error("socket({kind}) for {iface}: {source}")]
+    Socket {
+        /// Which socket, e.g. `AF_PACKET, SOCK_RAW`.
+        kind: &'static str,
+        /// The interface it was for.
+        iface: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Setting a socket option failed.
+    #[error("setsockopt({option}) on {iface}: {source}")]
+    SetSockOpt {
+        /// The option, e.g. `PACKET_VNET_HDR`.
+        option: &'static str,
+        /// The interface the socket is for.
+        iface: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Reading a socket option failed.
+    #[error("getsockopt({option}) on {iface}: {source}")]
+    GetSockOpt {
+        /// The option, e.g. `PACKET_STATISTICS`.
+        option: &'static str,
+        /// The interface the socket is bound to.
+        iface: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Binding the packet socket to its interface failed.
+    #[error("bind(AF_PACKET) to {iface} (index {index}): {source}")]
+    Bind {
+        /// The interface name.
+        iface: String,
+        /// The interface index that was bound.
+        index: u32,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Waiting for or reading frames failed.
+    #[error("{call} on {iface}: {source}")]
+    Recv {
+        /// The call: `poll`, `recvmsg` or `recvmmsg`.
+        call: &'static str,
+        /// The interface the socket is bound to.
+        iface: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Sending a frame failed.
+    #[error("{call} on {iface}: {source}")]
+    Send {
+        /// The call: `sendmsg` or `sendmmsg`.
+        call: &'static str,
+        /// The interface the socket is bound to.
+        iface: String,
+        /// The OS error, e.g. `EMSGSIZE` for a frame over the MTU without GSO, or
+        /// `ENOBUFS` when the queueing discipline dropped it.
+        source: io::Error,
+    },
+    /// A batch send stopped at a frame that failed.
+    #[error("batch send stopped after {sent} frames: {source}")]
+    BatchSend {
+        /// Frames sent before the one that failed.
+        sent: usize,
+        /// Why that frame failed.
+        source: Box<IoError>,
+    },
+    /// No interface has this name (in this network namespace).
+    #[error("interface {0} not found")]
+    InterfaceNotFound(String),
+    /// The interface has no Ethernet (MAC) address, so masq cannot use it.
+    #[error("interface {0} has no MAC address")]
+    NoMacAddress(String),
+    /// The name cannot be an interface name (empty, longer than 15 bytes, or with NUL).
+    #[error("invalid interface name {0:?}")]
+    InvalidInterfaceName(String),
+    /// An interface `ioctl` failed.
+    #[error("ioctl({request}) on {iface}: {source}")]
+    Ioctl {
+        /// The request, e.g. `SIOCETHTOOL, ETHTOOL_GGRO`.
+        request: &'static str,
+        /// The interface.
+        iface: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Reading a file (under /proc or /sys) failed.
+    #[error("read {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A file held something other than what the kernel documents.
+    #[error("unexpected content {content:?} in {path}")]
+    UnexpectedContent {
+        /// The file.
+        path: PathBuf,
+        /// What it held.
+        content: String,
+    },
+    /// Creating a pcap file failed.
+    #[error("create pcap file {path}: {source}")]
+    PcapCreate {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Writing to a pcap capture failed.
+    #[error("write pcap capture: {0}")]
+    PcapWrite(#[source] io::Error),
+    /// The other port of a [`crate::MemoryLink`] is gone.
+    #[error("memory link: the peer port was dropped")]
+    PeerGone,
+}

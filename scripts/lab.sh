@@ -1,0 +1,506 @@
+#!/usr/bin/env bash
+# The classic LVS-NAT lab in network namespaces, one command.
+#
+#   scripts/lab.sh up        build the namespaces, start the real servers and masqd
+#   scripts/lab.sh demo      walk through the seed: rr, wrr 3:1, list, save, flush, restore
+#   scripts/lab.sh status    what is up
+#   scripts/lab.sh exec NS CMD...   run CMD in a namespace: client dir rs1 rs2 sw
+#                            (routed lab: also lan router rclient)
+#   scripts/lab.sh down      stop everything and delete the namespaces; safe to repeat
+#
+#   client 192.168.0.101 ─┐                               ┌─ rs1 192.168.100.7  (gw .10)
+#   [rclient 10.0.0.2 ─   │  director (P-dir)             │
+#     router 10.0.0.1 /   ├─ P-ext: VIP 192.168.0.10/24   │
+#     192.168.0.1, on     │  P-int: DIP 192.168.100.10/24 ┴─ bridge in P-sw
+#     a bridge in P-lan]  │  masqd --vip-iface P-ext --dip-iface P-int
+#                         │                               └─ rs2 192.168.100.9  (gw .10)
+#
+# Interfaces (P = prefix): P-client: P-cli; P-dir: P-ext, P-int; P-sw: bridge P-br with
+# ports P-sd (to P-int), P-s1 (to P-rs1's P-r1), P-s2 (to P-rs2's P-r2). Without
+# MASQ_LAB_ROUTED the client's P-cli is cabled straight to P-ext. With MASQ_LAB_ROUTED=1,
+# P-lan holds bridge P-lbr with ports P-lc (to P-cli), P-ld (to P-ext) and P-lr (to the
+# router's P-rext, 192.168.0.1/24); the router's P-rint (10.0.0.1/24) is cabled to
+# P-rclient's P-rc (10.0.0.2/24), and masqd gets --vip-gateway 192.168.0.1.
+#
+# Each real server runs `masq-labsrv http` on :80 (log: STATE/rs1.log, STATE/rs2.log)
+# and `masq-labsrv udp-echo` on :7. masqd's control socket is STATE/masqd.sock, its log
+# STATE/masqd.log; every daemon has a pid file in STATE.
+#
+# Environment:
+#   MASQ_LAB_PREFIX   namespace/interface prefix, 1-8 of [A-Za-z0-9_] (default masq)
+#   MASQ_LAB_STATE    state directory (default /tmp/masq-lab-PREFIX)
+#   MASQ_BIN_DIR      where masqd, masqadm and masq-labsrv are (default: target/release
+#                     of this repository, built with cargo if missing)
+#   MASQ_LAB_ROUTED=1 add the router and a routed client
+#   MASQ_LAB_OFFLOADS=off  turn tso/gso/gro/tx checksumming off on every lab interface
+#   MASQ_LAB_WAIT     seconds to wait for the daemons to answer (default 20)
+#
+# Everything happens inside the namespaces this script creates: it never touches the
+# host's interfaces, and no lab traffic leaves them.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+P=${MASQ_LAB_PREFIX:-masq}
+STATE=${MASQ_LAB_STATE:-/tmp/masq-lab-$P}
+SOCK=$STATE/masqd.sock
+WAIT=${MASQ_LAB_WAIT:-20}
+# Marks a directory as made by this script, so `down` never deletes anything else.
+MARKER=.masq-lab
+
+VIP=192.168.0.10
+CLIENT_IP=192.168.0.101
+DIP=192.168.100.10
+RS1_IP=192.168.100.7
+RS2_IP=192.168.100.9
+ROUTER_LAN_IP=192.168.0.1
+ROUTER_NET_IP=10.0.0.1
+RCLIENT_IP=10.0.0.2
+
+# Short namespace names, as `exec` takes them.
+ALL_NS=(client dir sw rs1 rs2 lan router rclient)
+
+die() {
+    echo "lab.sh: $*" >&2
+    exit 1
+}
+
+# A remark for the student; bold on a terminal.
+note() {
+    if [ -t 1 ]; then
+        printf '\n\033[1m>> %s\033[0m\n' "$*"
+    else
+        printf '\n>> %s\n' "$*"
+    fi
+}
+
+usage() {
+    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+ns() { echo "$P-$1"; }
+
+ns_exists() { [ -e "/run/netns/$(ns "$1")" ]; }
+
+# Runs a command in a lab namespace.
+in_ns() {
+    local n=$1
+    shift
+    ip netns exec "$(ns "$n")" "$@"
+}
+
+check_host() {
+    command -v ip >/dev/null 2>&1 || die "'ip' (iproute2) is not installed; install it (e.g. apt-get install iproute2)"
+    [ "$(id -u)" -eq 0 ] || die "network namespaces need root: sudo $0 ${*:-}"
+    [[ $P =~ ^[A-Za-z0-9_]{1,8}$ ]] || die "MASQ_LAB_PREFIX must be 1-8 of [A-Za-z0-9_] (interface names are at most 15 characters), not '$P'"
+}
+
+# Reads what `up` recorded (binary directory, routed or not).
+load_state() {
+    [ -f "$STATE/lab.env" ] || die "lab '$P' is not up (no $STATE/lab.env); run: scripts/lab.sh up"
+    # shellcheck source=/dev/null
+    . "$STATE/lab.env"
+}
+
+resolve_bins() {
+    local missing=() b
+    if [ -n "${MASQ_BIN_DIR:-}" ]; then
+        BIN=$MASQ_BIN_DIR
+    else
+        BIN=$REPO/target/release
+    fi
+    for b in masqd masqadm masq-labsrv; do
+        [ -x "$BIN/$b" ] || missing+=("$b")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    [ -z "${MASQ_BIN_DIR:-}" ] || die "MASQ_BIN_DIR=$BIN lacks ${missing[*]} (build them: cargo build --release --workspace --bins)"
+    command -v cargo >/dev/null 2>&1 || die "$BIN lacks ${missing[*]} and cargo is not in PATH; build them first: cargo build --release --workspace --bins"
+    echo "lab.sh: building ${missing[*]} (cargo build --release --workspace --bins)" >&2
+    (cd "$REPO" && cargo build --release --workspace --bins) || die "cargo build failed"
+    for b in masqd masqadm masq-labsrv; do
+        [ -x "$BIN/$b" ] || die "$BIN/$b is still missing after the build"
+    done
+}
+
+sysctl_in() {
+    local n=$1
+    shift
+    in_ns "$n" sysctl -qw "$@" >/dev/null
+}
+
+# A namespace with loopback up and without IPv6, so captures show only the lab's IPv4.
+make_ns() {
+    local n=$1
+    ip netns add "$(ns "$n")"
+    in_ns "$n" ip link set lo up
+    if [ -d /proc/sys/net/ipv6 ]; then
+        sysctl_in "$n" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    fi
+}
+
+# A veth cable between two namespaces, created inside them (never in the host's).
+cable() {
+    local ns_a=$1 if_a=$2 ns_b=$3 if_b=$4
+    ip -n "$(ns "$ns_a")" link add "$if_a" type veth peer name "$if_b" netns "$(ns "$ns_b")"
+    ip -n "$(ns "$ns_a")" link set "$if_a" up
+    ip -n "$(ns "$ns_b")" link set "$if_b" up
+    LAB_IFACES+=("$ns_a:$if_a" "$ns_b:$if_b")
+}
+
+make_bridge() {
+    local n=$1 br=$2 port
+    shift 2
+    ip -n "$(ns "$n")" link add "$br" type bridge
+    for port in "$@"; do
+        ip -n "$(ns "$n")" link set "$port" master "$br"
+    done
+    ip -n "$(ns "$n")" link set "$br" up
+    LAB_IFACES+=("$n:$br")
+}
+
+addr() {
+    local n=$1 ifc=$2 a=$3
+    ip -n "$(ns "$n")" addr add "$a" dev "$ifc"
+}
+
+# Starts a daemon in a namespace, in the background with its output in a file, and
+# records its pid in STATE/NAME.pid (`ip netns exec` execs the command, so $! is the
+# daemon itself).
+start_daemon() {
+    local name=$1 n=$2 out=$3
+    shift 3
+    ip netns exec "$(ns "$n")" "$@" </dev/null >>"$out" 2>&1 &
+    echo $! >"$STATE/$name.pid"
+}
+
+# Whether a pid is alive and inside one of this lab's namespaces (pids get reused).
+pid_in_lab() {
+    local pid=$1 names
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    names=$(ip netns identify "$pid" 2>/dev/null) || return 1
+    local n
+    for n in "${ALL_NS[@]}"; do
+        grep -qx -- "$(ns "$n")" <<<"$names" && return 0
+    done
+    return 1
+}
+
+# Waits (bounded) for a daemon to pass a check; fails with its log if it dies or times out.
+wait_for() {
+    local what=$1 pidfile=$2 log=$3
+    shift 3
+    local deadline=$((SECONDS + WAIT))
+    until "$@" >/dev/null 2>&1; do
+        if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+            echo "lab.sh: $what exited; the end of $log:" >&2
+            tail -n 20 "$log" >&2 || true
+            die "$what did not start"
+        fi
+        if [ $SECONDS -ge "$deadline" ]; then
+            echo "lab.sh: the end of $log:" >&2
+            tail -n 20 "$log" >&2 || true
+            die "$what did not answer within ${WAIT}s"
+        fi
+        sleep 0.1
+    done
+}
+
+listening() {
+    local n=$1 proto=$2 port=$3
+    in_ns "$n" ss -Hln"$proto" "sport = :$port" | grep -q .
+}
+
+masqadm_in_dir() { in_ns dir "$BIN/masqadm" --socket "$SOCK" "$@"; }
+
+cmd_up() {
+    check_host up
+    local n existing=()
+    for n in "${ALL_NS[@]}"; do
+        ns_exists "$n" && existing+=("$(ns "$n")")
+    done
+    [ ${#existing[@]} -eq 0 ] || die "lab '$P' is already (partly) up: ${existing[*]}; run: scripts/lab.sh down"
+    resolve_bins
+    local routed=${MASQ_LAB_ROUTED:-0}
+    local offloads=${MASQ_LAB_OFFLOADS:-on}
+    case $offloads in on | off) ;; *) die "MASQ_LAB_OFFLOADS must be on or off, not '$offloads'" ;; esac
+    if [ "$offloads" = off ]; then
+        command -v ethtool >/dev/null 2>&1 || die "MASQ_LAB_OFFLOADS=off needs ethtool; install it"
+    fi
+    command -v nft >/dev/null 2>&1 || echo "lab.sh: warning: nft is not installed; the director's kernel will answer VIP traffic itself (install nftables)" >&2
+
+    # From here on, a failure tears down whatever was built.
+    trap 'rc=$?; if [ $rc -ne 0 ]; then echo "lab.sh: up failed; tearing the lab down" >&2; cmd_down >&2 || true; fi' EXIT
+    trap 'exit 130' INT TERM
+
+    if [ -d "$STATE" ]; then
+        [ -f "$STATE/$MARKER" ] || [ -z "$(ls -A "$STATE")" ] || die "$STATE exists and was not made by lab.sh; choose another MASQ_LAB_STATE"
+        rm -rf "$STATE"
+    fi
+    mkdir -p "$STATE"
+    touch "$STATE/$MARKER"
+    printf 'BIN=%q\nROUTED=%q\nOFFLOADS=%q\n' "$BIN" "$routed" "$offloads" >"$STATE/lab.env"
+
+    LAB_IFACES=()
+    local lab_ns=(client dir sw rs1 rs2)
+    [ "$routed" = 1 ] && lab_ns+=(lan router rclient)
+    for n in "${lab_ns[@]}"; do
+        make_ns "$n"
+    done
+
+    # The client side: straight to the director, or through a switch the router shares.
+    if [ "$routed" = 1 ]; then
+        cable client "$P-cli" lan "$P-lc"
+        cable dir "$P-ext" lan "$P-ld"
+        cable router "$P-rext" lan "$P-lr"
+        make_bridge lan "$P-lbr" "$P-lc" "$P-ld" "$P-lr"
+        cable router "$P-rint" rclient "$P-rc"
+        addr router "$P-rext" "$ROUTER_LAN_IP/24"
+        addr router "$P-rint" "$ROUTER_NET_IP/24"
+        sysctl_in router net.ipv4.ip_forward=1
+        addr rclient "$P-rc" "$RCLIENT_IP/24"
+        ip -n "$(ns rclient)" route add default via "$ROUTER_NET_IP"
+        sysctl_in rclient net.ipv4.tcp_tw_reuse=1
+    else
+        cable client "$P-cli" dir "$P-ext"
+    fi
+    addr client "$P-cli" "$CLIENT_IP/24"
+    ip -n "$(ns client)" route add default via "$VIP"
+    sysctl_in client net.ipv4.tcp_tw_reuse=1
+
+    # The director: the VIP belongs to its kernel as in the classic lab (masqd keeps the
+    # kernel from answering service traffic), the DIP is the real servers' gateway, and
+    # the kernel forwards nothing itself.
+    addr dir "$P-ext" "$VIP/24"
+    sysctl_in dir net.ipv4.ip_forward=0
+
+    # The real servers' switch.
+    cable dir "$P-int" sw "$P-sd"
+    cable rs1 "$P-r1" sw "$P-s1"
+    cable rs2 "$P-r2" sw "$P-s2"
+    make_bridge sw "$P-br" "$P-sd" "$P-s1" "$P-s2"
+    addr dir "$P-int" "$DIP/24"
+    addr rs1 "$P-r1" "$RS1_IP/24"
+    addr rs2 "$P-r2" "$RS2_IP/24"
+    ip -n "$(ns rs1)" route add default via "$DIP"
+    ip -n "$(ns rs2)" route add default via "$DIP"
+
+    if [ "$offloads" = off ]; then
+        local entry
+        for entry in "${LAB_IFACES[@]}"; do
+            in_ns "${entry%%:*}" ethtool -K "${entry#*:}" tso off gso off gro off tx off >/dev/null 2>&1 ||
+                die "ethtool -K ${entry#*:} (in $(ns "${entry%%:*}")) failed"
+        done
+    fi
+
+    local i name
+    for i in 1 2; do
+        name=RS$i
+        start_daemon "rs$i-http" "rs$i" "$STATE/rs$i-http.out" "$BIN/masq-labsrv" http --name "$name" --listen 0.0.0.0:80 --log "$STATE/rs$i.log"
+        start_daemon "rs$i-udp" "rs$i" "$STATE/rs$i-udp.out" "$BIN/masq-labsrv" udp-echo --name "$name" --listen 0.0.0.0:7
+    done
+
+    local gateway=()
+    [ "$routed" = 1 ] && gateway=(--vip-gateway "$ROUTER_LAN_IP")
+    start_daemon masqd dir "$STATE/masqd.log" "$BIN/masqd" --vip-iface "$P-ext" --dip-iface "$P-int" "${gateway[@]}" --socket "$SOCK"
+
+    for i in 1 2; do
+        wait_for "RS$i's HTTP server" "$STATE/rs$i-http.pid" "$STATE/rs$i-http.out" listening "rs$i" t 80
+        wait_for "RS$i's UDP echo" "$STATE/rs$i-udp.pid" "$STATE/rs$i-udp.out" listening "rs$i" u 7
+    done
+    wait_for masqd "$STATE/masqd.pid" "$STATE/masqd.log" masqadm_in_dir -L -n
+
+    trap - EXIT INT TERM
+    echo "lab '$P' is up: client $CLIENT_IP -> VIP $VIP (masqd in $(ns dir): $P-ext / $P-int) -> RS1 $RS1_IP, RS2 $RS2_IP"
+    [ "$routed" = 1 ] && echo "routed client $RCLIENT_IP in $(ns rclient) via router $ROUTER_LAN_IP"
+    echo "state: $STATE (masqd.log, rs1.log, rs2.log); try: scripts/lab.sh demo"
+}
+
+# Sends SIGTERM to each pid, waits up to $1 seconds, then SIGKILLs what is left.
+stop_pids() {
+    local grace=$1 pid
+    shift
+    [ $# -gt 0 ] || return 0
+    for pid in "$@"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    local deadline=$((SECONDS + grace)) alive
+    while :; do
+        alive=()
+        for pid in "$@"; do
+            kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+        done
+        [ ${#alive[@]} -eq 0 ] && return 0
+        [ $SECONDS -ge "$deadline" ] && break
+        sleep 0.1
+    done
+    for pid in "${alive[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+
+cmd_down() {
+    check_host down
+    local pidfile pid pids=() n
+    # The daemons first, by their recorded pids (masqd cleans up on SIGTERM).
+    for pidfile in "$STATE"/*.pid; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile" 2>/dev/null || true)
+        pid_in_lab "$pid" && pids+=("$pid")
+    done
+    stop_pids 5 "${pids[@]}"
+    # Then anything else still running in the lab's namespaces (captures, iperf3, ...).
+    pids=()
+    for n in "${ALL_NS[@]}"; do
+        ns_exists "$n" || continue
+        for pid in $(ip netns pids "$(ns "$n")" 2>/dev/null || true); do
+            # Never this script itself, should it have been run inside the lab.
+            [ "$pid" = $$ ] || [ "$pid" = "$PPID" ] || pids+=("$pid")
+        done
+    done
+    stop_pids 3 "${pids[@]}"
+    for n in "${ALL_NS[@]}"; do
+        if ns_exists "$n"; then
+            ip netns del "$(ns "$n")" 2>/dev/null || echo "lab.sh: could not delete $(ns "$n")" >&2
+        fi
+    done
+    if [ -d "$STATE" ]; then
+        if [ -f "$STATE/$MARKER" ]; then
+            rm -rf "$STATE"
+        else
+            echo "lab.sh: leaving $STATE alone: it was not made by lab.sh" >&2
+        fi
+    fi
+    echo "lab '$P' is down"
+}
+
+cmd_status() {
+    check_host status
+    local n pidfile pid any=0
+    echo "lab '$P', state $STATE"
+    for n in "${ALL_NS[@]}"; do
+        if ns_exists "$n"; then
+            any=1
+            printf '  %-16s %s\n' "$(ns "$n")" "$(ip -n "$(ns "$n")" -br -4 addr show | grep -v '^lo ' | tr -s ' ' | paste -sd ';' -)"
+        fi
+    done
+    [ $any = 1 ] || {
+        echo "  no namespaces: the lab is down"
+        return 0
+    }
+    for pidfile in "$STATE"/*.pid; do
+        [ -f "$pidfile" ] || continue
+        pid=$(cat "$pidfile")
+        if pid_in_lab "$pid"; then
+            printf '  %-10s pid %-8s running\n' "$(basename "$pidfile" .pid)" "$pid"
+        else
+            printf '  %-10s pid %-8s NOT running\n' "$(basename "$pidfile" .pid)" "$pid"
+        fi
+    done
+    if [ -f "$STATE/lab.env" ]; then
+        load_state
+        masqadm_in_dir -L -n || true
+    fi
+}
+
+cmd_exec() {
+    check_host exec
+    [ $# -ge 2 ] || die "usage: scripts/lab.sh exec client|dir|rs1|rs2|sw|lan|router|rclient CMD..."
+    local n=$1
+    shift
+    case " ${ALL_NS[*]} " in
+        *" $n "*) ;;
+        *) die "no namespace '$n'; choose one of: ${ALL_NS[*]}" ;;
+    esac
+    ns_exists "$n" || die "$(ns "$n") does not exist (is the lab up? routed namespaces need MASQ_LAB_ROUTED=1)"
+    exec ip netns exec "$(ns "$n")" "$@"
+}
+
+# Prints a command as the student would type it (with where it runs), then runs it.
+step() {
+    local where=$1
+    shift
+    printf '[%s]# %s\n' "$where" "$*"
+}
+
+demo_masqadm() {
+    step director "masqadm $*"
+    masqadm_in_dir "$@" || die "demo: 'masqadm $*' failed"
+}
+
+demo_curl() {
+    local client=${1:-client}
+    step "$client" "curl -s http://$VIP/"
+    in_ns "$client" curl -sS --max-time 5 "http://$VIP/" || die "demo: curl from $client failed (see $STATE/masqd.log)"
+}
+
+cmd_demo() {
+    check_host demo
+    load_state
+    masqadm_in_dir -L -n >/dev/null 2>&1 || die "masqd does not answer on $SOCK (see $STATE/masqd.log; restart with scripts/lab.sh down && scripts/lab.sh up)"
+    local i
+    note "Start from an empty table."
+    demo_masqadm -C
+
+    note "A virtual service on the VIP, round robin, with two real servers behind NAT (-m)."
+    demo_masqadm -A -t "$VIP:80" -s rr
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m
+
+    note "Six new connections. Look: the answers alternate, and the most recently added real server (RS2) answers first: RS2 RS1 RS2 RS1 RS2 RS1."
+    for i in 1 2 3 4 5 6; do demo_curl; done
+
+    note "Weighted round robin, RS1 with weight 3."
+    demo_masqadm -E -t "$VIP:80" -s wrr
+    demo_masqadm -e -t "$VIP:80" -r "$RS1_IP" -m -w 3
+
+    note "Eight new connections. Look: 3:1, RS2 first again: RS2 RS1 RS1 RS1 RS2 RS1 RS1 RS1."
+    for i in 1 2 3 4 5 6 7 8; do demo_curl; done
+
+    note "The table. Look: Forward is Masq, the weights are 3 and 1; the closed connections wait in TIME_WAIT and count as InActConn (RS1 9, RS2 5)."
+    demo_masqadm -L -n
+
+    note "Save the rules, flush the table, restore them."
+    step director "masqadm -S -n > rules"
+    masqadm_in_dir -S -n >"$STATE/rules" || die "demo: 'masqadm -S -n' failed"
+    step director "cat rules"
+    cat "$STATE/rules"
+    demo_masqadm -C
+    note "Look: no services left."
+    demo_masqadm -L -n
+    step director "masqadm -R < rules"
+    masqadm_in_dir -R <"$STATE/rules" || die "demo: 'masqadm -R' failed"
+    note "Look: the same service and weights as before the flush."
+    demo_masqadm -L -n
+
+    note "What the real servers saw. Look: client=$CLIENT_IP, the client's own address (LVS-NAT rewrites only the destination), and local= the real server's address."
+    step rs1 "tail -n 4 rs1.log"
+    tail -n 4 "$STATE/rs1.log"
+    step rs2 "tail -n 4 rs2.log"
+    tail -n 4 "$STATE/rs2.log"
+
+    if ns_exists rclient; then
+        note "The routed client ($RCLIENT_IP) reaches the VIP through the router; masqd sends the replies to its --vip-gateway."
+        demo_curl rclient
+    fi
+    note "Now try your own: scripts/lab.sh exec client curl -s http://$VIP/ ; masqd's log: $STATE/masqd.log"
+}
+
+main() {
+    [ $# -ge 1 ] || usage
+    local cmd=$1
+    shift
+    case $cmd in
+        up) cmd_up ;;
+        down) cmd_down ;;
+        demo) cmd_demo ;;
+        status) cmd_status ;;
+        exec) cmd_exec "$@" ;;
+        -h | --help | help) usage ;;
+        *)
+            echo "lab.sh: unknown command '$cmd'" >&2
+            usage
+            ;;
+    esac
+}
+
+main "$@"
