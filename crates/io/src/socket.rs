@@ -373,7 +373,7 @@ impl FrameIo for PacketSocket {
                         if let Some(received) = self.accept(&raw, bufs[i].as_mut().len()) {
                             // Keep the result contiguous: move buffer i to the first free
                             // slot (a handle swap for Vec or slice buffers).
-                            let _ = kept;
+                            bufs.swap(kept, i);
                             batch.push(received);
                         }
                     }
