@@ -73,6 +73,91 @@ impl<T: AsRef<[u8]>> IcmpPacket<T> {
     }
 }
 
+/// The connection an ICMP error is about, read from the IP header and the first 8 bytes of
+/// L4 header it quotes (as the offending packet was sent: source is its sender).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotedFlow {
+    pub protocol: u8,
+    pub src: Ipv4Addr,
+    pub sport: u16,
+    pub dst: Ipv4Addr,
+    pub dport: u16,
+}
+
+/// Offset of the quoted IP header within an ICMP message.
+const QUOTE_OFFSET: usize = HEADER_LEN;
+
+/// Reads the quoted flow of an ICMP error message (`icmp` = the whole ICMP message). The
+/// quote is usually cut short, so its total length is not checked; only that the quoted
+/// IPv4 header and 4 bytes of ports are present.
+///
+/// # Errors
+/// [`Malformed::Truncated`], [`Malformed::NotIpv4`] or [`Malformed::BadHeaderLength`].
+pub fn quoted_flow(icmp: &[u8]) -> Result<QuotedFlow, Malformed> {
+    let q = icmp.get(QUOTE_OFFSET..).ok_or(Malformed::Truncated)?;
+    if q.len() < ipv4::MIN_HEADER_LEN {
+        return Err(Malformed::Truncated);
+    }
+    if q[0] >> 4 != 4 {
+        return Err(Malformed::NotIpv4);
+    }
+    let ihl = usize::from(q[0] & 0x0f) * 4;
+    if ihl < ipv4::MIN_HEADER_LEN {
+        return Err(Malformed::BadHeaderLength);
+    }
+    if q.len() < ihl + 4 {
+        return Err(Malformed::Truncated);
+    }
+    Ok(QuotedFlow {
+        protocol: q[9],
+        src: Ipv4Addr::new(q[12], q[13], q[14], q[15]),
+        dst: Ipv4Addr::new(q[16], q[17], q[18], q[19]),
+        sport: get_u16(q, ihl),
+        dport: get_u16(q, ihl + 2),
+    })
+}
+
+/// Rewrites one endpoint of the packet quoted in an ICMP error (`icmp` = the whole ICMP
+/// message, already checked by [`quoted_flow`]), then recomputes the quoted IP header's
+/// checksum and the ICMP checksum. As in the kernel's `ip_vs_nat_icmp`, the quoted L4
+/// checksum is left alone: the quote is partial and nobody verifies it.
+///
+/// # Errors
+/// As [`quoted_flow`].
+pub fn rewrite_quoted(
+    icmp: &mut [u8],
+    which: crate::nat::Endpoint,
+    addr: Ipv4Addr,
+    port: u16,
+) -> Result<(), Malformed> {
+    quoted_flow(icmp)?;
+    let q = &mut icmp[QUOTE_OFFSET..];
+    let ihl = usize::from(q[0] & 0x0f) * 4;
+    let (addr_at, port_at) = match which {
+        crate::nat::Endpoint::Source => (12, ihl),
+        crate::nat::Endpoint::Destination => (16, ihl + 2),
+    };
+    q[addr_at..addr_at + 4].copy_from_slice(&addr.octets());
+    put_u16(q, port_at, port);
+    if q.len() >= ihl {
+        put_u16(q, 10, 0);
+        let sum = checksum::checksum(&q[..ihl]);
+        put_u16(q, 10, sum);
+    }
+    fill_checksum(icmp);
+    Ok(())
+}
+
+/// Recomputes the checksum of a whole ICMP message.
+pub fn fill_checksum(icmp: &mut [u8]) {
+    if icmp.len() < HEADER_LEN {
+        return;
+    }
+    put_u16(icmp, 2, 0);
+    let sum = checksum::checksum(icmp);
+    put_u16(icmp, 2, sum);
+}
+
 /// How many bytes of the offending packet an ICMP error quotes: its IP header plus 8 bytes
 /// of payload (RFC 792), which is all the kernel's IPVS looks at too.
 pub fn quote_len(offending: &ipv4::Ipv4Packet<&[u8]>) -> usize {
@@ -133,6 +218,48 @@ mod tests {
         p[20..28].copy_from_slice(&[0x13, 0x88, 0, 7, 0, 12, 0, 0]);
         p[28..].copy_from_slice(b"ping");
         p
+    }
+
+    #[test]
+    fn quoted_flow_is_read_and_rewritten() {
+        let offending = offending_udp();
+        let view = ipv4::Ipv4Packet::new_checked(&offending[..]).unwrap();
+        let mut buf = [0u8; 128];
+        let len = write_error(
+            &mut buf,
+            Ipv4Addr::new(192, 168, 0, 10),
+            &view,
+            TYPE_DEST_UNREACHABLE,
+            CODE_FRAG_NEEDED,
+            1400,
+        );
+        let icmp = &mut buf[20..len];
+        let q = quoted_flow(icmp).unwrap();
+        assert_eq!(
+            q,
+            QuotedFlow {
+                protocol: ipv4::PROTO_UDP,
+                src: Ipv4Addr::new(192, 168, 0, 101),
+                sport: 5000,
+                dst: Ipv4Addr::new(192, 168, 0, 10),
+                dport: 7,
+            }
+        );
+        let rip = Ipv4Addr::new(192, 168, 100, 7);
+        rewrite_quoted(icmp, crate::nat::Endpoint::Destination, rip, 8007).unwrap();
+        let q = quoted_flow(icmp).unwrap();
+        assert_eq!(
+            (q.dst, q.dport, q.src),
+            (rip, 8007, Ipv4Addr::new(192, 168, 0, 101))
+        );
+        assert!(IcmpPacket::new_checked(&*icmp).unwrap().verify_checksum());
+        let quoted_ip = &icmp[8..28];
+        assert_eq!(
+            checksum::checksum(quoted_ip),
+            0,
+            "quoted IP header checksum fixed"
+        );
+        assert_eq!(quoted_flow(&icmp[..20]), Err(Malformed::Truncated));
     }
 
     #[test]

@@ -906,3 +906,68 @@ fn a_template_outlives_its_timeout_while_it_controls_connections() {
         .sum();
     assert_eq!(persist, 0);
 }
+
+/// An ICMP error from `src` to `dst` quoting `quoted` (an IP packet as it was sent).
+fn icmp_error_frame(macs: (MacAddr, MacAddr), src: Ipv4Addr, quoted: &[u8], code: u8) -> Vec<u8> {
+    let offending = masq_wire::ipv4::Ipv4Packet::new_checked(quoted).unwrap();
+    let mut ip = vec![0u8; 256];
+    let len = masq_wire::icmp::write_error(&mut ip, src, &offending, 3, code, 1400);
+    let mut frame = Vec::with_capacity(14 + len);
+    frame.extend_from_slice(&macs.1 .0);
+    frame.extend_from_slice(&macs.0 .0);
+    frame.extend_from_slice(&0x0800u16.to_be_bytes());
+    frame.extend_from_slice(&ip[..len]);
+    frame
+}
+
+#[test]
+fn icmp_errors_about_a_connection_are_translated_both_ways() {
+    let mut lab = Lab::seed();
+    let mut syn = from_client(40000, SYN);
+    lab.handle(Side::Vip, &mut syn);
+    // Path MTU from the real server's side: a router near RS2 (here RS2 itself) says the
+    // client's packet to RIP:80 was too big. The client must hear it about VIP:80.
+    let as_forwarded = syn[14..].to_vec();
+    let mut err = icmp_error_frame((RS2_MAC, DIP_MAC), RS2, &as_forwarded, 4);
+    assert_eq!(lab.handle(Side::Dip, &mut err), Verdict::Forward(Side::Vip));
+    let p = SlicedPacket::from_ethernet(&err).unwrap();
+    let Some(NetSlice::Ipv4(ip)) = &p.net else {
+        panic!()
+    };
+    assert_eq!(ip.header().source_addr(), VIP);
+    assert_eq!(ip.header().destination_addr(), CLIENT);
+    let icmp_bytes = &err[34..];
+    let q = masq_wire::icmp::quoted_flow(icmp_bytes).unwrap();
+    assert_eq!((q.src, q.sport, q.dst, q.dport), (CLIENT, 40000, VIP, 80));
+    assert!(masq_wire::icmp::IcmpPacket::new_checked(icmp_bytes)
+        .unwrap()
+        .verify_checksum());
+    assert_eq!(&err[0..6], &CLIENT_MAC.0);
+
+    // From the client's side, about the server's reply VIP:80 -> client: goes to RS2.
+    let mut reply = from_rs(RS2, RS2_MAC, 40000, SYN | ACK);
+    lab.handle(Side::Dip, &mut reply);
+    let mut err = icmp_error_frame((CLIENT_MAC, VIP_MAC), CLIENT, &reply[14..], 3);
+    // The client addresses its error to the VIP.
+    assert_eq!(lab.handle(Side::Vip, &mut err), Verdict::Forward(Side::Dip));
+    let q = masq_wire::icmp::quoted_flow(&err[34..]).unwrap();
+    assert_eq!((q.src, q.sport, q.dst, q.dport), (RS2, 80, CLIENT, 40000));
+    assert_eq!(seen_ip_dst(&err), RS2);
+
+    // Errors about unknown flows, and echo, are the host's; a bad checksum is dropped.
+    let stray = from_client(1, SYN);
+    let mut err = icmp_error_frame((RS1_MAC, DIP_MAC), RS1, &stray[14..], 3);
+    assert_eq!(lab.handle(Side::Dip, &mut err), Verdict::NotOurs);
+    let mut bad = icmp_error_frame((RS2_MAC, DIP_MAC), RS2, &as_forwarded, 4);
+    bad[34 + 2] ^= 0xff;
+    assert_eq!(
+        lab.handle(Side::Dip, &mut bad),
+        Verdict::Drop(DropReason::BadIcmpChecksum)
+    );
+}
+
+fn seen_ip_dst(frame: &[u8]) -> Ipv4Addr {
+    masq_wire::ipv4::Ipv4Packet::new_checked(&frame[14..])
+        .unwrap()
+        .dst_addr()
+}

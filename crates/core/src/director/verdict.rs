@@ -80,6 +80,7 @@ drop_reasons! {
     NeighbourUnreachable => "neighbour_unreachable", "the next hop never answered ARP";
     OutboxFull => "outbox_full", "no room to queue a frame the director generated";
     Oversize => "oversize", "the frame did not fit the receive buffer";
+    BadIcmpChecksum => "bad_icmp_checksum", "an ICMP error about a connection has a wrong checksum";
 }
 
 /// Counters of one worker. Each worker owns one and bumps it without contention; readers

@@ -13,7 +13,7 @@ use masq_wire::arp::{self, ArpPacket};
 use masq_wire::checksum::L4Checksum;
 use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
 use masq_wire::icmp;
-use masq_wire::ipv4::{Ipv4Packet, PROTO_TCP, PROTO_UDP};
+use masq_wire::ipv4::{Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use masq_wire::nat::{self, Endpoint};
 use masq_wire::tcp::{flags, TcpSegment};
 use masq_wire::udp::UdpDatagram;
@@ -156,9 +156,12 @@ impl Worker {
                 if eth.dst_addr() != self.director.config.side(side).mac {
                     return Verdict::NotOurs;
                 }
-                match side {
-                    Side::Vip => self.inbound(now, frame, meta),
-                    Side::Dip => self.outbound(now, frame, meta),
+                let is_icmp = Ipv4Packet::new_checked(eth.payload())
+                    .is_ok_and(|ip| ip.protocol() == PROTO_ICMP);
+                match (side, is_icmp) {
+                    (Side::Vip, false) => self.inbound(now, frame, meta),
+                    (Side::Dip, false) => self.outbound(now, frame, meta),
+                    (_, true) => self.icmp_error(now, side, frame),
                 }
             }
             _ => Verdict::NotOurs,
@@ -392,6 +395,116 @@ impl Worker {
             }
             Inserted::Existing(conn) => conn,
         })
+    }
+
+    /// ICMP errors about a connection (destination unreachable — including "fragmentation
+    /// needed", which path-MTU discovery depends on — source quench, time exceeded) are
+    /// translated like the connection's own packets (`ip_vs_in_icmp`/`ip_vs_out_icmp`):
+    /// from a client about VIP:vport they go to the real server with the quoted source
+    /// rewritten to RIP:rport; from the real server's side about the client's packet they
+    /// go to the client with the quoted destination rewritten to VIP:vport. Any other ICMP
+    /// (echo, errors about unknown flows) is the host's.
+    fn icmp_error(&mut self, now: Timestamp, side: Side, frame: &mut [u8]) -> Verdict {
+        let (quoted, ip_len) = {
+            let Ok(ip) = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..]) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            if side == Side::Vip && !self.director.services.load().is_vip(ip.dst_addr()) {
+                return Verdict::NotOurs;
+            }
+            let Ok(icmp) = icmp::IcmpPacket::new_checked(ip.payload()) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            if !icmp.is_error() {
+                return Verdict::NotOurs;
+            }
+            if !ip.verify_checksum() {
+                return Verdict::Drop(DropReason::BadIpChecksum);
+            }
+            if ip.is_fragment() {
+                return Verdict::Drop(DropReason::Fragment);
+            }
+            if !icmp.verify_checksum() {
+                return Verdict::Drop(DropReason::BadIcmpChecksum);
+            }
+            match icmp::quoted_flow(ip.payload()) {
+                Ok(q) => (q, ip.total_len()),
+                Err(_) => return Verdict::Drop(DropReason::Malformed),
+            }
+        };
+        // The quote is a packet the director sent on this side; its reverse is the key of
+        // the connection's packets arriving here.
+        let key = FlowKey {
+            protocol: quoted.protocol,
+            src: SocketAddrV4::new(quoted.dst, quoted.dport),
+            dst: SocketAddrV4::new(quoted.src, quoted.sport),
+        };
+        let (conn, outer, quoted_end, to, out_side) = match side {
+            Side::Vip => {
+                let Some(conn) = self.director.conns.lookup_inbound(&key) else {
+                    return Verdict::NotOurs;
+                };
+                let rip = conn.daddr;
+                (
+                    conn,
+                    Endpoint::Destination,
+                    Endpoint::Source,
+                    rip,
+                    Side::Dip,
+                )
+            }
+            Side::Dip => {
+                let Some(conn) = self.director.conns.lookup_outbound(&key) else {
+                    return Verdict::NotOurs;
+                };
+                let vip = conn.vaddr;
+                (
+                    conn,
+                    Endpoint::Source,
+                    Endpoint::Destination,
+                    vip,
+                    Side::Vip,
+                )
+            }
+        };
+        let bytes = u64::from(ip_len);
+        match side {
+            Side::Vip => {
+                conn.service.stats.count_in(bytes);
+                conn.dest.stats.count_in(bytes);
+                self.director.totals.count_in(bytes);
+            }
+            Side::Dip => {
+                conn.service.stats.count_out(bytes);
+                conn.dest.stats.count_out(bytes);
+                self.director.totals.count_out(bytes);
+            }
+        }
+        {
+            let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..]) else {
+                return Verdict::Drop(DropReason::Malformed);
+            };
+            if !nat::decrement_ttl(&mut ip) {
+                // An error about an error is never sent (RFC 1122 3.2.2).
+                return Verdict::Drop(DropReason::TtlExpired);
+            }
+            match outer {
+                Endpoint::Source => ip.set_src_addr(*to.ip()),
+                Endpoint::Destination => ip.set_dst_addr(*to.ip()),
+            }
+            if icmp::rewrite_quoted(ip.payload_mut(), quoted_end, *to.ip(), to.port()).is_err() {
+                return Verdict::Drop(DropReason::Malformed);
+            }
+            ip.fill_checksum();
+        }
+        let next_hop = match out_side {
+            Side::Dip => Some(*conn.daddr.ip()),
+            Side::Vip => self.director.config.next_hop_to_client(*conn.client.ip()),
+        };
+        let Some(next_hop) = next_hop else {
+            return Verdict::Drop(DropReason::NoRouteToClient);
+        };
+        self.send_via(now, out_side, next_hop, frame, FrameMeta::default())
     }
 
     /// Addresses the frame to `next_hop` on `side`, or queues it until ARP answers.
