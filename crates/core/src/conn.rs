@@ -21,6 +21,13 @@ use crate::service::VirtualService;
 use crate::time::Timestamp;
 use masq_wire::ipv4::PROTO_TCP;
 
+/// The connection is being traced.
+pub const TRACED: u8 = 1;
+/// Its first client-to-server packet has been shown.
+pub const SHOWN_IN: u8 = 2;
+/// Its first server-to-client packet has been shown.
+pub const SHOWN_OUT: u8 = 4;
+
 /// A flow key: protocol and the packet's (source, destination) as seen on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -43,6 +50,8 @@ pub struct Conn {
     /// The persistence template that created this connection, if any.
     pub template: Option<Arc<Template>>,
     state: AtomicU8,
+    /// Trace bits: [`TRACED`], [`SHOWN_IN`], [`SHOWN_OUT`].
+    trace: AtomicU8,
     /// Expiry time in milliseconds; refreshed by every packet.
     expires: AtomicU64,
 }
@@ -73,6 +82,7 @@ impl Conn {
             dest,
             template,
             state: AtomicU8::new(state as u8),
+            trace: AtomicU8::new(0),
             // The kernel's initial 3 s, until the first transition replaces it.
             expires: AtomicU64::new(now.as_millis() + 3000),
         }
@@ -94,6 +104,26 @@ impl Conn {
             src: self.daddr,
             dst: self.client,
         }
+    }
+
+    /// Marks the connection as traced (a listener wanted it when it was created).
+    pub fn set_traced(&self) {
+        self.trace.fetch_or(TRACED, Relaxed);
+    }
+
+    /// Whether the connection is traced.
+    pub fn is_traced(&self) -> bool {
+        self.trace.load(Relaxed) & TRACED != 0
+    }
+
+    /// Records that a packet in direction `dir` was shown; returns whether it is the
+    /// first one in that direction.
+    pub fn mark_shown(&self, dir: Direction) -> bool {
+        let bit = match dir {
+            Direction::In => SHOWN_IN,
+            Direction::Out => SHOWN_OUT,
+        };
+        self.trace.fetch_or(bit, Relaxed) & bit == 0
     }
 
     /// Current state.

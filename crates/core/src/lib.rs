@@ -18,6 +18,7 @@ pub mod sched;
 pub mod service;
 pub mod stats;
 pub mod time;
+pub mod trace;
 
 pub use director::{
     Director, DirectorConfig, DropReason, FrameMeta, Side, SideConfig, Verdict, Worker,

@@ -34,6 +34,7 @@ pub mod help;
 pub mod names;
 pub mod request;
 pub mod restore;
+pub mod trace;
 
 use masq_core::control::Control;
 

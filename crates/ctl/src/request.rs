@@ -1,7 +1,8 @@
 //! The control socket's message format, shared by `masqd` and `masqadm`.
 //!
 //! One request per connection: the client writes a JSON [`Request`] and shuts down its
-//! write side; the daemon answers with a JSON [`crate::Outcome`] and closes. The daemon
+//! write side; the daemon answers with a JSON [`crate::Outcome`] and closes. Streaming
+//! requests (`--trace`) get [`StreamChunk`] lines first. The daemon
 //! parses the argument vector itself with the same grammar `masqadm` would use, so the two
 //! can never disagree about what a command means.
 
@@ -25,4 +26,12 @@ pub struct Request {
     pub args: Vec<String>,
     /// Standard input, for `-R`.
     pub stdin: Option<String>,
+}
+
+/// A piece of streamed output (`--trace`): printed by `masqadm` as it arrives. The daemon
+/// sends any number of these, one JSON object per line, before the final
+/// [`crate::Outcome`]; an empty `out` is a keep-alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamChunk {
+    pub out: String,
 }

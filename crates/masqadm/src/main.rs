@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use masq_ctl::request::{Request, DEFAULT_SOCKET, MAX_REQUEST_BYTES, SOCKET_ENV};
+use masq_ctl::request::{Request, StreamChunk, DEFAULT_SOCKET, MAX_REQUEST_BYTES, SOCKET_ENV};
 use masq_ctl::Outcome;
 
 fn main() -> ExitCode {
@@ -74,9 +74,22 @@ fn call(socket: &PathBuf, args: Vec<String>) -> Result<Outcome> {
     stream
         .shutdown(std::net::Shutdown::Write)
         .context("sending the request")?;
-    let mut reply = Vec::new();
-    stream
-        .read_to_end(&mut reply)
-        .context("reading masqd's reply")?;
-    serde_json::from_slice(&reply).context("masqd sent a reply masqadm does not understand")
+    // Streamed output (--trace) comes as lines before the final outcome.
+    let mut lines = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n =
+            std::io::BufRead::read_line(&mut lines, &mut line).context("reading masqd's reply")?;
+        if n == 0 {
+            anyhow::bail!("masqd closed the connection without an answer");
+        }
+        if let Ok(chunk) = serde_json::from_str::<StreamChunk>(&line) {
+            print!("{}", chunk.out);
+            let _ = std::io::stdout().flush();
+            continue;
+        }
+        return serde_json::from_str(&line)
+            .context("masqd sent a reply masqadm does not understand");
+    }
 }

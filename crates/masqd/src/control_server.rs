@@ -96,6 +96,9 @@ async fn handle(mut stream: UnixStream, ctx: &ControlContext) -> Result<()> {
             bail!("malformed request ({} bytes): {e}", buf.len());
         }
     };
+    if masq_ctl::trace::is_trace(&request.args) {
+        return crate::trace_stream::serve(stream, ctx, &request).await;
+    }
     let outcome = execute(ctx, &request);
     reply(&mut stream, &outcome).await
 }
@@ -117,7 +120,7 @@ pub fn execute(ctx: &ControlContext, request: &Request) -> Outcome {
     outcome
 }
 
-fn error_outcome(message: &str, code: i32) -> Outcome {
+pub(crate) fn error_outcome(message: &str, code: i32) -> Outcome {
     Outcome {
         stdout: String::new(),
         stderr: format!("{message}\n"),
@@ -125,7 +128,7 @@ fn error_outcome(message: &str, code: i32) -> Outcome {
     }
 }
 
-async fn reply(stream: &mut UnixStream, outcome: &Outcome) -> Result<()> {
+pub(crate) async fn reply(stream: &mut UnixStream, outcome: &Outcome) -> Result<()> {
     let body = serde_json::to_vec(outcome).context("encoding the reply")?;
     stream.write_all(&body).await.context("writing the reply")?;
     stream.shutdown().await.context("closing the reply")?;

@@ -13,6 +13,7 @@ mod datapath;
 mod guard;
 mod metrics;
 mod rules;
+mod trace_stream;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

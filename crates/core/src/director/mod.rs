@@ -31,6 +31,7 @@ use crate::proto_state::TimeoutTable;
 use crate::service::ServiceTable;
 use crate::stats::Stats;
 use crate::time::Timestamp;
+use crate::trace::TraceHub;
 
 pub use control::DirectorControl;
 pub use verdict::{CounterTotals, DropReason, Side, Verdict, WorkerCounters};
@@ -106,6 +107,8 @@ pub struct Director {
     workers: Mutex<Vec<Arc<WorkerCounters>>>,
     /// Counters of the whole director (`/proc/net/ip_vs_stats`).
     pub totals: Stats,
+    /// Trace listeners.
+    pub trace: Arc<TraceHub>,
 }
 
 impl Director {
@@ -122,6 +125,7 @@ impl Director {
             neighbours: Neighbours::default(),
             workers: Mutex::new(Vec::new()),
             totals: Stats::default(),
+            trace: Arc::new(TraceHub::default()),
         })
     }
 

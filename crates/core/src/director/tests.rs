@@ -971,3 +971,58 @@ fn seen_ip_dst(frame: &[u8]) -> Ipv4Addr {
         .unwrap()
         .dst_addr()
 }
+
+#[test]
+fn a_trace_shows_the_four_stages_the_choice_and_the_states() {
+    use crate::trace::{TraceFilter, TraceKind};
+    let mut lab = Lab::seed();
+    let sub = lab.director.trace.subscribe(TraceFilter::default(), 64);
+    let mut syn = from_client(40000, SYN);
+    lab.handle(Side::Vip, &mut syn);
+    let mut syn_ack = from_rs(RS2, RS2_MAC, 40000, SYN | ACK);
+    lab.handle(Side::Dip, &mut syn_ack);
+    let mut ack = from_client(40000, ACK);
+    lab.handle(Side::Vip, &mut ack);
+    let mut stray = from_client(40001, ACK);
+    lab.handle(Side::Vip, &mut stray);
+    let events: Vec<_> = sub.events.try_iter().map(|e| e.kind).collect();
+    let stages: Vec<(u8, Ipv4Addr, Ipv4Addr)> = events
+        .iter()
+        .filter_map(|k| match k {
+            TraceKind::Stage(s, v) => Some((*s as u8, *v.src.ip(), *v.dst.ip())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        stages,
+        vec![
+            (1, CLIENT, VIP),
+            (2, CLIENT, RS2),
+            (3, RS2, CLIENT),
+            (4, VIP, CLIENT),
+        ],
+        "only the first packet each way, by default"
+    );
+    assert!(events.iter().any(|k| matches!(
+        k,
+        TraceKind::Scheduled(c) if c.scheduler == "rr" && *c.dest.ip() == RS2 && c.candidates == 2
+    )));
+    let states: Vec<_> = events
+        .iter()
+        .filter_map(|k| match k {
+            TraceKind::StateChange { from, to } => Some((from.name(), to.name())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![("NONE", "SYN_RECV"), ("SYN_RECV", "ESTABLISHED")]
+    );
+    assert!(events.iter().any(|k| matches!(
+        k,
+        TraceKind::Dropped {
+            reason: DropReason::TcpNotSyn,
+            ..
+        }
+    )));
+}

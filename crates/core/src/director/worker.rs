@@ -26,6 +26,7 @@ use crate::proto_state::{ConnState, Direction};
 use crate::sched::SchedInput;
 use crate::service::{SchedState, VirtualService};
 use crate::time::Timestamp;
+use crate::trace::{Choice, FrameView, Stage, TraceEvent, TraceKind};
 
 /// The largest frame the director handles: a 64 KiB GSO super-frame plus its Ethernet
 /// header. Queued frames are copied into buffers of this size, allocated once.
@@ -137,7 +138,78 @@ impl Worker {
     ) -> Verdict {
         let verdict = self.classify(now, side, frame, meta);
         self.counters.count(verdict);
+        if let Verdict::Drop(reason) = verdict {
+            if self.director.trace.is_active() {
+                self.trace_drop(now, side, reason, frame);
+            }
+        }
         verdict
+    }
+
+    /// Shows one packet of a traced connection: the stage it arrived at, the scheduler's
+    /// choice for a new connection, the stage it left at, and the state change. Only the
+    /// first packet in each direction unless a listener asked for every packet.
+    fn trace_step(&self, conn: &Conn, now: Timestamp, step: TracedStep, frame: &[u8]) {
+        let hub = &self.director.trace;
+        let first = conn.mark_shown(step.dir);
+        let every = hub.wants_every_packet(conn.protocol, conn.vaddr);
+        let emit = |kind| {
+            hub.emit(
+                conn.protocol,
+                TraceEvent {
+                    at: now,
+                    client: conn.client,
+                    vaddr: conn.vaddr,
+                    kind,
+                },
+            )
+        };
+        let (arrived, left) = match step.dir {
+            Direction::In => (Stage::ClientToVip, Stage::DirectorToServer),
+            Direction::Out => (Stage::ServerToDirector, Stage::DirectorToClient),
+        };
+        if first || every {
+            if let Some(view) = step.before {
+                emit(TraceKind::Stage(arrived, view));
+            }
+        }
+        if let Some(choice) = step.choice {
+            emit(TraceKind::Scheduled(choice));
+        }
+        if (first || every) && matches!(step.verdict, Verdict::Forward(_) | Verdict::Queued) {
+            if let Some(mut view) = frame_view(frame) {
+                if step.verdict == Verdict::Queued {
+                    // Sent once ARP answers: the MACs are not known yet.
+                    view.dst_mac = MacAddr::ZERO;
+                }
+                emit(TraceKind::Stage(left, view));
+            }
+        }
+        let (from, to) = step.states;
+        if from != to {
+            emit(TraceKind::StateChange { from, to });
+        }
+    }
+
+    /// Shows a dropped frame, with the addresses it carried (when it has any).
+    fn trace_drop(&self, now: Timestamp, side: Side, reason: DropReason, frame: &[u8]) {
+        let (src, dst, protocol) = match frame_view(frame) {
+            Some(v) => (v.src, v.dst, v.protocol),
+            None => {
+                let zero = SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0);
+                (zero, zero, 0)
+            }
+        };
+        // Listeners filtering on a service see drops of packets addressed to it.
+        self.director.trace.emit(
+            protocol,
+            TraceEvent {
+                at: now,
+                client: src,
+                vaddr: dst,
+                kind: TraceKind::Dropped { side, reason },
+            },
+        );
     }
 
     fn classify(
@@ -201,6 +273,7 @@ impl Worker {
     /// server, send it out of the DIP side.
     fn inbound(&mut self, now: Timestamp, frame: &mut [u8], meta: FrameMeta) -> Verdict {
         let table = self.director.services.load();
+        let tracing = self.director.trace.is_active();
         let flow = {
             let Ok(ip) = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..]) else {
                 return Verdict::Drop(DropReason::Malformed);
@@ -223,12 +296,13 @@ impl Worker {
             }
             found => found,
         };
-        let conn = match conn {
+        let before = if tracing { frame_view(frame) } else { None };
+        let (conn, choice) = match conn {
             Some(conn) => {
                 if !conn.dest.is_available() {
                     return Verdict::Drop(DropReason::DestUnavailable);
                 }
-                conn
+                (conn, None)
             }
             None => {
                 let Some(svc) = table.lookup_for_new(
@@ -243,14 +317,14 @@ impl Worker {
                 {
                     return Verdict::Drop(DropReason::TcpNotSyn);
                 }
-                let Some(conn) = self.new_connection(svc, &flow, now) else {
+                let Some((conn, choice)) = self.new_connection(svc, &flow, now) else {
                     self.reply_port_unreachable(frame);
                     return Verdict::Drop(DropReason::NoDestination);
                 };
-                conn
+                (conn, Some(choice))
             }
         };
-        conn.on_packet(Direction::In, flow.tcp_flags, &self.director.timeouts, now);
+        let states = conn.on_packet(Direction::In, flow.tcp_flags, &self.director.timeouts, now);
         let bytes = u64::from(flow.ip_len);
         conn.service.stats.count_in(bytes);
         conn.dest.stats.count_in(bytes);
@@ -272,7 +346,18 @@ impl Worker {
         {
             return Verdict::Drop(DropReason::NoRouteToRealServer);
         }
-        self.send_via(now, Side::Dip, *daddr.ip(), frame, meta)
+        let verdict = self.send_via(now, Side::Dip, *daddr.ip(), frame, meta);
+        if tracing && conn.is_traced() {
+            let step = TracedStep {
+                dir: Direction::In,
+                before,
+                choice,
+                states,
+                verdict,
+            };
+            self.trace_step(&conn, now, step, frame);
+        }
+        verdict
     }
 
     /// Real server → client: find the connection, rewrite the source back to the VIP, send
@@ -291,7 +376,9 @@ impl Worker {
         let Some(conn) = self.director.conns.lookup_outbound(&flow.key) else {
             return Verdict::NotOurs;
         };
-        conn.on_packet(Direction::Out, flow.tcp_flags, &self.director.timeouts, now);
+        let tracing = self.director.trace.is_active() && conn.is_traced();
+        let before = if tracing { frame_view(frame) } else { None };
+        let states = conn.on_packet(Direction::Out, flow.tcp_flags, &self.director.timeouts, now);
         let bytes = u64::from(flow.ip_len);
         conn.service.stats.count_out(bytes);
         conn.dest.stats.count_out(bytes);
@@ -307,7 +394,18 @@ impl Worker {
         let Some(next_hop) = self.director.config.next_hop_to_client(client) else {
             return Verdict::Drop(DropReason::NoRouteToClient);
         };
-        self.send_via(now, Side::Vip, next_hop, frame, meta)
+        let verdict = self.send_via(now, Side::Vip, next_hop, frame, meta);
+        if tracing {
+            let step = TracedStep {
+                dir: Direction::Out,
+                before,
+                choice: None,
+                states,
+                verdict,
+            };
+            self.trace_step(&conn, now, step, frame);
+        }
+        verdict
     }
 
     /// Schedules a new connection for `flow` to `svc` (through its persistence template
@@ -318,7 +416,7 @@ impl Worker {
         svc: &Arc<VirtualService>,
         flow: &Flow,
         now: Timestamp,
-    ) -> Option<Arc<Conn>> {
+    ) -> Option<(Arc<Conn>, Choice)> {
         let (client, vaddr) = (flow.key.src, flow.key.dst);
         let mut guard = svc.lock();
         let SchedState {
@@ -334,6 +432,8 @@ impl Worker {
             flags: params.sched_flags,
             now,
         };
+        let candidates = dests.len();
+        let scheduler_name = scheduler.name();
         let mut schedule = || {
             scheduler
                 .schedule(dests, &input)
@@ -386,15 +486,28 @@ impl Worker {
             template,
             now,
         );
-        Some(match self.director.conns.insert(conn) {
+        let conn = match self.director.conns.insert(conn) {
             Inserted::New(conn) => {
                 conn.service.stats.count_conn();
                 conn.dest.stats.count_conn();
                 self.director.totals.count_conn();
+                if self.director.trace.wants(conn.protocol, conn.vaddr) {
+                    conn.set_traced();
+                }
                 conn
             }
             Inserted::Existing(conn) => conn,
-        })
+        };
+        let choice = Choice {
+            scheduler: scheduler_name,
+            dest: conn.daddr,
+            weight: conn.dest.weight(),
+            active: conn.dest.active_conns(),
+            inactive: conn.dest.inact_conns(),
+            persistent: conn.template.is_some(),
+            candidates,
+        };
+        Some((conn, choice))
     }
 
     /// ICMP errors about a connection (destination unreachable — including "fragmentation
@@ -700,6 +813,41 @@ impl Worker {
         slot.len = ethernet::HEADER_LEN + len;
         self.counters.icmp_sent.fetch_add(1, Relaxed);
     }
+}
+
+/// What happened to one packet of a traced connection.
+struct TracedStep {
+    dir: Direction,
+    before: Option<FrameView>,
+    choice: Option<Choice>,
+    states: (ConnState, ConnState),
+    verdict: Verdict,
+}
+
+/// Reads addresses, ports, MACs and flags of a TCP/UDP frame (only when tracing).
+fn frame_view(frame: &[u8]) -> Option<FrameView> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+    let (sport, dport, tcp_flags) = match ip.protocol() {
+        PROTO_TCP => {
+            let t = TcpSegment::new_checked(ip.payload()).ok()?;
+            (t.src_port(), t.dst_port(), t.flags())
+        }
+        PROTO_UDP => {
+            let u = UdpDatagram::new_checked(ip.payload()).ok()?;
+            (u.src_port(), u.dst_port(), 0)
+        }
+        _ => (0, 0, 0),
+    };
+    Some(FrameView {
+        protocol: ip.protocol(),
+        src: SocketAddrV4::new(ip.src_addr(), sport),
+        dst: SocketAddrV4::new(ip.dst_addr(), dport),
+        src_mac: eth.src_addr(),
+        dst_mac: eth.dst_addr(),
+        tcp_flags,
+        ip_len: ip.total_len(),
+    })
 }
 
 /// A SYN that finds its flow's old entry closed: conn_reuse_mode's case (§3).
