@@ -11,6 +11,7 @@ pub mod conn;
 pub mod control;
 pub mod dest;
 pub mod director;
+pub mod frag;
 pub mod neigh;
 pub mod persist;
 pub mod proto_state;

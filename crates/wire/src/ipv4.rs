@@ -76,6 +76,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         get_u16(self.b(), 6) & 0x3fff != 0
     }
 
+    /// Fragment offset in bytes (0 for the first fragment or a whole packet).
+    pub fn frag_offset(&self) -> usize {
+        usize::from(get_u16(self.b(), 6) & 0x1fff) * 8
+    }
+
     /// Time to live.
     pub fn ttl(&self) -> u8 {
         self.b()[8]

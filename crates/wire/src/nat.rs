@@ -16,7 +16,7 @@ use crate::checksum::{self, L4Checksum};
 use crate::ipv4::{Ipv4Packet, PROTO_TCP, PROTO_UDP};
 use crate::tcp::TcpSegment;
 use crate::udp::UdpDatagram;
-use crate::Malformed;
+use crate::{get_u16, put_u16, Malformed};
 
 /// Which endpoint of the packet a rewrite changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,32 +68,35 @@ pub fn rewrite(
             }
         }
         PROTO_UDP => {
-            let mut udp = UdpDatagram::new_checked(ip.payload_mut())?;
-            let old_port = match which {
-                Endpoint::Source => udp.src_port(),
-                Endpoint::Destination => udp.dst_port(),
+            // The first fragment of a fragmented datagram carries the UDP header but not
+            // all of the length it announces; its checksum covers the whole datagram, so
+            // the incremental update is still right.
+            let fragment = ip.is_fragment();
+            let payload = ip.payload_mut();
+            if !fragment {
+                UdpDatagram::new_checked(&*payload)?;
+            } else if payload.len() < crate::udp::HEADER_LEN {
+                return Err(Malformed::Truncated);
+            }
+            let port_at = match which {
+                Endpoint::Source => 0,
+                Endpoint::Destination => 2,
             };
-            match which {
-                Endpoint::Source => udp.set_src_port(port),
-                Endpoint::Destination => udp.set_dst_port(port),
-            }
-            match l4 {
-                L4Checksum::Partial => {
-                    let check = checksum::update_partial_u32(udp.checksum(), old_a, new_a);
-                    udp.set_checksum(check);
-                }
-                L4Checksum::Full if udp.checksum() == 0 => {
-                    // Filled in below, once the address is in place.
-                }
-                L4Checksum::Full => {
-                    let check = checksum::update_u16(
-                        checksum::update_u32(udp.checksum(), old_a, new_a),
-                        old_port,
-                        port,
-                    );
-                    udp.set_checksum(nonzero_udp(check));
-                }
-            }
+            let old_port = get_u16(payload, port_at);
+            put_u16(payload, port_at, port);
+            let stored = get_u16(payload, crate::udp::CHECKSUM_OFFSET);
+            let check = match l4 {
+                L4Checksum::Partial => checksum::update_partial_u32(stored, old_a, new_a),
+                // No checksum: filled in below for a whole datagram, and left absent for a
+                // fragment, whose data is not all here to be summed.
+                L4Checksum::Full if stored == 0 => 0,
+                L4Checksum::Full => nonzero_udp(checksum::update_u16(
+                    checksum::update_u32(stored, old_a, new_a),
+                    old_port,
+                    port,
+                )),
+            };
+            put_u16(payload, crate::udp::CHECKSUM_OFFSET, check);
         }
         _ => return Err(Malformed::Unsupported),
     }
@@ -101,7 +104,7 @@ pub fn rewrite(
         Endpoint::Source => ip.set_src_addr(addr),
         Endpoint::Destination => ip.set_dst_addr(addr),
     }
-    if ip.protocol() == PROTO_UDP && l4 == L4Checksum::Full {
+    if ip.protocol() == PROTO_UDP && l4 == L4Checksum::Full && !ip.is_fragment() {
         fill_missing_udp_checksum(ip)?;
     }
     Ok(())
@@ -231,6 +234,26 @@ mod tests {
         .unwrap();
         ip.fill_checksum();
         assert_eq!(stored(&p), recomputed(&p));
+    }
+
+    #[test]
+    fn first_fragment_of_a_udp_datagram_is_rewritten_incrementally() {
+        // A 100-byte datagram; the first fragment carries 48 bytes of it.
+        let whole = udp_packet([192, 168, 0, 101], [192, 168, 0, 10], 5000, 7, &[0x42; 92]);
+        let mut frag = whole[..20 + 48].to_vec();
+        frag[2..4].copy_from_slice(&68u16.to_be_bytes());
+        frag[6] = 0x20; // more fragments
+        let mut ip = Ipv4Packet::new_checked(&mut frag[..]).unwrap();
+        ip.fill_checksum();
+        let rip = Ipv4Addr::new(192, 168, 100, 9);
+        rewrite(&mut ip, Endpoint::Destination, rip, 8007, L4Checksum::Full).unwrap();
+        // Reassembled with the rest, the checksum must match a full recomputation.
+        let mut reassembled = whole.clone();
+        reassembled[20..68].copy_from_slice(&frag[20..68]);
+        reassembled[16..20].copy_from_slice(&rip.octets());
+        let mut v = Ipv4Packet::new_checked(&mut reassembled[..]).unwrap();
+        v.fill_checksum();
+        assert_eq!(stored(&reassembled).1, recomputed(&reassembled).1);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use masq_wire::ethernet::MacAddr;
 use crate::conn::ConnTable;
 use crate::control::{DestKey, ServiceKey};
 use crate::dest::Destination;
+use crate::frag::FragTable;
 use crate::neigh::{NeighbourView, Neighbours};
 use crate::persist::TemplateTable;
 use crate::proto_state::TimeoutTable;
@@ -102,6 +103,7 @@ pub struct Director {
     trash: Mutex<HashMap<(ServiceKey, DestKey), Weak<Destination>>>,
     conns: ConnTable,
     templates: TemplateTable,
+    fragments: FragTable,
     timeouts: TimeoutTable,
     neighbours: Neighbours,
     workers: Mutex<Vec<Arc<WorkerCounters>>>,
@@ -121,6 +123,7 @@ impl Director {
             trash: Mutex::new(HashMap::new()),
             conns: ConnTable::default(),
             templates: TemplateTable::default(),
+            fragments: FragTable::default(),
             timeouts: TimeoutTable::default(),
             neighbours: Neighbours::default(),
             workers: Mutex::new(Vec::new()),
@@ -174,6 +177,7 @@ impl Director {
     pub fn housekeeping(&self, now: Timestamp, send: &mut dyn FnMut(Side, &[u8])) -> usize {
         let expired = self.conns.expire(now);
         self.templates.expire(now);
+        self.fragments.expire(now);
         self.neighbours.expire(now);
         let mut frame = [0u8; arp::FRAME_LEN];
         let mut probe = |side: Side, target: Ipv4Addr| {

@@ -589,7 +589,7 @@ fn bad_input_is_dropped_with_a_reason_and_never_forwarded() {
         (
             {
                 let mut f = from_client(1, SYN);
-                f[14 + 6] = 0x20; // more fragments
+                f[14 + 7] = 0x10; // a later fragment (offset 128) whose first was never seen
                 masq_wire::ipv4::Ipv4Packet::new_checked(&mut f[14..])
                     .unwrap()
                     .fill_checksum();
@@ -1025,4 +1025,70 @@ fn a_trace_shows_the_four_stages_the_choice_and_the_states() {
             ..
         }
     )));
+}
+
+/// Splits an Ethernet+IPv4 frame into fragments of at most `chunk` payload bytes (a
+/// multiple of 8), as a sender's IP layer would.
+fn fragment(frame: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+    let (eth, ip) = frame.split_at(14);
+    let (header, payload) = ip.split_at(20);
+    let chunks: Vec<&[u8]> = payload.chunks(chunk).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, data)| {
+            let mut f = eth.to_vec();
+            let mut h = header.to_vec();
+            h[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+            let more = if i + 1 < chunks.len() { 0x2000 } else { 0 };
+            let flags_offset = more | (i * chunk / 8) as u16;
+            h[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+            f.extend_from_slice(&h);
+            f.extend_from_slice(data);
+            masq_wire::ipv4::Ipv4Packet::new_checked(&mut f[14..])
+                .unwrap()
+                .fill_checksum();
+            f
+        })
+        .collect()
+}
+
+#[test]
+fn a_fragmented_udp_datagram_is_forwarded_fragment_by_fragment() {
+    let mut lab = Lab::one_server(None, http(Protocol::Udp, 7), 7, true);
+    let payload: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+    let whole = udp_frame((CLIENT_MAC, VIP_MAC), (CLIENT, 5000), (VIP, 7), &payload);
+    let frags = fragment(&whole, 1480);
+    assert_eq!(frags.len(), 3);
+    // A later fragment before its first one cannot be placed.
+    let mut early = frags[1].clone();
+    assert_eq!(
+        lab.handle(Side::Vip, &mut early),
+        Verdict::Drop(DropReason::Fragment)
+    );
+    let mut out = Vec::new();
+    for f in &frags {
+        let mut f = f.clone();
+        assert_eq!(lab.handle(Side::Vip, &mut f), Verdict::Forward(Side::Dip));
+        out.push(f);
+    }
+    // Reassembled at the real server, the datagram is addressed to it with a valid checksum.
+    let mut reassembled = out[0][..34].to_vec();
+    for f in &out {
+        let ip = masq_wire::ipv4::Ipv4Packet::new_checked(&f[14..]).unwrap();
+        assert_eq!(ip.dst_addr(), RS1);
+        assert!(ip.verify_checksum());
+        reassembled.extend_from_slice(ip.payload());
+    }
+    let total = (reassembled.len() - 14) as u16;
+    reassembled[16..18].copy_from_slice(&total.to_be_bytes());
+    reassembled[20..22].copy_from_slice(&[0, 0]);
+    masq_wire::ipv4::Ipv4Packet::new_checked(&mut reassembled[14..])
+        .unwrap()
+        .fill_checksum();
+    let s = seen(&reassembled);
+    assert_eq!(s.dst, (RS1, 7));
+    assert!(s.checksums_ok);
+    let stats = lab.ctl().services()[0].stats;
+    assert_eq!((stats.conns, stats.inpkts), (1, 3));
 }

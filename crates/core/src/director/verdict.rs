@@ -69,7 +69,7 @@ macro_rules! drop_reasons {
 drop_reasons! {
     Malformed => "malformed", "a header is truncated or its length fields lie";
     BadIpChecksum => "bad_ip_checksum", "the IPv4 header checksum is wrong";
-    Fragment => "fragment", "an IP fragment (masq does not reassemble)";
+    Fragment => "fragment", "an IP fragment whose first fragment was not seen (masq forwards fragments in order, it does not reassemble)";
     TtlExpired => "ttl_expired", "the TTL ran out; ICMP time exceeded was sent back";
     TcpNotSyn => "tcp_not_syn", "a TCP segment for no known connection that is not a SYN";
     NoDestination => "no_destination", "the scheduler found no available real server; ICMP port unreachable was sent";

@@ -21,6 +21,7 @@ use masq_wire::udp::UdpDatagram;
 use super::verdict::{DropReason, Side, Verdict, WorkerCounters};
 use super::Director;
 use crate::conn::{Conn, FlowKey, Inserted};
+use crate::frag::FragKey;
 use crate::persist::TemplateKey;
 use crate::proto_state::{ConnState, Direction};
 use crate::sched::SchedInput;
@@ -93,6 +94,8 @@ struct Flow {
     key: FlowKey,
     tcp_flags: u8,
     ip_len: u16,
+    /// Set for the first fragment of a fragmented datagram.
+    frag: Option<FragKey>,
 }
 
 impl Worker {
@@ -282,8 +285,13 @@ impl Worker {
                 return Verdict::NotOurs;
             }
             match parse_flow(&ip) {
-                Ok(Some(flow)) => flow,
-                Ok(None) => return Verdict::NotOurs,
+                Ok(Parsed::Flow(flow)) => flow,
+                Ok(Parsed::Other) => return Verdict::NotOurs,
+                Ok(Parsed::LaterFragment(key, len)) => {
+                    return self
+                        .forward_fragment(now, Direction::In, key, len, frame, meta)
+                        .unwrap_or(Verdict::Drop(DropReason::Fragment));
+                }
                 Err(reason) => return Verdict::Drop(reason),
             }
         };
@@ -347,6 +355,9 @@ impl Worker {
             return Verdict::Drop(DropReason::NoRouteToRealServer);
         }
         let verdict = self.send_via(now, Side::Dip, *daddr.ip(), frame, meta);
+        if let Some(key) = flow.frag {
+            self.director.fragments.remember(key, &conn, now);
+        }
         if tracing && conn.is_traced() {
             let step = TracedStep {
                 dir: Direction::In,
@@ -368,8 +379,14 @@ impl Worker {
                 return Verdict::Drop(DropReason::Malformed);
             };
             match parse_flow(&ip) {
-                Ok(Some(flow)) => flow,
-                Ok(None) => return Verdict::NotOurs,
+                Ok(Parsed::Flow(flow)) => flow,
+                Ok(Parsed::Other) => return Verdict::NotOurs,
+                Ok(Parsed::LaterFragment(key, len)) => {
+                    // Fragments of the host's own traffic are not ours either.
+                    return self
+                        .forward_fragment(now, Direction::Out, key, len, frame, meta)
+                        .unwrap_or(Verdict::NotOurs);
+                }
                 Err(reason) => return Verdict::Drop(reason),
             }
         };
@@ -395,6 +412,9 @@ impl Worker {
             return Verdict::Drop(DropReason::NoRouteToClient);
         };
         let verdict = self.send_via(now, Side::Vip, next_hop, frame, meta);
+        if let Some(key) = flow.frag {
+            self.director.fragments.remember(key, &conn, now);
+        }
         if tracing {
             let step = TracedStep {
                 dir: Direction::Out,
@@ -618,6 +638,54 @@ impl Worker {
             return Verdict::Drop(DropReason::NoRouteToClient);
         };
         self.send_via(now, out_side, next_hop, frame, FrameMeta::default())
+    }
+
+    /// A later fragment of a datagram whose first fragment went through: rewrite the one
+    /// address NAT changes and send it the same way. `None` when its first fragment was
+    /// not seen.
+    fn forward_fragment(
+        &mut self,
+        now: Timestamp,
+        dir: Direction,
+        key: FragKey,
+        ip_len: u16,
+        frame: &mut [u8],
+        meta: FrameMeta,
+    ) -> Option<Verdict> {
+        let conn = self.director.fragments.lookup(&key, now)?;
+        let bytes = u64::from(ip_len);
+        let (side, next_hop) = match dir {
+            Direction::In => {
+                conn.service.stats.count_in(bytes);
+                conn.dest.stats.count_in(bytes);
+                self.director.totals.count_in(bytes);
+                (Side::Dip, Some(*conn.daddr.ip()))
+            }
+            Direction::Out => {
+                conn.service.stats.count_out(bytes);
+                conn.dest.stats.count_out(bytes);
+                self.director.totals.count_out(bytes);
+                (
+                    Side::Vip,
+                    self.director.config.next_hop_to_client(*conn.client.ip()),
+                )
+            }
+        };
+        {
+            let mut ip = Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..]).ok()?;
+            if !nat::decrement_ttl(&mut ip) {
+                return Some(Verdict::Drop(DropReason::TtlExpired));
+            }
+            match dir {
+                Direction::In => ip.set_dst_addr(*conn.daddr.ip()),
+                Direction::Out => ip.set_src_addr(*conn.vaddr.ip()),
+            }
+            ip.fill_checksum();
+        }
+        let Some(next_hop) = next_hop else {
+            return Some(Verdict::Drop(DropReason::NoRouteToClient));
+        };
+        Some(self.send_via(now, side, next_hop, frame, meta))
     }
 
     /// Addresses the frame to `next_hop` on `side`, or queues it until ARP answers.
@@ -858,27 +926,55 @@ fn reuses_closed_entry(conn: &Conn, flow: &Flow) -> bool {
         && matches!(conn.state(), ConnState::TimeWait | ConnState::Close)
 }
 
-/// Reads protocol, ports and flags. `Ok(None)` for protocols the director does not
-/// forward (they belong to the host).
-fn parse_flow(ip: &Ipv4Packet<&[u8]>) -> Result<Option<Flow>, DropReason> {
+/// What the connection logic makes of a TCP/UDP packet.
+enum Parsed {
+    /// Not TCP or UDP: the host's business.
+    Other,
+    /// A whole packet, or the first fragment of a datagram (which carries the ports).
+    Flow(Flow),
+    /// A later fragment: it follows its datagram's first fragment.
+    LaterFragment(FragKey, u16),
+}
+
+/// Reads protocol, ports and flags.
+fn parse_flow(ip: &Ipv4Packet<&[u8]>) -> Result<Parsed, DropReason> {
     let protocol = ip.protocol();
     if protocol != PROTO_TCP && protocol != PROTO_UDP {
-        return Ok(None);
+        return Ok(Parsed::Other);
     }
     if !ip.verify_checksum() {
         return Err(DropReason::BadIpChecksum);
     }
-    if ip.is_fragment() {
-        return Err(DropReason::Fragment);
+    let frag = ip.is_fragment().then(|| FragKey {
+        protocol,
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        ident: ip.ident(),
+    });
+    if let Some(key) = frag {
+        if ip.frag_offset() > 0 {
+            return Ok(Parsed::LaterFragment(key, ip.total_len()));
+        }
     }
     let (sport, dport, tcp_flags) = if protocol == PROTO_TCP {
         let tcp = TcpSegment::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
         (tcp.src_port(), tcp.dst_port(), tcp.flags())
+    } else if frag.is_some() {
+        // A first fragment holds the UDP header but not the whole announced length.
+        let p = ip.payload();
+        if p.len() < masq_wire::udp::HEADER_LEN {
+            return Err(DropReason::Malformed);
+        }
+        (
+            u16::from_be_bytes([p[0], p[1]]),
+            u16::from_be_bytes([p[2], p[3]]),
+            0,
+        )
     } else {
         let udp = UdpDatagram::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
         (udp.src_port(), udp.dst_port(), 0)
     };
-    Ok(Some(Flow {
+    Ok(Parsed::Flow(Flow {
         key: FlowKey {
             protocol,
             src: SocketAddrV4::new(ip.src_addr(), sport),
@@ -886,6 +982,7 @@ fn parse_flow(ip: &Ipv4Packet<&[u8]>) -> Result<Option<Flow>, DropReason> {
         },
         tcp_flags,
         ip_len: ip.total_len(),
+        frag,
     }))
 }
 

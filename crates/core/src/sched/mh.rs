@@ -391,9 +391,9 @@ mod tests {
 
     proptest! {
         /// Deleting one of several equal-weight destinations moves exactly its flows and
-        /// leaves all but a few percent of the others where they were (measured: at most
-        /// 3.3% over 300 random lists; the bound is 8%). sh, for comparison, moves about
-        /// half. Weights are equal on purpose: with mixed weights a deletion can change
+        /// leaves most of the others where they were. Typically only a few percent move;
+        /// small lists move more (12.6% seen with 3 servers, the kernel's populate order
+        /// included), so the bound is 20%. sh, for comparison, moves about half. Weights are equal on purpose: with mixed weights a deletion can change
         /// their gcd or the shift, which rescales every destination's turns and moves many
         /// flows — in the kernel too.
         #[test]
@@ -430,7 +430,7 @@ mod tests {
                 }
             }
             prop_assert!(others > 0);
-            prop_assert!(moved * 100 <= others * 8, "moved {} of {}", moved, others);
+            prop_assert!(moved * 100 <= others * 20, "moved {} of {}", moved, others);
         }
     }
 }
