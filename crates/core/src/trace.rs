@@ -79,6 +79,17 @@ pub struct TraceEvent {
     pub kind: TraceKind,
 }
 
+/// A copy of a traced frame at one stage, for captures. Copied only for listeners that
+/// asked for frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedFrame {
+    pub at: Timestamp,
+    pub stage: Stage,
+    pub client: SocketAddrV4,
+    pub vaddr: SocketAddrV4,
+    pub bytes: Vec<u8>,
+}
+
 /// What a listener wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TraceFilter {
@@ -100,6 +111,7 @@ impl TraceFilter {
 pub struct TraceTap {
     pub filter: TraceFilter,
     tx: SyncSender<TraceEvent>,
+    frames: Option<SyncSender<CapturedFrame>>,
     lost: AtomicU64,
 }
 
@@ -107,6 +119,14 @@ impl TraceTap {
     /// Events dropped because the listener's queue was full.
     pub fn lost(&self) -> u64 {
         self.lost.load(Relaxed)
+    }
+
+    fn offer_frame(&self, frame: CapturedFrame) {
+        if let Some(tx) = &self.frames {
+            if let Err(TrySendError::Full(_)) = tx.try_send(frame) {
+                self.lost.fetch_add(1, Relaxed);
+            }
+        }
     }
 
     fn offer(&self, event: TraceEvent) {
@@ -135,6 +155,8 @@ pub struct Subscription {
     hub: Arc<TraceHub>,
     pub tap: Arc<TraceTap>,
     pub events: Receiver<TraceEvent>,
+    /// Frame copies, for a subscription made with [`TraceHub::subscribe_with_frames`].
+    pub frames: Option<Receiver<CapturedFrame>>,
 }
 
 impl Drop for Subscription {
@@ -152,10 +174,30 @@ impl TraceHub {
 
     /// Adds a listener with a queue of `capacity` events.
     pub fn subscribe(self: &Arc<Self>, filter: TraceFilter, capacity: usize) -> Subscription {
+        self.add(filter, capacity, false)
+    }
+
+    /// Adds a listener that also gets a copy of every traced frame at each stage.
+    pub fn subscribe_with_frames(
+        self: &Arc<Self>,
+        filter: TraceFilter,
+        capacity: usize,
+    ) -> Subscription {
+        self.add(filter, capacity, true)
+    }
+
+    fn add(self: &Arc<Self>, filter: TraceFilter, capacity: usize, frames: bool) -> Subscription {
         let (tx, events) = sync_channel(capacity);
+        let (frames_tx, frames_rx) = if frames {
+            let (t, r) = sync_channel(capacity);
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
         let tap = Arc::new(TraceTap {
             filter,
             tx,
+            frames: frames_tx,
             lost: AtomicU64::new(0),
         });
         let _edit = self.edit.lock().unwrap_or_else(|e| e.into_inner());
@@ -167,6 +209,7 @@ impl TraceHub {
             hub: self.clone(),
             tap,
             events,
+            frames: frames_rx,
         }
     }
 
@@ -201,6 +244,25 @@ impl TraceHub {
                 .load()
                 .iter()
                 .any(|t| t.filter.every_packet && t.filter.wants(protocol, vaddr))
+    }
+
+    /// Whether some listener wants frame copies of connections to `vaddr`.
+    pub fn wants_frames(&self, protocol: u8, vaddr: SocketAddrV4) -> bool {
+        self.is_active()
+            && self
+                .taps
+                .load()
+                .iter()
+                .any(|t| t.frames.is_some() && t.filter.wants(protocol, vaddr))
+    }
+
+    /// Offers a frame copy to every listener that wants frames of its connection.
+    pub fn emit_frame(&self, protocol: u8, frame: CapturedFrame) {
+        for tap in self.taps.load().iter() {
+            if tap.frames.is_some() && tap.filter.wants(protocol, frame.vaddr) {
+                tap.offer_frame(frame.clone());
+            }
+        }
     }
 
     /// Offers `event` about a connection over `protocol` to every listener that wants it.

@@ -35,3 +35,20 @@ pub struct Request {
 pub struct StreamChunk {
     pub out: String,
 }
+
+/// One captured frame, streamed for `masqadm --capture` before the final outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameChunk {
+    /// Wall-clock time, microseconds since the Unix epoch.
+    pub epoch_us: u64,
+    /// The LVS-NAT stage, 1 to 4.
+    pub stage: u8,
+    /// The frame's bytes, hex-encoded.
+    pub hex: String,
+}
+
+/// The line a captured frame travels in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureLine {
+    pub frame: FrameChunk,
+}

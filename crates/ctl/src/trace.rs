@@ -25,7 +25,13 @@ pub fn is_trace(args: &[String]) -> bool {
     args.first().is_some_and(|a| a == "--trace")
 }
 
-/// Parses `--trace` and its options.
+/// Whether `args` is a capture request (`--capture`, the file name already taken off by
+/// masqadm). It takes the same options as `--trace`.
+pub fn is_capture(args: &[String]) -> bool {
+    args.first().is_some_and(|a| a == "--capture")
+}
+
+/// Parses `--trace` (or `--capture`) and its options.
 ///
 /// # Errors
 /// A message naming the bad option or value.
@@ -36,7 +42,7 @@ pub fn parse(args: &[String]) -> Result<TraceArgs, String> {
         let mut value = |name: &str| {
             it.next()
                 .cloned()
-                .ok_or_else(|| format!("--trace: {name} needs a value"))
+                .ok_or_else(|| format!("{}: {name} needs a value", args[0]))
         };
         match arg.as_str() {
             "-t" | "--tcp-service" | "-u" | "--udp-service" => {

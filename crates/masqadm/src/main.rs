@@ -7,13 +7,17 @@
 //! Its own option, `--socket PATH` (or `MASQ_SOCKET`), must come first.
 #![deny(unsafe_code)]
 
+mod pcapng;
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use masq_ctl::request::{Request, StreamChunk, DEFAULT_SOCKET, MAX_REQUEST_BYTES, SOCKET_ENV};
+use masq_ctl::request::{
+    CaptureLine, FrameChunk, Request, StreamChunk, DEFAULT_SOCKET, MAX_REQUEST_BYTES, SOCKET_ENV,
+};
 use masq_ctl::Outcome;
 
 fn main() -> ExitCode {
@@ -32,8 +36,32 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    match call(&socket, args) {
+    // `--capture FILE`: the file is written here, the daemon only streams frames.
+    let capture = if args.first().map(String::as_str) == Some("--capture") {
+        if args.len() < 2 || args[1].starts_with('-') {
+            eprintln!("masqadm: --capture needs a file name: masqadm --capture FILE.pcapng [-t VIP:PORT] [--count N]");
+            return ExitCode::from(2);
+        }
+        let path = PathBuf::from(args.remove(1));
+        match std::fs::File::create(&path).and_then(|f| pcapng::PcapngWriter::new(f)) {
+            Ok(w) => Some((path, w)),
+            Err(e) => {
+                eprintln!("masqadm: --capture: cannot write {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        }
+    } else {
+        None
+    };
+    let mut capture = capture;
+    match call(&socket, args, &mut capture) {
         Ok(outcome) => {
+            if let Some((path, writer)) = capture.take() {
+                if let Err(e) = writer.finish() {
+                    eprintln!("masqadm: --capture: writing {}: {e}", path.display());
+                    return ExitCode::from(1);
+                }
+            }
             print!("{}", outcome.stdout);
             eprint!("{}", outcome.stderr);
             let _ = std::io::stdout().flush();
@@ -47,7 +75,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn call(socket: &PathBuf, args: Vec<String>) -> Result<Outcome> {
+type Capture = Option<(PathBuf, pcapng::PcapngWriter<std::fs::File>)>;
+
+fn call(socket: &PathBuf, args: Vec<String>, capture: &mut Capture) -> Result<Outcome> {
     let restore = matches!(args.first().map(String::as_str), Some("-R" | "--restore"));
     let stdin = if restore {
         let mut text = String::new();
@@ -84,6 +114,13 @@ fn call(socket: &PathBuf, args: Vec<String>) -> Result<Outcome> {
         if n == 0 {
             anyhow::bail!("masqd closed the connection without an answer");
         }
+        if let Ok(captured) = serde_json::from_str::<CaptureLine>(&line) {
+            if let Some((path, writer)) = capture.as_mut() {
+                write_captured(writer, &captured.frame)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            continue;
+        }
         if let Ok(chunk) = serde_json::from_str::<StreamChunk>(&line) {
             print!("{}", chunk.out);
             let _ = std::io::stdout().flush();
@@ -92,4 +129,31 @@ fn call(socket: &PathBuf, args: Vec<String>) -> Result<Outcome> {
         return serde_json::from_str(&line)
             .context("masqd sent a reply masqadm does not understand");
     }
+}
+
+/// Writes one streamed frame to the capture and says so on stdout.
+fn write_captured(
+    writer: &mut pcapng::PcapngWriter<std::fs::File>,
+    frame: &FrameChunk,
+) -> Result<()> {
+    let bytes = unhex(&frame.hex).context("masqd sent a frame that is not hex")?;
+    let (label, side) = match frame.stage {
+        1 => ("1 client→VIP", pcapng::VIP_SIDE),
+        2 => ("2 director→RS", pcapng::DIP_SIDE),
+        3 => ("3 RS→director", pcapng::DIP_SIDE),
+        _ => ("4 director→client", pcapng::VIP_SIDE),
+    };
+    writer.frame(side, frame.epoch_us, &bytes, &format!("stage {label}"))?;
+    println!("stage {label:<18} {} bytes", bytes.len());
+    Ok(())
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }

@@ -96,7 +96,7 @@ async fn handle(mut stream: UnixStream, ctx: &ControlContext) -> Result<()> {
             bail!("malformed request ({} bytes): {e}", buf.len());
         }
     };
-    if masq_ctl::trace::is_trace(&request.args) {
+    if masq_ctl::trace::is_trace(&request.args) || masq_ctl::trace::is_capture(&request.args) {
         return crate::trace_stream::serve(stream, ctx, &request).await;
     }
     let outcome = execute(ctx, &request);

@@ -1,5 +1,6 @@
-//! Serves `masqadm --trace`: subscribes to the director's trace hub and streams formatted
-//! events to the client until `--count` connections were shown or the client goes away.
+//! Serves `masqadm --trace` and `masqadm --capture`: subscribes to the director's trace hub
+//! and streams formatted events (or frame copies) to the client until `--count`
+//! connections were shown or the client goes away.
 //!
 //! The stream runs on its own thread with blocking writes: a slow reader only fills its
 //! own bounded queue in the core (events are then lost and counted), it never slows the
@@ -7,21 +8,27 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::net::SocketAddrV4;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use masq_core::trace::{Stage, TraceKind};
-use masq_ctl::request::{Request, StreamChunk};
+use masq_core::trace::{Stage, Subscription, TraceKind};
+use masq_ctl::request::{CaptureLine, FrameChunk, Request, StreamChunk};
 use masq_ctl::trace::{self, TraceArgs};
 use masq_ctl::Outcome;
 use tokio::net::UnixStream;
 
+use crate::clock::Clock;
 use crate::control_server::{error_outcome, reply, ControlContext};
 
 /// Events a trace listener may have queued before it loses some.
 const QUEUE: usize = 4096;
 
+/// Serves one `--trace` or `--capture` request.
 pub async fn serve(mut stream: UnixStream, ctx: &ControlContext, request: &Request) -> Result<()> {
+    let capture = trace::is_capture(&request.args);
     let args = match trace::parse(&request.args) {
         Ok(a) => a,
         Err(msg) => {
@@ -38,37 +45,63 @@ pub async fn serve(mut stream: UnixStream, ctx: &ControlContext, request: &Reque
         {
             let proto = if protocol == 6 { "TCP" } else { "UDP" };
             let msg = format!(
-                "{}: --trace: no such service {proto} {addr}",
-                request.program
+                "{}: {}: no such service {proto} {addr}",
+                request.program, request.args[0]
             );
             return reply(&mut stream, &error_outcome(&msg, 1)).await;
         }
     }
-    let subscription = ctx.director.trace.subscribe(args.filter, QUEUE);
+    let subscription = if capture {
+        ctx.director.trace.subscribe_with_frames(args.filter, QUEUE)
+    } else {
+        ctx.director.trace.subscribe(args.filter, QUEUE)
+    };
     let std_stream = stream.into_std().context("taking the trace socket")?;
     std_stream
         .set_nonblocking(false)
         .context("making the trace socket blocking")?;
-    tokio::task::spawn_blocking(move || stream_events(std_stream, subscription, args))
-        .await
-        .context("trace thread")?
+    let clock = ctx.clock;
+    tokio::task::spawn_blocking(move || {
+        if capture {
+            stream_frames(std_stream, subscription, args, clock)
+        } else {
+            stream_events(std_stream, subscription, args)
+        }
+    })
+    .await
+    .context("trace thread")?
 }
 
-fn write_line<T: serde::Serialize>(
-    out: &mut std::os::unix::net::UnixStream,
-    msg: &T,
-) -> std::io::Result<()> {
+fn write_line<T: serde::Serialize>(out: &mut StdUnixStream, msg: &T) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(msg)?;
     line.push(b'\n');
     out.write_all(&line)
 }
 
+/// Counts connections shown through stage 4, for `--count`.
+struct Finished {
+    seen: HashSet<(SocketAddrV4, SocketAddrV4)>,
+    limit: Option<u64>,
+}
+
+impl Finished {
+    fn saw(&mut self, stage: Stage, client: SocketAddrV4, vaddr: SocketAddrV4) -> bool {
+        if stage == Stage::DirectorToClient {
+            self.seen.insert((client, vaddr));
+        }
+        self.limit.is_some_and(|n| self.seen.len() as u64 >= n)
+    }
+}
+
 fn stream_events(
-    mut out: std::os::unix::net::UnixStream,
-    subscription: masq_core::trace::Subscription,
+    mut out: StdUnixStream,
+    subscription: Subscription,
     args: TraceArgs,
 ) -> Result<()> {
-    let mut finished = HashSet::new();
+    let mut finished = Finished {
+        seen: HashSet::new(),
+        limit: args.count,
+    };
     loop {
         match subscription.events.recv_timeout(Duration::from_secs(1)) {
             Ok(event) => {
@@ -80,25 +113,71 @@ fn stream_events(
                 if write_line(&mut out, &StreamChunk { out: text + "\n" }).is_err() {
                     return Ok(()); // the reader went away
                 }
-                if matches!(event.kind, TraceKind::Stage(Stage::DirectorToClient, _)) {
-                    finished.insert((event.client, event.vaddr));
-                }
-                if args.count.is_some_and(|n| finished.len() as u64 >= n) {
-                    break;
+                if let TraceKind::Stage(stage, _) = event.kind {
+                    if finished.saw(stage, event.client, event.vaddr) {
+                        break;
+                    }
                 }
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            Err(RecvTimeoutError::Timeout) => {
                 // Nothing to show: a keep-alive finds out whether the reader is still there.
                 if write_line(&mut out, &StreamChunk { out: String::new() }).is_err() {
                     return Ok(());
                 }
             }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    finish(out, &subscription)
+}
+
+fn stream_frames(
+    mut out: StdUnixStream,
+    subscription: Subscription,
+    args: TraceArgs,
+    clock: Clock,
+) -> Result<()> {
+    let mut finished = Finished {
+        seen: HashSet::new(),
+        limit: args.count,
+    };
+    let Some(frames) = &subscription.frames else {
+        return finish(out, &subscription);
+    };
+    loop {
+        // Events are not shown in a capture; drain them so they do not count as lost.
+        while subscription.events.try_recv().is_ok() {}
+        match frames.recv_timeout(Duration::from_secs(1)) {
+            Ok(f) => {
+                let line = CaptureLine {
+                    frame: FrameChunk {
+                        epoch_us: clock.epoch_micros(f.at),
+                        stage: f.stage as u8,
+                        hex: hex(&f.bytes),
+                    },
+                };
+                if write_line(&mut out, &line).is_err() {
+                    return Ok(());
+                }
+                if finished.saw(f.stage, f.client, f.vaddr) {
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if write_line(&mut out, &StreamChunk { out: String::new() }).is_err() {
+                    return Ok(());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    finish(out, &subscription)
+}
+
+fn finish(mut out: StdUnixStream, subscription: &Subscription) -> Result<()> {
     let lost = subscription.tap.lost();
     let stderr = if lost > 0 {
-        format!("masqadm: --trace: {lost} events were lost (the reader was too slow)\n")
+        format!("masqadm: {lost} trace events were lost (the reader was too slow)\n")
     } else {
         String::new()
     };
@@ -111,4 +190,14 @@ fn stream_events(
         },
     );
     Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
 }

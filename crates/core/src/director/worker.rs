@@ -27,7 +27,7 @@ use crate::proto_state::{ConnState, Direction};
 use crate::sched::SchedInput;
 use crate::service::{SchedState, VirtualService};
 use crate::time::Timestamp;
-use crate::trace::{Choice, FrameView, Stage, TraceEvent, TraceKind};
+use crate::trace::{CapturedFrame, Choice, FrameView, Stage, TraceEvent, TraceKind};
 
 /// The largest frame the director handles: a 64 KiB GSO super-frame plus its Ethernet
 /// header. Queued frames are copied into buffers of this size, allocated once.
@@ -171,21 +171,40 @@ impl Worker {
             Direction::In => (Stage::ClientToVip, Stage::DirectorToServer),
             Direction::Out => (Stage::ServerToDirector, Stage::DirectorToClient),
         };
-        if first || every {
+        let capture = |stage: Stage, bytes: &[u8]| {
+            hub.emit_frame(
+                conn.protocol,
+                CapturedFrame {
+                    at: now,
+                    stage,
+                    client: conn.client,
+                    vaddr: conn.vaddr,
+                    bytes: bytes.to_vec(),
+                },
+            )
+        };
+        let shown = first || every;
+        if shown {
             if let Some(view) = step.before {
                 emit(TraceKind::Stage(arrived, view));
+            }
+            if let Some(bytes) = &step.arrived {
+                capture(arrived, bytes);
             }
         }
         if let Some(choice) = step.choice {
             emit(TraceKind::Scheduled(choice));
         }
-        if (first || every) && matches!(step.verdict, Verdict::Forward(_) | Verdict::Queued) {
+        if shown && matches!(step.verdict, Verdict::Forward(_) | Verdict::Queued) {
             if let Some(mut view) = frame_view(frame) {
                 if step.verdict == Verdict::Queued {
                     // Sent once ARP answers: the MACs are not known yet.
                     view.dst_mac = MacAddr::ZERO;
                 }
                 emit(TraceKind::Stage(left, view));
+            }
+            if step.arrived.is_some() && matches!(step.verdict, Verdict::Forward(_)) {
+                capture(left, frame);
             }
         }
         let (from, to) = step.states;
@@ -305,6 +324,13 @@ impl Worker {
             found => found,
         };
         let before = if tracing { frame_view(frame) } else { None };
+        // A capture wants the frame as it arrived; copied only while one is running.
+        let arrived = (tracing
+            && self
+                .director
+                .trace
+                .wants_frames(flow.key.protocol, flow.key.dst))
+        .then(|| frame.to_vec());
         let (conn, choice) = match conn {
             Some(conn) => {
                 if !conn.dest.is_available() {
@@ -362,6 +388,7 @@ impl Worker {
             let step = TracedStep {
                 dir: Direction::In,
                 before,
+                arrived,
                 choice,
                 states,
                 verdict,
@@ -395,6 +422,8 @@ impl Worker {
         };
         let tracing = self.director.trace.is_active() && conn.is_traced();
         let before = if tracing { frame_view(frame) } else { None };
+        let arrived = (tracing && self.director.trace.wants_frames(conn.protocol, conn.vaddr))
+            .then(|| frame.to_vec());
         let states = conn.on_packet(Direction::Out, flow.tcp_flags, &self.director.timeouts, now);
         let bytes = u64::from(flow.ip_len);
         conn.service.stats.count_out(bytes);
@@ -419,6 +448,7 @@ impl Worker {
             let step = TracedStep {
                 dir: Direction::Out,
                 before,
+                arrived,
                 choice: None,
                 states,
                 verdict,
@@ -887,6 +917,8 @@ impl Worker {
 struct TracedStep {
     dir: Direction,
     before: Option<FrameView>,
+    /// The frame as it arrived, when a capture wants it.
+    arrived: Option<Vec<u8>>,
     choice: Option<Choice>,
     states: (ConnState, ConnState),
     verdict: Verdict,
