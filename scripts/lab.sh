@@ -8,19 +8,17 @@
 #                            (routed lab: also lan router rclient)
 #   scripts/lab.sh down      stop everything and delete the namespaces; safe to repeat
 #
-#   client 192.168.0.101 ─┐                               ┌─ rs1 192.168.100.7  (gw .10)
-#   [rclient 10.0.0.2 ─   │  director (P-dir)             │
-#     router 10.0.0.1 /   ├─ P-ext: VIP 192.168.0.10/24   │
-#     192.168.0.1, on     │  P-int: DIP 192.168.100.10/24 ┴─ bridge in P-sw
-#     a bridge in P-lan]  │  masqd --vip-iface P-ext --dip-iface P-int
-#                         │                               └─ rs2 192.168.100.9  (gw .10)
-#
-# Interfaces (P = prefix): P-client: P-cli; P-dir: P-ext, P-int; P-sw: bridge P-br with
-# ports P-sd (to P-int), P-s1 (to P-rs1's P-r1), P-s2 (to P-rs2's P-r2). Without
-# MASQ_LAB_ROUTED the client's P-cli is cabled straight to P-ext. With MASQ_LAB_ROUTED=1,
-# P-lan holds bridge P-lbr with ports P-lc (to P-cli), P-ld (to P-ext) and P-lr (to the
-# router's P-rext, 192.168.0.1/24); the router's P-rint (10.0.0.1/24) is cabled to
-# P-rclient's P-rc (10.0.0.2/24), and masqd gets --vip-gateway 192.168.0.1.
+#   P-client             P-dir: masqd --vip-iface P-ext --dip-iface P-int
+#   P-cli ────────────── P-ext                P-int ───── P-sw: bridge P-br
+#   192.168.0.101/24     VIP 192.168.0.10/24  DIP         port P-sd
+#   gw 192.168.0.10      ip_forward=0         192.168.100.10/24
+#                                                         port P-s1 ───── P-rs1: P-r1 192.168.100.7/24
+#                                                         port P-s2 ───── P-rs2: P-r2 192.168.100.9/24
+#                                                                         (gw 192.168.100.10)
+#   Routed (MASQ_LAB_ROUTED=1): P-cli, P-ext and the router's P-rext (192.168.0.1/24) meet
+#   on bridge P-lbr in P-lan (ports P-lc, P-ld, P-lr) instead of one cable; P-router's
+#   P-rint 10.0.0.1/24 is cabled to P-rclient's P-rc 10.0.0.2/24 (gw 10.0.0.1), and masqd
+#   gets --vip-gateway 192.168.0.1. (P = the prefix; every name is at most 13 characters.)
 #
 # Each real server runs `masq-labsrv http` on :80 (log: STATE/rs1.log, STATE/rs2.log)
 # and `masq-labsrv udp-echo` on :7. masqd's control socket is STATE/masqd.sock, its log
@@ -173,10 +171,18 @@ start_daemon() {
     echo $! >"$STATE/$name.pid"
 }
 
+# Whether a process runs (a zombie does not: nobody may have reaped it yet).
+alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
+
 # Whether a pid is alive and inside one of this lab's namespaces (pids get reused).
 pid_in_lab() {
     local pid=$1 names
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
     names=$(ip netns identify "$pid" 2>/dev/null) || return 1
     local n
     for n in "${ALL_NS[@]}"; do
@@ -191,7 +197,7 @@ wait_for() {
     shift 3
     local deadline=$((SECONDS + WAIT))
     until "$@" >/dev/null 2>&1; do
-        if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        if ! alive "$(cat "$pidfile")"; then
             echo "lab.sh: $what exited; the end of $log:" >&2
             tail -n 20 "$log" >&2 || true
             die "$what did not start"
@@ -212,6 +218,15 @@ listening() {
 
 masqadm_in_dir() { in_ns dir "$BIN/masqadm" --socket "$SOCK" "$@"; }
 
+# The EXIT trap while `up` builds: tears down what was built if `up` fails.
+up_exited() {
+    local rc=$?
+    if [ $rc -ne 0 ]; then
+        echo "lab.sh: up failed; tearing the lab down" >&2
+        cmd_down >&2 || true
+    fi
+}
+
 cmd_up() {
     check_host up
     local n existing=()
@@ -229,7 +244,7 @@ cmd_up() {
     command -v nft >/dev/null 2>&1 || echo "lab.sh: warning: nft is not installed; the director's kernel will answer VIP traffic itself (install nftables)" >&2
 
     # From here on, a failure tears down whatever was built.
-    trap 'rc=$?; if [ $rc -ne 0 ]; then echo "lab.sh: up failed; tearing the lab down" >&2; cmd_down >&2 || true; fi' EXIT
+    trap up_exited EXIT
     trap 'exit 130' INT TERM
 
     if [ -d "$STATE" ]; then
@@ -323,17 +338,17 @@ stop_pids() {
     for pid in "$@"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    local deadline=$((SECONDS + grace)) alive
+    local deadline=$((SECONDS + grace)) left
     while :; do
-        alive=()
+        left=()
         for pid in "$@"; do
-            kill -0 "$pid" 2>/dev/null && alive+=("$pid")
+            alive "$pid" && left+=("$pid")
         done
-        [ ${#alive[@]} -eq 0 ] && return 0
+        [ ${#left[@]} -eq 0 ] && return 0
         [ $SECONDS -ge "$deadline" ] && break
         sleep 0.1
     done
-    for pid in "${alive[@]}"; do
+    for pid in "${left[@]}"; do
         kill -KILL "$pid" 2>/dev/null || true
     done
 }
@@ -380,7 +395,8 @@ cmd_status() {
     for n in "${ALL_NS[@]}"; do
         if ns_exists "$n"; then
             any=1
-            printf '  %-16s %s\n' "$(ns "$n")" "$(ip -n "$(ns "$n")" -br -4 addr show | grep -v '^lo ' | tr -s ' ' | paste -sd ';' -)"
+            printf '  %-16s %s\n' "$(ns "$n")" "$(ip -n "$(ns "$n")" -br link show | awk '$1 != "lo" { print $1, $2 }' | paste -sd ';' -)"
+            ip -n "$(ns "$n")" -br -4 addr show | awk '$1 != "lo" && $3 != "" { printf "  %-16s   %s %s\n", "", $1, $3 }'
         fi
     done
     [ $any = 1 ] || {
@@ -459,7 +475,7 @@ cmd_demo() {
     note "The table. Look: Forward is Masq, the weights are 3 and 1; the closed connections wait in TIME_WAIT and count as InActConn (RS1 9, RS2 5)."
     demo_masqadm -L -n
 
-    note "Save the rules, flush the table, restore them."
+    note "Save the rules (to $STATE/rules), flush the table, restore them."
     step director "masqadm -S -n > rules"
     masqadm_in_dir -S -n >"$STATE/rules" || die "demo: 'masqadm -S -n' failed"
     step director "cat rules"

@@ -7,7 +7,7 @@
 //! which is how the kernel's "trash" brings old counters back when it is re-added.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::control::{DestKey, DestParams, FwdMethod, TunnelKind};
@@ -31,6 +31,53 @@ pub struct Destination {
     extra: Mutex<(FwdMethod, TunnelKind)>,
     /// Traffic counters and rates.
     pub stats: Stats,
+    /// Health signals for diagnosis; see [`Destination::unanswered`].
+    pub health: DestHealth,
+}
+
+/// What the data path notices about a real server's behaviour, for `masqadm --check`.
+#[derive(Debug, Default)]
+pub struct DestHealth {
+    /// Connections sent to it since the last packet it sent back.
+    unanswered: AtomicU32,
+    /// Connection attempts it refused with a RST.
+    refused: AtomicU64,
+    /// When it last refused one (ms of the director's clock).
+    last_refused_ms: AtomicU64,
+}
+
+impl DestHealth {
+    /// A new connection was sent to the server.
+    pub fn sent_connection(&self) {
+        self.unanswered.fetch_add(1, Relaxed);
+    }
+
+    /// The server sent a packet back through the director.
+    pub fn answered(&self) {
+        // Only write when needed: this runs for every packet from the server.
+        if self.unanswered.load(Relaxed) != 0 {
+            self.unanswered.store(0, Relaxed);
+        }
+    }
+
+    /// The server refused a connection attempt (RST while opening).
+    pub fn refused(&self, now_ms: u64) {
+        self.refused.fetch_add(1, Relaxed);
+        self.last_refused_ms.store(now_ms, Relaxed);
+    }
+
+    /// Connections sent since the server last answered.
+    pub fn unanswered(&self) -> u32 {
+        self.unanswered.load(Relaxed)
+    }
+
+    /// Refused attempts so far and when the last was.
+    pub fn refusals(&self) -> (u64, u64) {
+        (
+            self.refused.load(Relaxed),
+            self.last_refused_ms.load(Relaxed),
+        )
+    }
 }
 
 impl Destination {
@@ -49,6 +96,7 @@ impl Destination {
             available: AtomicBool::new(true),
             extra: Mutex::new((params.fwd, params.tunnel)),
             stats: Stats::default(),
+            health: DestHealth::default(),
         }
     }
 

@@ -49,10 +49,25 @@ pub struct NeighbourView {
     pub age_ms: Option<u64>,
 }
 
+/// Two hosts answering ARP for one address within [`CONFLICT_WINDOW_MS`]: the classic lab
+/// typo of giving a second real server the first one's address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressConflict {
+    pub addr: Ipv4Addr,
+    pub first: MacAddr,
+    pub second: MacAddr,
+    pub seen: Timestamp,
+}
+
+/// Two different MACs for one address within this long count as a conflict (a host that
+/// really moved announces itself once, not over and over).
+pub const CONFLICT_WINDOW_MS: u64 = 10_000;
+
 /// The cache, shared by all workers.
 #[derive(Debug, Default)]
 pub struct Neighbours {
     entries: DashMap<Ipv4Addr, Entry>,
+    conflicts: DashMap<Ipv4Addr, AddressConflict>,
 }
 
 impl Neighbours {
@@ -105,11 +120,41 @@ impl Neighbours {
             last_probe: None,
             probes: 0,
         };
-        if create {
-            self.entries.insert(addr, confirmed);
+        let previous = if create {
+            self.entries.insert(addr, confirmed)
         } else if let Some(mut e) = self.entries.get_mut(&addr) {
-            *e = confirmed;
+            Some(std::mem::replace(&mut *e, confirmed))
+        } else {
+            None
+        };
+        if let Some(Entry {
+            mac: Some(old),
+            confirmed: when,
+            ..
+        }) = previous
+        {
+            if old != mac && now.saturating_since(when).as_millis() < u128::from(CONFLICT_WINDOW_MS)
+            {
+                self.conflicts.insert(
+                    addr,
+                    AddressConflict {
+                        addr,
+                        first: old,
+                        second: mac,
+                        seen: now,
+                    },
+                );
+            }
         }
+    }
+
+    /// Addresses answered by two hosts within the last `window_ms`.
+    pub fn conflicts(&self, now: Timestamp, window_ms: u64) -> Vec<AddressConflict> {
+        self.conflicts
+            .iter()
+            .filter(|c| now.saturating_since(c.seen).as_millis() < u128::from(window_ms))
+            .map(|c| *c.value())
+            .collect()
     }
 
     /// Forgets entries not confirmed for [`STALE_MS`] and given-up incomplete ones.
@@ -195,6 +240,20 @@ mod tests {
         assert_eq!(n.peek(RS1), Some(MAC));
         n.expire(Timestamp::from_secs(301));
         assert_eq!(n.peek(RS1), None);
+    }
+
+    #[test]
+    fn two_macs_for_one_address_is_a_conflict() {
+        let n = Neighbours::default();
+        let other = MacAddr([2, 0, 0, 0, 0, 9]);
+        n.learn(RS1, MAC, Timestamp::from_secs(1), true);
+        n.learn(RS1, MAC, Timestamp::from_secs(2), true);
+        assert!(n.conflicts(Timestamp::from_secs(2), 60_000).is_empty());
+        n.learn(RS1, other, Timestamp::from_secs(3), true);
+        let c = n.conflicts(Timestamp::from_secs(3), 60_000);
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].first, c[0].second), (MAC, other));
+        assert!(n.conflicts(Timestamp::from_secs(100), 60_000).is_empty());
     }
 
     #[test]

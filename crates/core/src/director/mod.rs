@@ -105,7 +105,7 @@ pub struct Director {
     templates: TemplateTable,
     fragments: FragTable,
     timeouts: TimeoutTable,
-    neighbours: Neighbours,
+    pub(crate) neighbours: Neighbours,
     workers: Mutex<Vec<Arc<WorkerCounters>>>,
     /// Counters of the whole director (`/proc/net/ip_vs_stats`).
     pub totals: Stats,

@@ -359,6 +359,9 @@ impl Worker {
             }
         };
         let states = conn.on_packet(Direction::In, flow.tcp_flags, &self.director.timeouts, now);
+        if flow.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
+            conn.dest.health.sent_connection();
+        }
         let bytes = u64::from(flow.ip_len);
         conn.service.stats.count_in(bytes);
         conn.dest.stats.count_in(bytes);
@@ -425,6 +428,15 @@ impl Worker {
         let arrived = (tracing && self.director.trace.wants_frames(conn.protocol, conn.vaddr))
             .then(|| frame.to_vec());
         let states = conn.on_packet(Direction::Out, flow.tcp_flags, &self.director.timeouts, now);
+        conn.dest.health.answered();
+        if flow.tcp_flags & flags::RST != 0
+            && matches!(
+                states.0,
+                ConnState::SynRecv | ConnState::SynSent | ConnState::None
+            )
+        {
+            conn.dest.health.refused(now.as_millis());
+        }
         let bytes = u64::from(flow.ip_len);
         conn.service.stats.count_out(bytes);
         conn.dest.stats.count_out(bytes);

@@ -1,0 +1,132 @@
+//! Diagnosis: the classic LVS-NAT lab mistakes, recognised from what the data path sees,
+//! explained in plain words with the fix. Used by `masqadm --check`, masqd's log and the
+//! lab page.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::control::{DestKey, ServiceKey};
+use crate::director::Director;
+use crate::neigh::AddressConflict;
+use crate::time::Timestamp;
+
+/// SYNs forwarded to a real server without a single packet back before it is suspected of
+/// answering by another way (its default gateway is not the DIP).
+pub const UNANSWERED_SYNS: u32 = 3;
+/// How long a refusal (RST) or an ARP conflict stays worth reporting.
+pub const RECENT_MS: u64 = 60_000;
+
+/// Something wrong, with what masq saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// SYNs went to the real server and nothing ever came back through the director.
+    NoReplies {
+        service: ServiceKey,
+        dest: DestKey,
+        syns: u32,
+        dip: Option<Ipv4Addr>,
+    },
+    /// The real server answered connection attempts with RST.
+    Refusing {
+        service: ServiceKey,
+        dest: DestKey,
+        refused: u64,
+    },
+    /// Two hosts answer ARP for one address.
+    DuplicateAddress(AddressConflict),
+    /// The real server never answered ARP.
+    Unreachable { service: ServiceKey, dest: DestKey },
+}
+
+impl Finding {
+    /// What is wrong, in one sentence.
+    pub fn problem(&self) -> String {
+        match self {
+            Finding::NoReplies { dest, syns, dip, .. } => format!(
+                "RS {} received {syns} SYNs but never answered through {}: is its default gateway the DIP?",
+                dest.addr,
+                dip.map_or("the director".to_string(), |d| d.to_string())
+            ),
+            Finding::Refusing { dest, refused, .. } => format!(
+                "RS {}:{} answered {refused} connection attempts with RST: is anything listening on port {} there?",
+                dest.addr, dest.port, dest.port
+            ),
+            Finding::DuplicateAddress(c) => format!(
+                "two hosts answer ARP for {} ({} and {}): was a real server given another one's address?",
+                c.addr, c.first, c.second
+            ),
+            Finding::Unreachable { dest, .. } => format!(
+                "RS {} does not answer ARP on the DIP side: is it up, cabled, and on the DIP's network?",
+                dest.addr
+            ),
+        }
+    }
+
+    /// How to fix it.
+    pub fn fix(&self) -> String {
+        match self {
+            Finding::NoReplies { dest, dip, .. } => format!(
+                "on {}: ip route replace default via {}",
+                dest.addr,
+                dip.map_or("<DIP>".to_string(), |d| d.to_string())
+            ),
+            Finding::Refusing { dest, .. } => format!(
+                "start the service on {} port {}, or add the real server with the port it listens on (-r {}:PORT)",
+                dest.addr, dest.port, dest.addr
+            ),
+            Finding::DuplicateAddress(c) => format!(
+                "give every real server its own address; the host with MAC {} must not use {}",
+                c.second, c.addr
+            ),
+            Finding::Unreachable { dest, .. } => format!(
+                "check the link and address of {} (ip -br addr on it) and that it is in the DIP's subnet",
+                dest.addr
+            ),
+        }
+    }
+}
+
+impl Director {
+    /// Everything wrong that the data path has noticed, at `now`.
+    pub fn diagnose(&self, now: Timestamp) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        let mut dest_addrs = Vec::new();
+        for svc in &self.services().services {
+            let dests = svc.lock().dests.clone();
+            for d in dests {
+                let IpAddr::V4(rip) = d.key.addr else {
+                    continue;
+                };
+                dest_addrs.push(rip);
+                let syns = d.health.unanswered();
+                if syns >= UNANSWERED_SYNS {
+                    findings.push(Finding::NoReplies {
+                        service: svc.key,
+                        dest: d.key,
+                        syns,
+                        dip: self.config().dip_side.on_link_source(rip),
+                    });
+                }
+                let (refused, last) = d.health.refusals();
+                if refused > 0 && now.as_millis().saturating_sub(last) < RECENT_MS {
+                    findings.push(Finding::Refusing {
+                        service: svc.key,
+                        dest: d.key,
+                        refused,
+                    });
+                }
+                if self.neighbours.is_unreachable(rip, now) {
+                    findings.push(Finding::Unreachable {
+                        service: svc.key,
+                        dest: d.key,
+                    });
+                }
+            }
+        }
+        for c in self.neighbours.conflicts(now, RECENT_MS) {
+            if dest_addrs.contains(&c.addr) {
+                findings.push(Finding::DuplicateAddress(c));
+            }
+        }
+        findings
+    }
+}
