@@ -12,7 +12,7 @@ use std::time::Duration;
 use masq_core::director::{FrameMeta, MAX_FRAME};
 use masq_core::DropReason;
 use masq_core::{Side, Verdict, Worker};
-use masq_io::{FrameIo, Offload, VNET_HDR_LEN};
+use masq_io::{FrameIo, Offload, PacketSocket, RecvBatch, VNET_HDR_LEN};
 
 use crate::clock::Clock;
 
@@ -20,14 +20,23 @@ use crate::clock::Clock;
 /// whose next hop got resolved, checking for stop).
 const IDLE_POLL: Duration = Duration::from_millis(20);
 
+/// Frames taken from the kernel per receive call (`recvmmsg`): one syscall for up to this
+/// many frames under load.
+const BATCH: usize = 32;
+
+/// The socket receive buffer masqd asks for: deep enough to absorb a burst of GSO
+/// super-frames while a packet thread is busy.
+pub const RECV_BUFFER: usize = 32 << 20;
+
 /// The two sockets, by side.
 pub struct Ports {
-    pub vip: Arc<dyn FrameIo>,
-    pub dip: Arc<dyn FrameIo>,
+    pub vip: Arc<PacketSocket>,
+    pub dip: Arc<PacketSocket>,
 }
 
 impl Ports {
-    fn get(&self, side: Side) -> &dyn FrameIo {
+    /// The socket of `side`.
+    pub fn get(&self, side: Side) -> &PacketSocket {
         match side {
             Side::Vip => self.vip.as_ref(),
             Side::Dip => self.dip.as_ref(),
@@ -75,32 +84,36 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("masq-{}", side.name()))
         .spawn(move || {
-            let mut buf = vec![0u8; MAX_FRAME].into_boxed_slice();
+            let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_FRAME]).collect();
+            let mut batch = RecvBatch::new(BATCH);
+            let port = ports.get(side);
             while !stop.load(Relaxed) {
-                match ports.get(side).recv(&mut buf, IDLE_POLL) {
-                    Ok(Some(rx)) if rx.truncated => {
-                        worker.counters().count_drop(DropReason::Oversize);
-                    }
-                    Ok(Some(rx)) => {
-                        let frame = &mut buf[..rx.len];
-                        let verdict =
-                            worker.handle_frame(clock.now(), side, frame, meta_of(&rx.offload));
-                        if let Verdict::Forward(out) = verdict {
-                            let offload = Offload {
-                                csum_valid: false,
-                                ..rx.offload
-                            };
-                            if ports.get(out).send(&offload, frame).is_err() {
-                                errors.send.fetch_add(1, Relaxed);
-                            }
-                        }
-                    }
-                    Ok(None) => {}
+                let n = match port.recv_batch(&mut batch, &mut bufs, IDLE_POLL) {
+                    Ok(n) => n,
                     Err(_) => {
                         errors.recv.fetch_add(1, Relaxed);
+                        0
+                    }
+                };
+                let now = clock.now();
+                for (rx, buf) in batch.received()[..n].iter().zip(bufs.iter_mut()) {
+                    if rx.truncated {
+                        worker.counters().count_drop(DropReason::Oversize);
+                        continue;
+                    }
+                    let frame = &mut buf[..rx.len];
+                    if let Verdict::Forward(out) =
+                        worker.handle_frame(now, side, frame, meta_of(&rx.offload))
+                    {
+                        let offload = Offload {
+                            csum_valid: false,
+                            ..rx.offload
+                        };
+                        if ports.get(out).send(&offload, frame).is_err() {
+                            errors.send.fetch_add(1, Relaxed);
+                        }
                     }
                 }
-                let now = clock.now();
                 while let Some(tx) = worker.poll_transmit(now) {
                     let offload = offload_of(&tx.meta);
                     if ports.get(tx.side).send(&offload, tx.frame).is_err() {

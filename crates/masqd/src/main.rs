@@ -120,15 +120,13 @@ fn run(args: Args) -> Result<()> {
     }
     guard.sync(&director.services())?;
 
+    let options = SocketOptions {
+        recv_buffer: Some(datapath::RECV_BUFFER),
+        ..SocketOptions::default()
+    };
     let ports = Arc::new(Ports {
-        vip: Arc::new(
-            PacketSocket::open(&host.vip, &SocketOptions::default())
-                .context("opening the VIP side")?,
-        ),
-        dip: Arc::new(
-            PacketSocket::open(&host.dip, &SocketOptions::default())
-                .context("opening the DIP side")?,
-        ),
+        vip: Arc::new(PacketSocket::open(&host.vip, &options).context("opening the VIP side")?),
+        dip: Arc::new(PacketSocket::open(&host.dip, &options).context("opening the DIP side")?),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(IoErrors::default());
