@@ -10,6 +10,8 @@
 //! pass). They run the binaries of the target directory they were built in, so build
 //! those first: `cargo build --workspace --bins`.
 
+pub mod standalone;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -63,7 +65,7 @@ pub struct Lab {
 }
 
 /// Why the end-to-end tests cannot run here, if they cannot.
-fn skip_reason() -> Option<String> {
+pub fn skip_reason() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let euid = status
         .lines()
@@ -83,7 +85,7 @@ fn skip_reason() -> Option<String> {
 }
 
 /// `target/<profile>/`, where cargo put the binaries next to this test executable.
-fn bin_dir() -> PathBuf {
+pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     // target/<profile>/deps/<test>-<hash>
     let dir = exe
