@@ -23,6 +23,9 @@ pub struct ControlContext {
     pub director: Arc<Director>,
     pub clock: Clock,
     pub guard: Mutex<KernelGuard>,
+    /// Interface names, for the host checks of `--check`.
+    pub vip_iface: String,
+    pub dip_iface: String,
 }
 
 /// Binds the control socket at `path`, refusing if another daemon answers there.
@@ -96,6 +99,10 @@ async fn handle(mut stream: UnixStream, ctx: &ControlContext) -> Result<()> {
             bail!("malformed request ({} bytes): {e}", buf.len());
         }
     };
+    if request.args.first().is_some_and(|a| a == "--check") {
+        let outcome = crate::check::run(ctx);
+        return reply(&mut stream, &outcome).await;
+    }
     if masq_ctl::trace::is_trace(&request.args) || masq_ctl::trace::is_capture(&request.args) {
         return crate::trace_stream::serve(stream, ctx, &request).await;
     }

@@ -118,6 +118,24 @@ impl KernelGuard {
         Ok(())
     }
 
+    /// Whether the kernel is kept from answering traffic to `vip` (rules installed for it).
+    pub fn protects(&self, vip: std::net::Ipv4Addr) -> bool {
+        self.installed
+            .as_ref()
+            .is_some_and(|g| g.iter().any(|g| g.vip == vip))
+    }
+
+    /// Why the guard is not active, if it is not: for diagnosis messages.
+    pub fn why_inactive(&self) -> Option<&'static str> {
+        if self.mode == GuardMode::Off {
+            Some("masqd runs with --kernel-guard off")
+        } else if self.nft_missing {
+            Some("nft (nftables) is not installed")
+        } else {
+            None
+        }
+    }
+
     /// Whether the guard could not be installed because `nft` is missing.
     pub fn is_unavailable(&self) -> bool {
         self.nft_missing

@@ -6,6 +6,7 @@
 //! handling.
 #![deny(unsafe_code)]
 
+mod check;
 mod checks;
 mod clock;
 mod control_server;
@@ -14,6 +15,7 @@ mod guard;
 mod metrics;
 mod rules;
 mod trace_stream;
+mod web;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -65,6 +67,12 @@ struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Serve the live lab page at http://ADDR/ (e.g. 127.0.0.1:8080; loopback unless told otherwise).
+    #[arg(long, value_name = "ADDR")]
+    web: Option<std::net::SocketAddr>,
+    /// Allow changing schedulers and weights from the page.
+    #[arg(long, requires = "web")]
+    web_admin: bool,
     /// Log filter (tracing syntax), e.g. info, debug, masqd=debug.
     #[arg(long, env = "MASQ_LOG", default_value = "info")]
     log: String,
@@ -157,6 +165,8 @@ fn run(args: Args) -> Result<()> {
         director: director.clone(),
         clock,
         guard: Mutex::new(guard),
+        vip_iface: host.vip.name.clone(),
+        dip_iface: host.dip.name.clone(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -204,6 +214,22 @@ async fn control_plane(
         }
         None => None,
     };
+    let web = match args.web {
+        Some(addr) => {
+            let listener = web::bind(addr).await?;
+            let mode = if args.web_admin { "admin" } else { "read-only" };
+            tracing::info!("lab page at http://{addr}/ ({mode})");
+            if !addr.ip().is_loopback() {
+                tracing::warn!("the lab page on {addr} is reachable from other hosts");
+            }
+            Some(tokio::spawn(web::serve(
+                listener,
+                ctx.clone(),
+                args.web_admin,
+            )))
+        }
+        None => None,
+    };
     let timers = tokio::spawn(timers(ctx, ports, errors));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -216,6 +242,9 @@ async fn control_plane(
     if let Some(m) = metrics {
         m.abort();
     }
+    if let Some(w) = web {
+        w.abort();
+    }
     Ok(())
 }
 
@@ -225,6 +254,7 @@ async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports>, errors: Arc<IoError
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut announced: Vec<Ipv4Addr> = Vec::new();
     let mut reported = (0, 0);
+    let mut diagnosed: Vec<String> = Vec::new();
     let mut odd = false;
     loop {
         tick.tick().await;
@@ -245,6 +275,15 @@ async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports>, errors: Arc<IoError
         if !odd {
             ctx.director.estimate();
         }
+        // Say each problem the data path notices once, when it appears.
+        let findings = ctx.director.diagnose(now);
+        let problems: Vec<String> = findings.iter().map(|f| f.problem()).collect();
+        for (f, p) in findings.iter().zip(&problems) {
+            if !diagnosed.contains(p) {
+                tracing::warn!("{p} (fix: {})", f.fix());
+            }
+        }
+        diagnosed = problems;
         let now_errors = (errors.recv.load(Relaxed), errors.send.load(Relaxed));
         if now_errors != reported {
             tracing::warn!(

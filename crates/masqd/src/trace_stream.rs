@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use masq_core::trace::{Stage, Subscription, TraceKind};
+use masq_core::Director;
 use masq_ctl::request::{CaptureLine, FrameChunk, Request, StreamChunk};
 use masq_ctl::trace::{self, TraceArgs};
 use masq_ctl::Outcome;
@@ -61,11 +62,12 @@ pub async fn serve(mut stream: UnixStream, ctx: &ControlContext, request: &Reque
         .set_nonblocking(false)
         .context("making the trace socket blocking")?;
     let clock = ctx.clock;
+    let director = ctx.director.clone();
     tokio::task::spawn_blocking(move || {
         if capture {
             stream_frames(std_stream, subscription, args, clock)
         } else {
-            stream_events(std_stream, subscription, args)
+            stream_events(std_stream, subscription, args, &director, clock)
         }
     })
     .await
@@ -97,12 +99,39 @@ fn stream_events(
     mut out: StdUnixStream,
     subscription: Subscription,
     args: TraceArgs,
+    director: &Director,
+    clock: Clock,
 ) -> Result<()> {
     let mut finished = Finished {
         seen: HashSet::new(),
         limit: args.count,
     };
+    let mut diagnosed: Vec<String> = Vec::new();
+    let mut last_check: Option<std::time::Instant> = None;
     loop {
+        // The diagnosis (wrong gateway, refused connections, ...) goes into the trace too.
+        if last_check.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            last_check = Some(std::time::Instant::now());
+            for f in director.diagnose(clock.now()) {
+                let problem = f.problem();
+                if diagnosed.contains(&problem) {
+                    continue;
+                }
+                let line = if args.json {
+                    serde_json::json!({"event": "diagnosis", "problem": problem, "fix": f.fix()})
+                        .to_string()
+                } else {
+                    format!(
+                        "           DIAGNOSIS {problem}\n           fix: {}",
+                        f.fix()
+                    )
+                };
+                if write_line(&mut out, &StreamChunk { out: line + "\n" }).is_err() {
+                    return Ok(());
+                }
+                diagnosed.push(problem);
+            }
+        }
         match subscription.events.recv_timeout(Duration::from_secs(1)) {
             Ok(event) => {
                 let text = if args.json {

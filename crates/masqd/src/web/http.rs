@@ -128,10 +128,7 @@ async fn read_request_untimed(stream: &mut TcpStream) -> Result<(Head, Vec<u8>),
         if buf.len() > MAX_HEAD {
             return Err(ReadError::TooLarge);
         }
-        let n = stream
-            .read(&mut chunk)
-            .await
-            .map_err(|_| ReadError::Gone)?;
+        let n = stream.read(&mut chunk).await.map_err(|_| ReadError::Gone)?;
         if n == 0 {
             return Err(ReadError::Gone);
         }
@@ -240,7 +237,9 @@ impl Response {
 /// The head of a Server-Sent Events stream: no length, the body runs until either side
 /// closes.
 pub fn event_stream_head() -> String {
-    format!("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n{COMMON_HEADERS}\r\n")
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n{COMMON_HEADERS}\r\n"
+    )
 }
 
 #[cfg(test)]

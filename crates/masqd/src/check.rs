@@ -1,0 +1,177 @@
+//! `masqadm --check`: the host and the lab, checked now, with a fix for every problem.
+//!
+//! Host: kernel forwarding, interfaces up and cabled, LRO, whether the host's kernel also
+//! answers a VIP. Lab: what the data path noticed about the real servers
+//! ([`masq_core::diagnose`]). Exits 1 when anything is wrong.
+
+use std::net::IpAddr;
+
+use masq_core::control::ServiceKey;
+use masq_ctl::Outcome;
+use masq_io::Interface;
+
+use crate::control_server::ControlContext;
+
+/// One line of the report.
+struct Item {
+    ok: bool,
+    what: String,
+    fix: Option<String>,
+}
+
+fn ok(what: impl Into<String>) -> Item {
+    Item {
+        ok: true,
+        what: what.into(),
+        fix: None,
+    }
+}
+
+fn problem(what: impl Into<String>, fix: impl Into<String>) -> Item {
+    Item {
+        ok: false,
+        what: what.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+fn host_checks(ctx: &ControlContext) -> Vec<Item> {
+    let mut items = Vec::new();
+    match masq_io::host::ip_forward_enabled() {
+        Ok(false) => items.push(ok("net.ipv4.ip_forward is 0: only masqd forwards")),
+        Ok(true) => items.push(problem(
+            "net.ipv4.ip_forward is 1: the kernel forwards VIP traffic itself and leaks real servers' un-NATed replies",
+            "sysctl -w net.ipv4.ip_forward=0",
+        )),
+        Err(e) => items.push(problem(format!("cannot read net.ipv4.ip_forward: {e}"), "check /proc/sys/net/ipv4/ip_forward")),
+    }
+    let mut vip_addrs = Vec::new();
+    for (flag, name) in [
+        ("--vip-iface", &ctx.vip_iface),
+        ("--dip-iface", &ctx.dip_iface),
+    ] {
+        match Interface::by_name(name) {
+            Ok(iface) => {
+                if !iface.is_up {
+                    items.push(problem(
+                        format!("{name} ({flag}) is down"),
+                        format!("ip link set {name} up"),
+                    ));
+                } else if !iface.is_running {
+                    items.push(problem(
+                        format!("{name} ({flag}) has no carrier: nothing is plugged in at the other end"),
+                        format!("check the cable or the veth peer of {name}"),
+                    ));
+                } else {
+                    items.push(ok(format!("{name} ({flag}) is up")));
+                }
+                if flag == "--vip-iface" {
+                    vip_addrs = iface.ipv4.iter().map(|(a, _)| *a).collect();
+                }
+                if let Ok(offloads) = masq_io::host::offload_state(name) {
+                    if offloads.lro {
+                        items.push(problem(
+                            format!("{name}: LRO is on; masqd cannot forward LRO-merged frames"),
+                            format!("ethtool -K {name} lro off"),
+                        ));
+                    }
+                }
+            }
+            Err(e) => items.push(problem(
+                format!("{flag} {name}: {e}"),
+                "check the interface name (ip -br link)",
+            )),
+        }
+    }
+    let guard = ctx.guard.lock().unwrap_or_else(|e| e.into_inner());
+    let table = ctx.director.services();
+    for vip in table.vips() {
+        if !vip_addrs.contains(vip) {
+            continue;
+        }
+        if guard.protects(*vip) {
+            items.push(ok(format!(
+                "{vip} is also a host address; the kernel guard (nft table inet masq_guard) keeps the kernel from answering it"
+            )));
+        } else {
+            let why = guard
+                .why_inactive()
+                .unwrap_or("its rules are not installed");
+            items.push(problem(
+                format!("the director's kernel also answers the VIP {vip} (a host address; {why}): it resets connections to the services"),
+                format!("install nftables and run masqd with --kernel-guard auto, or remove the VIP from the host: ip addr del {vip}/32 dev {}", ctx.vip_iface),
+            ));
+        }
+    }
+    items
+}
+
+fn service_name(key: &ServiceKey) -> String {
+    key.to_string()
+}
+
+/// Runs every check and formats the report.
+pub fn run(ctx: &ControlContext) -> Outcome {
+    let mut items = host_checks(ctx);
+    let findings = ctx.director.diagnose(ctx.clock.now());
+    for f in &findings {
+        items.push(problem(f.problem(), f.fix()));
+    }
+    let table = ctx.director.services();
+    if table.services.is_empty() {
+        items.push(ok("no virtual services yet (masqadm -A ...)"));
+    }
+    for svc in &table.services {
+        let dests = svc.lock().dests.len();
+        if dests == 0 {
+            items.push(problem(
+                format!(
+                    "{} has no real servers: clients get ICMP port unreachable",
+                    service_name(&svc.key)
+                ),
+                format!("add one: masqadm -a {} -r RIP -m", svc_flag(&svc.key)),
+            ));
+        }
+    }
+    let problems = items.iter().filter(|i| !i.ok).count();
+    let mut out = String::new();
+    for i in &items {
+        out.push_str(if i.ok { "ok      " } else { "PROBLEM " });
+        out.push_str(&i.what);
+        out.push('\n');
+        if let Some(fix) = &i.fix {
+            out.push_str("        fix: ");
+            out.push_str(fix);
+            out.push('\n');
+        }
+    }
+    out.push_str(&match problems {
+        0 => "masq check: no problems found\n".to_string(),
+        1 => "masq check: 1 problem found\n".to_string(),
+        n => format!("masq check: {n} problems found\n"),
+    });
+    Outcome {
+        stdout: out,
+        stderr: String::new(),
+        code: i32::from(problems > 0),
+    }
+}
+
+fn svc_flag(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Addr {
+            protocol,
+            addr: IpAddr::V4(a),
+            port,
+        } => format!(
+            "{} {a}:{port}",
+            if *protocol == masq_core::control::Protocol::Udp {
+                "-u"
+            } else {
+                "-t"
+            }
+        ),
+        ServiceKey::Addr { addr, port, .. } => format!("-t [{addr}]:{port}"),
+        ServiceKey::Fwmark { mark, .. } => format!("-f {mark}"),
+    }
+}
