@@ -55,6 +55,7 @@ fn director() -> std::sync::Arc<Director> {
         },
         // Clients are 10.x: reached through a gateway.
         vip_gateway: Some(Ipv4Addr::new(192, 168, 0, 1)),
+        max_conns: masq::core::director::DEFAULT_MAX_CONNS,
     });
     let svc = ServiceKey::Addr {
         protocol: Protocol::Tcp,

@@ -253,6 +253,30 @@ impl ConnTable {
         expired
     }
 
+    /// Makes room in a full table the way IPVS's `drop_entry` defends against SYN floods:
+    /// half-open entries (SYN_RECV, never answered, never established) are dropped, at
+    /// most `limit` of them among the first `scan` entries looked at; established
+    /// connections are never touched. Returns how many went.
+    pub fn evict_half_open(&self, scan: usize, limit: usize) -> usize {
+        let mut victims: [Option<Arc<Conn>>; 16] = Default::default();
+        let mut found = 0;
+        for entry in self.inbound.iter().take(scan) {
+            if found == limit.min(victims.len()) {
+                break;
+            }
+            if entry.value().state() == ConnState::SynRecv {
+                victims[found] = Some(entry.value().clone());
+                found += 1;
+            }
+        }
+        // The iterator's shard lock is released before removing (dashmap deadlock rule).
+        victims
+            .iter()
+            .flatten()
+            .filter(|conn| self.remove(conn))
+            .count()
+    }
+
     /// Number of connections.
     pub fn len(&self) -> usize {
         self.inbound.len()

@@ -52,6 +52,10 @@ struct Args {
     /// Next hop for clients that are not on the VIP interface's networks.
     #[arg(long, value_name = "ADDR")]
     vip_gateway: Option<Ipv4Addr>,
+    /// Most connections tracked at once; a full table sheds half-open connections (SYN
+    /// flood defence) before it refuses new ones.
+    #[arg(long, value_name = "N", default_value_t = masq_core::director::DEFAULT_MAX_CONNS)]
+    max_conns: usize,
     /// Rules to load at start, in `ipvsadm -S` format (as `masqadm -R < FILE`).
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
@@ -107,6 +111,7 @@ fn run(args: Args) -> Result<()> {
         vip_side: side_config(&host.vip),
         dip_side: side_config(&host.dip),
         vip_gateway: args.vip_gateway,
+        max_conns: args.max_conns,
     });
     let clock = Clock::start();
     let mut guard = KernelGuard::new(args.kernel_guard, &host.vip.name)?;

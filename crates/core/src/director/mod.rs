@@ -70,7 +70,13 @@ pub struct DirectorConfig {
     pub dip_side: SideConfig,
     /// Next hop for clients that are not on-link on the VIP side (`--vip-gateway`).
     pub vip_gateway: Option<Ipv4Addr>,
+    /// Most connections the table holds (`--max-conns`); a full table sheds half-open
+    /// entries before it refuses a new connection.
+    pub max_conns: usize,
 }
+
+/// The default `--max-conns`: about 1M connections.
+pub const DEFAULT_MAX_CONNS: usize = 1 << 20;
 
 impl DirectorConfig {
     /// The configuration of `side`.

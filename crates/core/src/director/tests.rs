@@ -44,6 +44,7 @@ fn config(gateway: Option<Ipv4Addr>) -> DirectorConfig {
             addrs: vec![(DIP, 24)],
         },
         vip_gateway: gateway,
+        max_conns: DEFAULT_MAX_CONNS,
     }
 }
 
@@ -1091,4 +1092,91 @@ fn a_fragmented_udp_datagram_is_forwarded_fragment_by_fragment() {
     assert!(s.checksums_ok);
     let stats = lab.ctl().services()[0].stats;
     assert_eq!((stats.conns, stats.inpkts), (1, 3));
+}
+
+#[test]
+fn a_syn_flood_fills_the_table_only_to_its_bound_and_sheds_half_open_entries() {
+    let director = Director::new(DirectorConfig {
+        max_conns: 100,
+        ..config(None)
+    });
+    let mut lab = Lab {
+        worker: director.worker(),
+        director,
+        now: Timestamp::from_secs(1000),
+    };
+    lab.ctl()
+        .add_service(http(Protocol::Tcp, 80), rr())
+        .unwrap();
+    lab.ctl()
+        .add_dest(http(Protocol::Tcp, 80), rs(RS1, 80), masq(1))
+        .unwrap();
+    lab.learn_all();
+    // A legitimate connection, established before the flood.
+    let mut syn = from_client(40000, SYN);
+    lab.handle(Side::Vip, &mut syn);
+    let mut ack = from_client(40000, ACK);
+    lab.handle(Side::Vip, &mut ack);
+    // The flood: SYNs from 2000 spoofed sources that never complete.
+    for i in 0..2000u32 {
+        let src = Ipv4Addr::from(0xc0a8_0000 | (i % 250 + 2) | ((i / 250) << 8));
+        let mut f = tcp_frame(
+            (CLIENT_MAC, VIP_MAC),
+            (src, 1024 + (i % 60000) as u16),
+            (VIP, 80),
+            SYN,
+            b"",
+        );
+        assert_eq!(lab.handle(Side::Vip, &mut f), Verdict::Forward(Side::Dip));
+        assert!(lab.director.connection_count() <= 100);
+    }
+    let counters = lab.director.counters();
+    assert!(counters.evicted_half_open >= 1900, "{counters:?}");
+    // The established connection survived and still forwards.
+    let mut data = from_client(40000, ACK);
+    assert_eq!(
+        lab.handle(Side::Vip, &mut data),
+        Verdict::Forward(Side::Dip)
+    );
+    let established = lab
+        .ctl()
+        .connections()
+        .into_iter()
+        .filter(|c| c.state == "ESTABLISHED")
+        .count();
+    assert_eq!(established, 1);
+    // A new legitimate client still gets in.
+    let mut late = from_client(40001, SYN);
+    assert_eq!(
+        lab.handle(Side::Vip, &mut late),
+        Verdict::Forward(Side::Dip)
+    );
+}
+
+#[test]
+fn a_table_full_of_established_connections_refuses_new_ones() {
+    let director = Director::new(DirectorConfig {
+        max_conns: 3,
+        ..config(None)
+    });
+    let mut lab = Lab {
+        worker: director.worker(),
+        director,
+        now: Timestamp::from_secs(1000),
+    };
+    lab.ctl()
+        .add_service(http(Protocol::Tcp, 80), rr())
+        .unwrap();
+    lab.ctl()
+        .add_dest(http(Protocol::Tcp, 80), rs(RS1, 80), masq(1))
+        .unwrap();
+    lab.learn_all();
+    for port in 1..=3 {
+        lab.handle(Side::Vip, &mut from_client(port, SYN));
+        lab.handle(Side::Vip, &mut from_client(port, ACK));
+    }
+    assert_eq!(
+        lab.handle(Side::Vip, &mut from_client(4, SYN)),
+        Verdict::Drop(DropReason::TableFull)
+    );
 }

@@ -81,6 +81,7 @@ drop_reasons! {
     OutboxFull => "outbox_full", "no room to queue a frame the director generated";
     Oversize => "oversize", "the frame did not fit the receive buffer";
     BadIcmpChecksum => "bad_icmp_checksum", "an ICMP error about a connection has a wrong checksum";
+    TableFull => "table_full", "the connection table is full (--max-conns) and holds no half-open entry to shed";
 }
 
 /// Counters of one worker. Each worker owns one and bumps it without contention; readers
@@ -94,6 +95,8 @@ pub struct WorkerCounters {
     pub icmp_sent: AtomicU64,
     pub queued: AtomicU64,
     pub not_ours: AtomicU64,
+    /// Half-open connections shed to make room in a full table (SYN flood defence).
+    pub evicted_half_open: AtomicU64,
     drops: [AtomicU64; 16],
 }
 
@@ -132,6 +135,7 @@ pub struct CounterTotals {
     pub icmp_sent: u64,
     pub queued: u64,
     pub not_ours: u64,
+    pub evicted_half_open: u64,
     /// Per reason, in [`DropReason::ALL`] order.
     pub drops: Vec<(DropReason, u64)>,
 }
@@ -151,6 +155,7 @@ impl CounterTotals {
             t.icmp_sent += w.icmp_sent.load(Relaxed);
             t.queued += w.queued.load(Relaxed);
             t.not_ours += w.not_ours.load(Relaxed);
+            t.evicted_half_open += w.evicted_half_open.load(Relaxed);
             for (reason, n) in &mut t.drops {
                 *n += w.drops(*reason);
             }

@@ -351,6 +351,9 @@ impl Worker {
                 {
                     return Verdict::Drop(DropReason::TcpNotSyn);
                 }
+                if !self.make_room() {
+                    return Verdict::Drop(DropReason::TableFull);
+                }
                 let Some((conn, choice)) = self.new_connection(svc, &flow, now) else {
                     self.reply_port_unreachable(frame);
                     return Verdict::Drop(DropReason::NoDestination);
@@ -468,6 +471,20 @@ impl Worker {
             self.trace_step(&conn, now, step, frame);
         }
         verdict
+    }
+
+    /// Whether a new connection fits in the table, shedding half-open entries if it is
+    /// full (a SYN flood fills it with those; established connections stay).
+    fn make_room(&mut self) -> bool {
+        let max = self.director.config.max_conns;
+        if self.director.conns.len() < max {
+            return true;
+        }
+        let shed = self.director.conns.evict_half_open(256, 16);
+        self.counters
+            .evicted_half_open
+            .fetch_add(shed as u64, Relaxed);
+        self.director.conns.len() < max
     }
 
     /// Schedules a new connection for `flow` to `svc` (through its persistence template
