@@ -170,3 +170,18 @@ fn the_kernel_answering_the_vip_forwarding_and_a_silent_server_are_named() {
         "{report}"
     );
 }
+
+#[test]
+fn services_masq_cannot_forward_are_named() {
+    let Some(d) = Standalone::start(&[]) else {
+        return;
+    };
+    assert_eq!(d.masqadm(&["-A", "-f", "7", "-s", "rr"]).2, 0);
+    assert_eq!(d.masqadm(&["-L", "-n"]).0.lines().nth(3), Some("FWM  7 rr"));
+    let (report, _, code) = d.masqadm(&["--check"]);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("PROBLEM FWM 7 can never match traffic: masq reads frames before netfilter and never sees firewall marks"),
+        "{report}"
+    );
+}

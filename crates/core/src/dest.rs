@@ -285,3 +285,76 @@ fn saturating_dec(counter: &AtomicU32) {
     // 4294967295 would be a far worse symptom than an off-by-one.
     let _ = counter.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_thresholds(upper: u32, lower: u32) -> Destination {
+        let d = Destination::for_test(Ipv4Addr::new(192, 168, 100, 7), 80, 1);
+        d.update(&DestParams {
+            fwd: FwdMethod::Masq,
+            weight: 1,
+            u_threshold: upper,
+            l_threshold: lower,
+            tunnel: TunnelKind::Ipip,
+        });
+        d
+    }
+
+    #[test]
+    fn upper_threshold_overloads_and_lower_threshold_releases() {
+        // -x 3 -y 1: overloaded at 3 connections, back only below 1.
+        let d = with_thresholds(3, 1);
+        d.bind_conn();
+        d.bind_conn();
+        assert!(!d.is_overloaded());
+        d.bind_conn();
+        assert!(d.is_overloaded());
+        d.unbind_conn(false);
+        d.unbind_conn(false);
+        assert!(d.is_overloaded(), "1 connection is not below -y 1");
+        d.unbind_conn(false);
+        assert!(!d.is_overloaded());
+    }
+
+    #[test]
+    fn without_a_lower_threshold_three_quarters_of_the_upper_releases() {
+        let d = with_thresholds(4, 0);
+        for _ in 0..4 {
+            d.bind_conn();
+        }
+        assert!(d.is_overloaded());
+        d.unbind_conn(false);
+        assert!(d.is_overloaded(), "3*4 < 4*3 is false");
+        d.unbind_conn(false);
+        assert!(!d.is_overloaded(), "2*4 < 4*3");
+    }
+
+    #[test]
+    fn templates_count_in_persistconns_not_in_the_threshold() {
+        let d = with_thresholds(2, 0);
+        d.bind_template();
+        d.bind_template();
+        assert_eq!(d.persist_conns(), 2);
+        assert!(!d.is_overloaded());
+        d.bind_conn();
+        d.bind_conn();
+        assert!(d.is_overloaded());
+    }
+
+    #[test]
+    fn raising_the_upper_threshold_clears_overload_at_once() {
+        let d = with_thresholds(1, 0);
+        d.bind_conn();
+        assert!(d.is_overloaded());
+        d.update(&DestParams {
+            fwd: FwdMethod::Masq,
+            weight: 1,
+            u_threshold: 5,
+            l_threshold: 0,
+            tunnel: TunnelKind::Ipip,
+        });
+        assert!(!d.is_overloaded());
+    }
+}

@@ -122,6 +122,13 @@ pub fn run(ctx: &ControlContext) -> Outcome {
         items.push(ok("no virtual services yet (masqadm -A ...)"));
     }
     for svc in &table.services {
+        if let Some(why) = never_matches(&svc.key) {
+            items.push(problem(
+                format!("{} can never match traffic: {why}", service_name(&svc.key)),
+                "define the service by address instead: masqadm -A -t VIP:PORT (or -u)",
+            ));
+            continue;
+        }
         let dests = svc.lock().dests.len();
         if dests == 0 {
             items.push(problem(
@@ -154,6 +161,25 @@ pub fn run(ctx: &ControlContext) -> Outcome {
         stdout: out,
         stderr: String::new(),
         code: i32::from(problems > 0),
+    }
+}
+
+/// Why masq's data path never forwards traffic for a service that ipvsadm accepts, if so.
+/// Such services are accepted and listed so that existing rule files load unchanged.
+fn never_matches(key: &ServiceKey) -> Option<&'static str> {
+    match key {
+        ServiceKey::Fwmark { .. } => {
+            Some("masq reads frames before netfilter and never sees firewall marks")
+        }
+        ServiceKey::Addr {
+            addr: IpAddr::V6(_),
+            ..
+        } => Some("masq forwards IPv4 only"),
+        ServiceKey::Addr {
+            protocol: masq_core::control::Protocol::Sctp,
+            ..
+        } => Some("masq forwards TCP and UDP only"),
+        ServiceKey::Addr { .. } => None,
     }
 }
 
