@@ -12,7 +12,7 @@ use std::time::Duration;
 use masq_core::director::{FrameMeta, MAX_FRAME};
 use masq_core::DropReason;
 use masq_core::{Side, Verdict, Worker};
-use masq_io::{FrameIo, Offload, PacketSocket, RecvBatch, VNET_HDR_LEN};
+use masq_io::{FrameIo, IoError, Offload, PacketSocket, RecvBatch, SendBatch, VNET_HDR_LEN};
 
 use crate::clock::Clock;
 
@@ -86,6 +86,10 @@ pub fn spawn(
         .spawn(move || {
             let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; MAX_FRAME]).collect();
             let mut batch = RecvBatch::new(BATCH);
+            let mut sends = [SendBatch::new(BATCH), SendBatch::new(BATCH)];
+            // Where each received frame goes, decided before any is sent so that each side
+            // gets one sendmmsg per batch.
+            let mut out: [Option<(Side, Offload)>; BATCH] = [None; BATCH];
             let port = ports.get(side);
             while !stop.load(Relaxed) {
                 let n = match port.recv_batch(&mut batch, &mut bufs, IDLE_POLL) {
@@ -96,22 +100,52 @@ pub fn spawn(
                     }
                 };
                 let now = clock.now();
-                for (rx, buf) in batch.received()[..n].iter().zip(bufs.iter_mut()) {
+                for ((rx, buf), dest) in batch.received()[..n]
+                    .iter()
+                    .zip(bufs.iter_mut())
+                    .zip(out.iter_mut())
+                {
+                    *dest = None;
                     if rx.truncated {
                         worker.counters().count_drop(DropReason::Oversize);
                         continue;
                     }
-                    let frame = &mut buf[..rx.len];
-                    if let Verdict::Forward(out) =
-                        worker.handle_frame(now, side, frame, meta_of(&rx.offload))
-                    {
+                    let verdict =
+                        worker.handle_frame(now, side, &mut buf[..rx.len], meta_of(&rx.offload));
+                    if let Verdict::Forward(to) = verdict {
                         let offload = Offload {
                             csum_valid: false,
                             ..rx.offload
                         };
-                        if ports.get(out).send(&offload, frame).is_err() {
-                            errors.send.fetch_add(1, Relaxed);
-                        }
+                        *dest = Some((to, offload));
+                    }
+                }
+                for (to, send) in [Side::Vip, Side::Dip].into_iter().zip(sends.iter_mut()) {
+                    let wanted = out[..n]
+                        .iter()
+                        .filter(|d| matches!(d, Some((s, _)) if *s == to))
+                        .count();
+                    if wanted == 0 {
+                        continue;
+                    }
+                    let frames = batch.received()[..n]
+                        .iter()
+                        .zip(&bufs)
+                        .zip(&out)
+                        .filter_map(|((rx, buf), dest)| match dest {
+                            Some((s, offload)) if *s == to => Some((*offload, &buf[..rx.len])),
+                            _ => None,
+                        });
+                    if let Err(e) = ports.get(to).send_batch(send, frames) {
+                        // The failed frame and the rest of that batch are lost; count them
+                        // all rather than retrying on the packet path.
+                        let sent = match e {
+                            IoError::BatchSend { sent, .. } => sent,
+                            _ => 0,
+                        };
+                        errors
+                            .send
+                            .fetch_add((wanted - sent.min(wanted)) as u64, Relaxed);
                     }
                 }
                 while let Some(tx) = worker.poll_transmit(now) {
