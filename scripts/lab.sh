@@ -3,6 +3,7 @@
 #
 #   scripts/lab.sh up        build the namespaces, start the real servers and masqd
 #   scripts/lab.sh demo      walk through the seed: rr, wrr 3:1, list, save, flush, restore
+#   scripts/lab.sh exercise rr|wrr|wlc|persistence|gateway|trace   one exercise of docs/lab.md
 #   scripts/lab.sh status    what is up
 #   scripts/lab.sh exec NS CMD...   run CMD in a namespace: client dir rs1 rs2 sw
 #                            (routed lab: also lan router rclient)
@@ -32,6 +33,7 @@
 #   MASQ_LAB_ROUTED=1 add the router and a routed client
 #   MASQ_LAB_OFFLOADS=off  turn tso/gso/gro/tx checksumming off on every lab interface
 #   MASQ_LAB_WAIT     seconds to wait for the daemons to answer (default 20)
+#   MASQ_LAB_MASQD_ARGS  more arguments for masqd, split on spaces (e.g. --web 127.0.0.1:8080)
 #
 # Everything happens inside the namespaces this script creates: it never touches the
 # host's interfaces, and no lab traffic leaves them.
@@ -72,7 +74,7 @@ note() {
 }
 
 usage() {
-    sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -316,7 +318,9 @@ cmd_up() {
 
     local gateway=()
     [ "$routed" = 1 ] && gateway=(--vip-gateway "$ROUTER_LAN_IP")
-    start_daemon masqd dir "$STATE/masqd.log" "$BIN/masqd" --vip-iface "$P-ext" --dip-iface "$P-int" "${gateway[@]}" --socket "$SOCK"
+    local masqd_extra=()
+    [ -n "${MASQ_LAB_MASQD_ARGS:-}" ] && read -ra masqd_extra <<<"$MASQ_LAB_MASQD_ARGS"
+    start_daemon masqd dir "$STATE/masqd.log" "$BIN/masqd" --vip-iface "$P-ext" --dip-iface "$P-int" "${gateway[@]}" --socket "$SOCK" "${masqd_extra[@]}"
 
     for i in 1 2; do
         wait_for "RS$i's HTTP server" "$STATE/rs$i-http.pid" "$STATE/rs$i-http.out" listening "rs$i" t 80
@@ -501,6 +505,108 @@ cmd_demo() {
     note "Now try your own: scripts/lab.sh exec client curl -s http://$VIP/ ; masqd's log: $STATE/masqd.log"
 }
 
+# The exercises of docs/lab.md. Each starts from an empty table and leaves its rules in
+# place for the student to explore.
+exercise_rr() {
+    note "Round robin: new connections take turns, the most recently added server first."
+    demo_masqadm -A -t "$VIP:80" -s rr
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m
+    local i
+    for i in 1 2 3 4; do demo_curl; done
+    demo_masqadm -L -n
+}
+
+exercise_wrr() {
+    note "Weighted round robin 3:1: RS1 gets three new connections for each of RS2's."
+    demo_masqadm -A -t "$VIP:80" -s wrr
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m -w 3
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m -w 1
+    local i
+    for i in 1 2 3 4 5 6 7 8; do demo_curl; done
+    note "Look at the weights and InActConn: 6 and 2."
+    demo_masqadm -L -n
+}
+
+exercise_wlc() {
+    note "Weighted least connection: a server busy with long downloads (ActiveConn) gets fewer new connections."
+    demo_masqadm -A -t "$VIP:80" -s wlc
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m
+    note "Three slow downloads (100 kB/s for about 5 s each) open in the background."
+    local i pids=()
+    for i in 1 2 3; do
+        step client "curl -s --limit-rate 100k -o /dev/null http://$VIP/bytes/500000 &"
+        in_ns client curl -s --max-time 15 --limit-rate 100k -o /dev/null "http://$VIP/bytes/500000" &
+        pids+=($!)
+        sleep 0.3
+    done
+    note "Look: ActiveConn is 2 on one server and 1 on the other."
+    demo_masqadm -L -n
+    note "Quick requests now go to the server with fewer active connections."
+    for i in 1 2; do demo_curl; done
+    wait "${pids[@]}" || true
+    demo_masqadm -L -n
+}
+
+exercise_persistence() {
+    note "Persistence (-p 60): a client keeps its real server for 60 s, whatever the scheduler says."
+    demo_masqadm -A -t "$VIP:80" -s rr -p 60
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m
+    local i
+    for i in 1 2 3 4; do demo_curl; done
+    note "Look: the persistence template (client address, port 0, state NONE) next to the connections."
+    demo_masqadm -L -n -c
+    demo_masqadm -L -n --persistent-conn
+}
+
+exercise_gateway() {
+    note "Break it: RS1 loses its default route, so its replies never come back through the DIP."
+    demo_masqadm -A -t "$VIP:80" -s rr
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
+    step rs1 "ip route del default"
+    in_ns rs1 ip route del default
+    local i
+    for i in 1 2 3; do
+        step client "curl -s --max-time 2 http://$VIP/"
+        in_ns client curl -sS --max-time 2 "http://$VIP/" || true
+    done
+    note "Ask masq what is wrong."
+    step director "masqadm --check"
+    masqadm_in_dir --check || true
+    note "Repair it and try again."
+    step rs1 "ip route add default via $DIP"
+    in_ns rs1 ip route add default via "$DIP"
+    demo_curl
+}
+
+exercise_trace() {
+    note "Watch one connection's four rewrite stages."
+    demo_masqadm -A -t "$VIP:80" -s rr
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
+    sleep 1
+    step director "masqadm --trace --count 1 &"
+    masqadm_in_dir --trace --count 1 &
+    local tracer=$!
+    sleep 0.5
+    demo_curl
+    wait "$tracer" || true
+}
+
+cmd_exercise() {
+    check_host exercise
+    load_state
+    local name=${1:-}
+    case $name in
+        rr | wrr | wlc | persistence | gateway | trace) ;;
+        *) die "usage: scripts/lab.sh exercise rr|wrr|wlc|persistence|gateway|trace (see docs/lab.md)" ;;
+    esac
+    masqadm_in_dir -L -n >/dev/null 2>&1 || die "masqd does not answer on $SOCK (is the lab up?)"
+    demo_masqadm -C
+    "exercise_$name"
+}
+
 main() {
     [ $# -ge 1 ] || usage
     local cmd=$1
@@ -509,6 +615,7 @@ main() {
         up) cmd_up ;;
         down) cmd_down ;;
         demo) cmd_demo ;;
+        exercise) cmd_exercise "$@" ;;
         status) cmd_status ;;
         exec) cmd_exec "$@" ;;
         -h | --help | help) usage ;;
