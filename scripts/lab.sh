@@ -524,7 +524,7 @@ exercise_wrr() {
     demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m -w 1
     local i
     for i in 1 2 3 4 5 6 7 8; do demo_curl; done
-    note "Look at the weights and InActConn: 6 and 2."
+    note "Look at the weights, and InActConn: it grew by 6 and 2 (connections of earlier exercises still wait in TIME_WAIT and count too: a re-added server keeps its old counters, as in the kernel)."
     demo_masqadm -L -n
 }
 
