@@ -561,3 +561,31 @@ fn runs(pid: u32) -> bool {
         !matches!(state, Some(Some('Z' | 'X')))
     })
 }
+
+#[test]
+fn a_vip_that_is_not_a_host_address_is_answered_by_masqd_alone() {
+    let Some(lab) = Lab::up() else { return };
+    // 192.168.0.20 is no address of the director's kernel: only masqd answers ARP for it.
+    let vip2 = "192.168.0.20";
+    masqadm_ok(&lab, &["-A", "-t", &format!("{vip2}:80"), "-s", "rr"]);
+    masqadm_ok(
+        &lab,
+        &["-a", "-t", &format!("{vip2}:80"), "-r", RS2_IP, "-m"],
+    );
+    let body = lab.curl(&format!("http://{vip2}/"));
+    assert_eq!(answered_by(&body), 9);
+    let neigh = lab.exec("client", &["ip", "neigh", "show", vip2]);
+    let dir_mac = lab.exec(
+        "dir",
+        &[
+            "cat",
+            &format!("/sys/class/net/{}/address", lab.iface("ext")),
+        ],
+    );
+    let mac = String::from_utf8_lossy(&dir_mac.stdout).trim().to_owned();
+    assert!(
+        String::from_utf8_lossy(&neigh.stdout).contains(&mac),
+        "the client resolved {vip2} to the director's MAC {mac}: {}",
+        common::describe(&neigh)
+    );
+}
