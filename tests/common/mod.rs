@@ -10,6 +10,9 @@
 //! pass). They run the binaries of the target directory they were built in, so build
 //! those first: `cargo build --workspace --bins`.
 
+// Every test file includes this module and uses a different part of it.
+#![allow(dead_code)]
+
 pub mod standalone;
 
 use std::io::Write;
@@ -50,6 +53,9 @@ pub struct LabOptions {
     pub offloads_off: bool,
     /// Run with no other lab test at the same time (for measurements).
     pub exclusive: bool,
+    /// More arguments for masqd (`MASQ_LAB_MASQD_ARGS`), e.g. `["--web", "127.0.0.1:8080"]`;
+    /// none may contain a space.
+    pub masqd_args: &'static [&'static str],
 }
 
 /// A running lab; dropping it runs `scripts/lab.sh down`.
@@ -206,6 +212,7 @@ impl Lab {
                 "MASQ_LAB_ROUTED",
                 if self.options.routed { "1" } else { "0" },
             )
+            .env("MASQ_LAB_MASQD_ARGS", self.options.masqd_args.join(" "))
             .env(
                 "MASQ_LAB_OFFLOADS",
                 if self.options.offloads_off {

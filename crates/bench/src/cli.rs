@@ -8,8 +8,8 @@ use masq_core::control::SchedFlags;
 use masq_core::sched::SCHEDULER_NAMES;
 
 use crate::scenario::{
-    parse_changes, parse_servers, preset_workload, validate_changes, PoolChange, Preset,
-    Scenario, ServerSpec, PRESET_DURATION,
+    parse_changes, parse_servers, preset_workload, validate_changes, PoolChange, Preset, Scenario,
+    ServerSpec, PRESET_DURATION,
 };
 use crate::workload::read_csv;
 
@@ -123,7 +123,9 @@ pub fn parse_schedulers(list: &str) -> Result<Vec<String>, String> {
             ));
         }
         if names.iter().any(|n| n == name) {
-            return Err(format!("scheduler `{name}` is listed twice in --schedulers"));
+            return Err(format!(
+                "scheduler `{name}` is listed twice in --schedulers"
+            ));
         }
         names.push(name.to_string());
     }
@@ -279,8 +281,8 @@ impl SchedulersArgs {
         }
         match &self.changes {
             Some(spec) => {
-                changes =
-                    parse_changes(spec, &servers, duration).map_err(|e| format!("--changes: {e}"))?
+                changes = parse_changes(spec, &servers, duration)
+                    .map_err(|e| format!("--changes: {e}"))?
             }
             None => validate_changes(&servers, &changes, duration).map_err(|e| {
                 format!(
@@ -323,21 +325,34 @@ mod tests {
     #[test]
     fn cli_scheduler_names_are_checked() {
         let e = plan_err(&["--schedulers", "rr,wlcc"]);
-        assert!(e.starts_with("unknown scheduler `wlcc` in --schedulers (known: rr, wrr"), "{e}");
+        assert!(
+            e.starts_with("unknown scheduler `wlcc` in --schedulers (known: rr, wrr"),
+            "{e}"
+        );
         assert!(plan_err(&["--schedulers", "rr,,wlc"]).contains("empty name"));
         assert!(plan_err(&["--schedulers", "rr,rr"]).contains("listed twice"));
     }
 
     #[test]
     fn cli_sched_flags_go_to_their_scheduler() {
-        let plan = args(&["--duration", "5", "--schedulers", "rr,sh,mh", "-b", "sh-port,mh-fallback,flag-3"])
-            .unwrap()
-            .plan()
-            .unwrap();
+        let plan = args(&[
+            "--duration",
+            "5",
+            "--schedulers",
+            "rr,sh,mh",
+            "-b",
+            "sh-port,mh-fallback,flag-3",
+        ])
+        .unwrap()
+        .plan()
+        .unwrap();
         let flags: Vec<u8> = plan.schedulers.iter().map(|(_, f)| f.0).collect();
         assert_eq!(flags, [4, 4 | 2, 4 | 1]);
         let e = plan_err(&["--schedulers", "rr,wlc", "-b", "sh-port"]);
-        assert!(e.starts_with("incompatible scheduler flag `sh-port`"), "{e}");
+        assert!(
+            e.starts_with("incompatible scheduler flag `sh-port`"),
+            "{e}"
+        );
         let e = plan_err(&["-b", "sh-prt"]);
         assert!(e.starts_with("invalid scheduler flag `sh-prt`"), "{e}");
     }
@@ -358,7 +373,10 @@ mod tests {
         let e = plan_err(&["--servers", "8,8", "--changes", "fail:s3@10"]);
         assert!(e.starts_with("--changes: change `fail s3`"), "{e}");
         let e = plan_err(&["--workload", "/nonexistent.csv"]);
-        assert!(e.starts_with("cannot read workload /nonexistent.csv"), "{e}");
+        assert!(
+            e.starts_with("cannot read workload /nonexistent.csv"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -368,7 +386,14 @@ mod tests {
         let file = dir.join("w.csv");
         let mut text = String::from("arrival_s,client_addr,client_port,duration_s,bytes\n");
         for i in 0..400 {
-            text += &format!("{}.{:02},10.0.{}.{},{},0.05,1000\n", 1000 + i / 10, (i % 10) * 10, i % 7, i % 50, 40000 + i);
+            text += &format!(
+                "{}.{:02},10.0.{}.{},{},0.05,1000\n",
+                1000 + i / 10,
+                (i % 10) * 10,
+                i % 7,
+                i % 50,
+                40000 + i
+            );
         }
         std::fs::write(&file, text).unwrap();
         let path = file.to_str().unwrap();
@@ -384,7 +409,10 @@ mod tests {
         assert!(plan.scenario.changes.is_empty());
         std::fs::write(&file, "0,10.0.0.1,1,0.1,1\n1,10.0.0.1,x,0.1,1\n").unwrap();
         let e = args(&["--workload", path]).unwrap().plan().unwrap_err();
-        assert_eq!(e, format!("{path}:2: client_port `x` is not a port number (0-65535)"));
+        assert_eq!(
+            e,
+            format!("{path}:2: client_port `x` is not a port number (0-65535)")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -306,8 +306,17 @@ impl Report {
         out += "\n";
 
         let header = [
-            "sched", "unsched", "broken", "max/mean", "CV act", "CV load", "p50 ms", "p99 ms",
-            "moved", "decisions/s", "sched mem",
+            "sched",
+            "unsched",
+            "broken",
+            "max/mean",
+            "CV act",
+            "CV load",
+            "p50 ms",
+            "p99 ms",
+            "moved",
+            "decisions/s",
+            "sched mem",
         ];
         let rows: Vec<Vec<String>> = self
             .schedulers
@@ -545,7 +554,10 @@ mod tests {
     fn report_table_aligns_columns() {
         let t = align(
             &["a", "bb"],
-            &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]],
+            &[
+                vec!["xyz".into(), "1".into()],
+                vec!["q".into(), "22".into()],
+            ],
         );
         assert_eq!(t, "a    bb\nxyz   1\nq    22\n");
     }

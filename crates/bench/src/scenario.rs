@@ -71,10 +71,9 @@ impl PoolChange {
     /// What happened, in words.
     pub fn describe(&self) -> String {
         match &self.kind {
-            ChangeKind::Add(s) => format!(
-                "{} added ({} cores, weight {})",
-                s.name, s.cores, s.weight
-            ),
+            ChangeKind::Add(s) => {
+                format!("{} added ({} cores, weight {})", s.name, s.cores, s.weight)
+            }
             ChangeKind::Remove(n) => format!("{n} removed (ipvsadm -d)"),
             ChangeKind::Fail(n) => format!(
                 "{n} failed (connections cut, weight 0, removed {FAIL_REMOVE_AFTER} s later)"
@@ -317,9 +316,9 @@ pub fn parse_changes(
             .ok()
             .filter(|t: &f64| t.is_finite() && *t > 0.0)
             .ok_or_else(|| format!("change `{item}`: `{at}` is not a time in seconds > 0"))?;
-        let (verb, arg) = what
-            .split_once(':')
-            .ok_or_else(|| format!("change `{item}`: expected add:CORES, remove:NAME or fail:NAME"))?;
+        let (verb, arg) = what.split_once(':').ok_or_else(|| {
+            format!("change `{item}`: expected add:CORES, remove:NAME or fail:NAME")
+        })?;
         let kind = match verb {
             "add" => {
                 let s = parse_server(arg, next).map_err(|e| format!("change `{item}`: {e}"))?;
@@ -440,6 +439,10 @@ mod tests {
         assert_eq!(churn.len(), 19);
         let s = Preset::Hetero.scenario(1, 30.0, None);
         assert_eq!(s.capacity(), 56);
-        assert!((s.offered_load() - 0.65).abs() < 0.08, "{}", s.offered_load());
+        assert!(
+            (s.offered_load() - 0.65).abs() < 0.08,
+            "{}",
+            s.offered_load()
+        );
     }
 }

@@ -363,7 +363,8 @@ pub fn run(config: &RunConfig<'_>, progress: &mut dyn FnMut(f64)) -> RunOutcome 
     let mut response: Vec<f64> = Vec::with_capacity(arrivals.len());
     let (mut next_arrival, mut next_op, mut next_sample) = (0usize, 0usize, 0usize);
     let mut sample_times = Vec::with_capacity(config.samples);
-    let (mut mm, mut cv, mut cv_load) = (Average::default(), Average::default(), Average::default());
+    let (mut mm, mut cv, mut cv_load) =
+        (Average::default(), Average::default(), Average::default());
     let mut peak_active = 0u32;
     let (mut unscheduled, mut broken, mut decisions) = (0u64, 0u64, 0u64);
     let mut schedule_time = Duration::ZERO;
@@ -385,16 +386,17 @@ pub fn run(config: &RunConfig<'_>, progress: &mut dyn FnMut(f64)) -> RunOutcome 
         } else {
             f64::INFINITY
         };
-        let (departing, t_departure) = servers.iter().enumerate().fold(
-            (usize::MAX, f64::INFINITY),
-            |best, (i, s)| {
-                if s.next_departure < best.1 {
-                    (i, s.next_departure)
-                } else {
-                    best
-                }
-            },
-        );
+        let (departing, t_departure) =
+            servers
+                .iter()
+                .enumerate()
+                .fold((usize::MAX, f64::INFINITY), |best, (i, s)| {
+                    if s.next_departure < best.1 {
+                        (i, s.next_departure)
+                    } else {
+                        best
+                    }
+                });
         let now = t_arrival.min(t_op).min(t_tw).min(t_sample).min(t_departure);
         if now >= end {
             break;
@@ -559,7 +561,12 @@ pub fn run(config: &RunConfig<'_>, progress: &mut dyn FnMut(f64)) -> RunOutcome 
     }
     for (i, s) in servers.iter().enumerate() {
         let lingering = time_wait.iter().filter(|e| e.1 == i).count();
-        debug_assert_eq!(s.dest.active_conns() as usize, s.jobs.len(), "{}", s.spec.name);
+        debug_assert_eq!(
+            s.dest.active_conns() as usize,
+            s.jobs.len(),
+            "{}",
+            s.spec.name
+        );
         debug_assert_eq!(s.dest.inact_conns() as usize, lingering, "{}", s.spec.name);
     }
     response.sort_unstable_by(f64::total_cmp);
@@ -641,7 +648,11 @@ mod tests {
         assert_eq!(total, out.connections);
         for (server, want) in out.servers.iter().zip([4.0 / 7.0, 2.0 / 7.0, 1.0 / 7.0]) {
             let share = server.connections as f64 / total as f64;
-            assert!((share - want).abs() < 0.001, "{}: {share}", server.spec.name);
+            assert!(
+                (share - want).abs() < 0.001,
+                "{}: {share}",
+                server.spec.name
+            );
         }
     }
 
@@ -655,7 +666,10 @@ mod tests {
             let out = run_one(&s, name, 0);
             assert!(out.broken > 0, "{name}");
             assert_eq!(out.changes.len(), 4, "{name}");
-            assert_eq!(out.response.len() as u64 + out.broken + out.unscheduled, out.connections);
+            assert_eq!(
+                out.response.len() as u64 + out.broken + out.unscheduled,
+                out.connections
+            );
         }
     }
 
@@ -665,10 +679,16 @@ mod tests {
         let mh = run_one(&s, "mh", 0);
         let (compared, moved) = mh.moved_total();
         assert!(compared > 1000, "{compared}");
-        assert!((moved as f64) < 0.05 * compared as f64, "mh moved {moved}/{compared}");
+        assert!(
+            (moved as f64) < 0.05 * compared as f64,
+            "mh moved {moved}/{compared}"
+        );
         let rr = run_one(&s, "rr", 0);
         let (compared, moved) = rr.moved_total();
-        assert!((moved as f64) > 0.6 * compared as f64, "rr moved {moved}/{compared}");
+        assert!(
+            (moved as f64) > 0.6 * compared as f64,
+            "rr moved {moved}/{compared}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ const PALETTE: [&str; 10] = [
 const OWN_SCALE: &str = "#d95f02";
 const FONT: &str = "font-family=\"Helvetica,Arial,sans-serif\"";
 /// At most this many points per polyline (samples are averaged in buckets).
-const MAX_POINTS: usize = 150;
+const MAX_POINTS: usize = 100;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -79,7 +79,8 @@ fn downsample(times: &[f64], values: &[Option<u32>]) -> Vec<(f64, Option<f64>)> 
                 .map(|&v| f64::from(v))
                 .collect();
             let t = (times[start] + times[stop - 1]) / 2.0;
-            let v = (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64);
+            let v =
+                (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64);
             (t, v)
         })
         .collect()
@@ -108,19 +109,25 @@ fn panel_peak(s: &SchedulerReport) -> f64 {
 /// `load.svg`: ActiveConn per server over time, one panel per scheduler.
 pub fn load_over_time(report: &Report) -> String {
     let scheds = &report.schedulers;
-    let cols = if scheds.len() <= 4 { scheds.len().max(1) } else { 3 };
+    let cols = if scheds.len() <= 4 {
+        scheds.len().max(1)
+    } else {
+        3
+    };
     let rows = scheds.len().div_ceil(cols).max(1);
     let (pw, ph) = (330.0, 190.0);
     let (ml, mr, mt, mb) = (44.0, 12.0, 30.0, 26.0);
-    let top = 78.0;
     let width = cols as f64 * pw + 20.0;
-    let height = top + rows as f64 * ph + 10.0;
     let duration = report.scenario.duration_s;
 
     let peaks: Vec<f64> = scheds.iter().map(panel_peak).collect();
     let mut sorted = peaks.clone();
     sorted.sort_by(f64::total_cmp);
-    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(1.0).max(1.0);
+    let median = sorted
+        .get(sorted.len() / 2)
+        .copied()
+        .unwrap_or(1.0)
+        .max(1.0);
     let shared = peaks
         .iter()
         .copied()
@@ -137,6 +144,23 @@ pub fn load_over_time(report: &Report) -> String {
             .collect(),
         None => Vec::new(),
     };
+
+    // The legend, wrapped to the width: (x, y) of each entry.
+    let mut legend = Vec::with_capacity(names.len());
+    let (mut lx, mut ly) = (10.0, 56.0);
+    for (name, info) in &names {
+        let w = 30.0 + 6.5 * (name.len() + info.len()) as f64;
+        if lx + w > width - 10.0 && lx > 10.0 {
+            lx = 10.0;
+            ly += 16.0;
+        }
+        legend.push((lx, ly));
+        lx += w;
+    }
+    let top = ly + 22.0;
+    let height = top + rows as f64 * ph + 10.0;
+    // Many changes (churn) would bury the panels in labels: lines only, the header lists them.
+    let label_changes = report.scenario.pool_changes.len() <= 6;
 
     let mut svg = String::new();
     let _ = writeln!(
@@ -159,22 +183,18 @@ pub fn load_over_time(report: &Report) -> String {
         duration,
         report.scenario.connections
     );
-    let mut x = 10.0;
-    for (i, (name, info)) in names.iter().enumerate() {
+    for (i, ((name, info), (x, y))) in names.iter().zip(&legend).enumerate() {
         let (c, dash) = color(i);
         let _ = writeln!(
             svg,
-            "<line x1=\"{x:.0}\" y1=\"56\" x2=\"{:.0}\" y2=\"56\" stroke=\"{c}\" stroke-width=\"3\"{dash}/>\
-             <text x=\"{:.0}\" y=\"60\">{}{}</text>",
+            "<line x1=\"{x:.0}\" y1=\"{y:.0}\" x2=\"{:.0}\" y2=\"{y:.0}\" stroke=\"{c}\" stroke-width=\"3\"{dash}/>\
+             <text x=\"{:.0}\" y=\"{:.0}\">{}{}</text>",
             x + 16.0,
             x + 20.0,
+            y + 4.0,
             escape(name),
             escape(info)
         );
-        x += 30.0 + 7.0 * (name.len() + info.len()) as f64;
-        if x > width - 80.0 {
-            break;
-        }
     }
 
     for (k, s) in scheds.iter().enumerate() {
@@ -252,12 +272,18 @@ pub fn load_over_time(report: &Report) -> String {
             let _ = writeln!(
                 svg,
                 "<line x1=\"{x:.1}\" y1=\"{y0:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#999\" \
-                 stroke-dasharray=\"3 3\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#777\" font-size=\"9\">{}</text>",
-                y0 + h,
-                x + 2.0,
-                y0 + 9.0,
-                escape(&c.label)
+                 stroke-dasharray=\"3 3\"/>",
+                y0 + h
             );
+            if label_changes {
+                let _ = writeln!(
+                    svg,
+                    "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#777\" font-size=\"9\">{}</text>",
+                    x + 2.0,
+                    y0 + 9.0,
+                    escape(&c.label)
+                );
+            }
         }
         // Series.
         for (i, series) in s.series.active.iter().enumerate() {
@@ -477,13 +503,19 @@ mod tests {
     fn svg_downsample_averages_and_keeps_gaps() {
         let times: Vec<f64> = (0..300).map(f64::from).collect();
         let values: Vec<Option<u32>> = (0..300)
-            .map(|i| if (100..200).contains(&i) { None } else { Some(i) })
+            .map(|i| {
+                if (100..200).contains(&i) {
+                    None
+                } else {
+                    Some(i)
+                }
+            })
             .collect();
         let pts = downsample(&times, &values);
-        assert_eq!(pts.len(), 150);
-        assert_eq!(pts[0], (0.5, Some(0.5)));
-        assert_eq!(pts[60].1, None);
-        assert_eq!(pts[149].1, Some(298.5));
+        assert_eq!(pts.len(), 100);
+        assert_eq!(pts[0], (1.0, Some(1.0)));
+        assert_eq!(pts[40].1, None);
+        assert_eq!(pts[99].1, Some(298.0));
     }
 
     #[test]

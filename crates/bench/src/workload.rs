@@ -252,12 +252,9 @@ pub fn parse_csv(text: &str, name: &str) -> Result<Workload, WorkloadError> {
             ))
         })?;
         let work = number(3)?;
-        let bytes: u64 = fields[4].parse().map_err(|_| {
-            err(format!(
-                "bytes `{}` is not a whole number >= 0",
-                fields[4]
-            ))
-        })?;
+        let bytes: u64 = fields[4]
+            .parse()
+            .map_err(|_| err(format!("bytes `{}` is not a whole number >= 0", fields[4])))?;
         if raw_at < last_raw {
             return Err(err(format!(
                 "arrival {raw_at} is earlier than the line before ({last_raw}); \
@@ -343,7 +340,10 @@ mod tests {
                 "0,10.0.0.1,1000,1,1\n1,10.0.0.300,1000,1,1\n",
                 "w.csv:2: client_addr `10.0.0.300` is not an IPv4 address",
             ),
-            ("0,2001:db8::1,1000,1,1\n", "w.csv:1: client_addr `2001:db8::1`"),
+            (
+                "0,2001:db8::1,1000,1,1\n",
+                "w.csv:1: client_addr `2001:db8::1`",
+            ),
             (
                 "0,10.0.0.1,70000,1,1\n",
                 "w.csv:1: client_port `70000` is not a port number",
@@ -353,7 +353,10 @@ mod tests {
                 "w.csv:1: duration_s `-2` must be a finite number >= 0",
             ),
             ("0,10.0.0.1,1,NaN,1\n", "w.csv:1: duration_s `NaN` must be"),
-            ("0,10.0.0.1,1,1,1.5\n", "w.csv:1: bytes `1.5` is not a whole"),
+            (
+                "0,10.0.0.1,1,1,1.5\n",
+                "w.csv:1: bytes `1.5` is not a whole",
+            ),
             (
                 "5,10.0.0.1,1,1,1\n4,10.0.0.1,1,1,1\n",
                 "w.csv:2: arrival 4 is earlier than the line before (5)",
@@ -367,7 +370,10 @@ mod tests {
         ];
         for (text, want) in cases {
             let got = err_text(text);
-            assert!(got.starts_with(want), "{text:?}: got {got:?}, want {want:?}");
+            assert!(
+                got.starts_with(want),
+                "{text:?}: got {got:?}, want {want:?}"
+            );
         }
     }
 

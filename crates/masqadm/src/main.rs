@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         let path = PathBuf::from(args.remove(1));
-        match std::fs::File::create(&path).and_then(|f| pcapng::PcapngWriter::new(f)) {
+        match std::fs::File::create(&path).and_then(pcapng::PcapngWriter::new) {
             Ok(w) => Some((path, w)),
             Err(e) => {
                 eprintln!("masqadm: --capture: cannot write {}: {e}", path.display());

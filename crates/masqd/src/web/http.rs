@@ -157,6 +157,23 @@ async fn read_request_untimed(stream: &mut TcpStream) -> Result<(Head, Vec<u8>),
     Ok((head, body))
 }
 
+/// Reads and discards what the client is still sending (bounded in bytes and time) after
+/// an error reply: closing a socket with unread data makes the kernel send a reset, which
+/// can destroy the reply before the client has read it.
+pub async fn drain(stream: &mut TcpStream) {
+    let mut sink = [0u8; 4096];
+    let mut left = 64 * 1024usize;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }

@@ -101,6 +101,7 @@ async fn handle(
                 let _ = Response::error(status, "bad request")
                     .send(&mut stream)
                     .await;
+                http::drain(&mut stream).await;
             }
             tracing::debug!("lab page: unreadable request from {peer}: {e:?}");
             return;

@@ -1,0 +1,679 @@
+//! The live lab page (`masqd --web ADDR [--web-admin]`) in a real headless browser.
+//!
+//! Chromium runs inside the lab's director namespace, where the page is served on
+//! 127.0.0.1:8080, and is driven over the DevTools protocol through a pipe
+//! (`--remote-debugging-pipe`: fd 3 in, fd 4 out, NUL-separated JSON, handed to it as two
+//! FIFOs). A one-shot `--dump-dom` cannot be used: the page's trace stream (Server-Sent
+//! Events) is a request that never finishes, and headless virtual time waits for it
+//! forever. Driving the page live is also what a class does: open it, then make traffic,
+//! and watch it arrive.
+//!
+//! Asserted as a student would see it: the topology is drawn, after 8 connections under
+//! wrr 3:1 the real servers show 6 and 2, the four stages of the connections appear with
+//! their addresses, markup in the data stays text, and the browser reports no console
+//! message, exception or failed load. The screenshot goes to
+//! `target/test-artifacts/web-page.png` (and the final DOM next to it).
+//!
+//! Needs root (network namespaces) and Chromium (`scripts/install-deps.sh` installs it);
+//! without root the test is skipped.
+
+mod common;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use common::{describe, Background, Lab, LabOptions, RS1_IP, RS2_IP};
+use serde_json::{json, Value};
+
+const SERVICE: &str = "192.168.0.10:80";
+const PAGE: &str = "http://127.0.0.1:8080/";
+const RS1: &str = "192.168.100.7:80";
+const RS2: &str = "192.168.100.9:80";
+
+/// The browser's binary, if installed.
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// `target/test-artifacts`, next to the binaries the lab runs.
+fn artifacts(lab: &Lab) -> PathBuf {
+    let masqd = lab.bin("masqd");
+    let target = masqd
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binaries live in target/<profile>");
+    let dir = target.join("test-artifacts");
+    std::fs::create_dir_all(&dir).expect("creating target/test-artifacts");
+    dir
+}
+
+fn masqadm_ok(lab: &Lab, args: &[&str]) -> String {
+    let (stdout, stderr, code) = lab.masqadm(args);
+    assert!(
+        code == 0 && stderr.is_empty(),
+        "masqadm {} failed: exit {code}\nstdout: {stdout}\nstderr: {stderr}",
+        args.join(" ")
+    );
+    stdout
+}
+
+/// The seed's weighted round robin: RS1 weight 3, RS2 weight 1.
+fn seed_wrr(lab: &Lab) {
+    masqadm_ok(lab, &["-A", "-t", SERVICE, "-s", "wrr"]);
+    masqadm_ok(lab, &["-a", "-t", SERVICE, "-r", RS1_IP, "-m", "-w", "3"]);
+    masqadm_ok(lab, &["-a", "-t", SERVICE, "-r", RS2_IP, "-m", "-w", "1"]);
+}
+
+/// `curl` in the director namespace against the page's server: (HTTP status, body).
+fn http(lab: &Lab, extra: &[&str], path: &str) -> (u16, String) {
+    let url = format!("http://127.0.0.1:8080{path}");
+    let mut args = vec![
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let out = lab.exec("dir", &args);
+    assert!(out.status.success(), "curl {url}:\n{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').expect("curl printed the status");
+    (
+        code.trim().parse().expect("an HTTP status"),
+        body.to_owned(),
+    )
+}
+
+/// Sends `request` as raw bytes to the page's server (in the director namespace); what
+/// came back.
+fn raw(lab: &Lab, request: &str) -> String {
+    let script = "exec 3<>/dev/tcp/127.0.0.1/8080 && printf '%s' \"$1\" >&3 && timeout 8 cat <&3";
+    let out = lab.exec("dir", &["bash", "-c", script, "raw", request]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Chromium, headless, driven over the DevTools protocol.
+struct Browser {
+    /// Commands to the browser (its fd 3).
+    to: File,
+    /// Messages from the browser (its fd 4), read by a thread.
+    from: Receiver<Value>,
+    /// The attached page's session.
+    session: String,
+    next_id: u64,
+    /// Every event received so far.
+    events: Vec<Value>,
+    /// The browser process; stopped when this drops.
+    process: Background,
+}
+
+impl Browser {
+    /// Starts Chromium in the director namespace with a blank page attached.
+    fn start(lab: &Lab, binary: &Path) -> Browser {
+        let state = lab.state_dir();
+        let (fifo_in, fifo_out) = (state.join("cdp.in"), state.join("cdp.out"));
+        for fifo in [&fifo_in, &fifo_out] {
+            let out = std::process::Command::new("mkfifo")
+                .arg(fifo)
+                .output()
+                .expect("running mkfifo");
+            assert!(out.status.success(), "mkfifo: {}", describe(&out));
+        }
+        let profile = state.join("chromium-profile");
+        let command = format!(
+            "exec '{}' --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+             --disable-background-networking --disable-component-update --disable-sync \
+             --disable-extensions --hide-scrollbars --window-size=1280,900 \
+             --enable-logging=stderr --v=0 --user-data-dir='{}' \
+             --remote-debugging-pipe about:blank 3<'{}' 4>'{}'",
+            binary.display(),
+            profile.display(),
+            fifo_in.display(),
+            fifo_out.display()
+        );
+        let process = lab.spawn("dir", "chromium", &["bash", "-c", &command]);
+        // Opening a FIFO blocks until the other end opens it: do it on a thread, so that a
+        // browser that never starts fails the test instead of hanging it.
+        let (opened_tx, opened) = channel();
+        let (fi, fo) = (fifo_in.clone(), fifo_out.clone());
+        std::thread::spawn(move || {
+            let to = File::options().write(true).open(&fi);
+            let from = File::open(&fo);
+            let _ = opened_tx.send((to, from));
+        });
+        let (to, from) = match opened.recv_timeout(Duration::from_secs(30)) {
+            Ok((Ok(to), Ok(from))) => (to, from),
+            Ok((to, from)) => panic!("opening the DevTools pipes: {to:?} {from:?}"),
+            Err(_) => panic!(
+                "Chromium did not open its DevTools pipe within 30 s:\n{}",
+                process.output()
+            ),
+        };
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(from);
+            let mut buf = Vec::new();
+            while matches!(reader.read_until(0, &mut buf), Ok(n) if n > 0) {
+                if buf.last() == Some(&0) {
+                    buf.pop();
+                }
+                if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+                buf.clear();
+            }
+        });
+        let mut browser = Browser {
+            to,
+            from: rx,
+            session: String::new(),
+            next_id: 0,
+            events: Vec::new(),
+            process,
+        };
+        let target = browser.call("Target.createTarget", json!({ "url": "about:blank" }));
+        let attached = browser.call(
+            "Target.attachToTarget",
+            json!({ "targetId": target["targetId"], "flatten": true }),
+        );
+        browser.session = attached["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_owned();
+        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
+            browser.call(domain, json!({}));
+        }
+        browser.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
+        );
+        browser
+    }
+
+    /// Sends a command (to the page's session once attached) and waits for its result.
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut msg = json!({ "id": id, "method": method, "params": params });
+        if !self.session.is_empty() {
+            msg["sessionId"] = json!(self.session);
+        }
+        let mut bytes = msg.to_string().into_bytes();
+        bytes.push(0);
+        self.to
+            .write_all(&bytes)
+            .unwrap_or_else(|e| panic!("sending {method} to Chromium: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.from.recv_timeout(left) {
+                Ok(v) if v["id"] == json!(id) => {
+                    assert!(v.get("error").is_none(), "{method} failed: {}", v["error"]);
+                    return v["result"].clone();
+                }
+                Ok(v) => {
+                    if v.get("method").is_some() {
+                        self.events.push(v);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("Chromium did not answer {method}"),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "Chromium went away during {method}:\n{}",
+                    self.process.output()
+                ),
+            }
+        }
+    }
+
+    /// Evaluates `expression` in the page; its value (promises are awaited).
+    fn eval(&mut self, expression: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
+        );
+        assert!(
+            r.get("exceptionDetails").is_none(),
+            "evaluating {expression}: {}",
+            r["exceptionDetails"]
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// Waits (up to `within`) until `expression` is true in the page; panics with `what`
+    /// and the last value of `show` otherwise. While the page is still loading the
+    /// expression may throw (no body yet): that counts as not yet.
+    fn wait_until(&mut self, expression: &str, within: Duration, what: &str, show: &str) {
+        let deadline = Instant::now() + within;
+        let guarded = format!("(() => {{ try {{ return ({expression}) === true; }} catch (e) {{ return false; }} }})()");
+        while self.eval(&guarded) != json!(true) {
+            if Instant::now() >= deadline {
+                let seen = self.eval(show);
+                panic!("{what} (within {within:?}); the page shows: {seen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// What the browser complained about: exceptions, console calls (the page makes none)
+    /// and error log entries (failed loads, security-policy violations).
+    fn complaints(&mut self) -> Vec<String> {
+        // A round trip, so that events sent before now have arrived.
+        self.eval("1");
+        let mut found = Vec::new();
+        for e in &self.events {
+            let p = &e["params"];
+            match e["method"].as_str() {
+                Some("Runtime.exceptionThrown") => {
+                    found.push(format!("exception: {}", p["exceptionDetails"]));
+                }
+                Some("Runtime.consoleAPICalled") => {
+                    found.push(format!("console.{}: {}", p["type"], p["args"]));
+                }
+                Some("Log.entryAdded") if p["entry"]["level"] == "error" => {
+                    found.push(format!("log: {}", p["entry"]));
+                }
+                _ => {}
+            }
+        }
+        let stderr = self.process.output();
+        found.extend(
+            stderr
+                .lines()
+                .filter(|l| l.contains(":CONSOLE"))
+                .map(|l| format!("stderr: {l}")),
+        );
+        found
+    }
+
+    /// A PNG of the page as it looks now.
+    fn screenshot(&mut self) -> Vec<u8> {
+        let r = self.call("Page.captureScreenshot", json!({ "format": "png" }));
+        base64_decode(r["data"].as_str().expect("screenshot data"))
+    }
+
+    fn close(mut self) {
+        // Best effort: the process is stopped when it drops anyway.
+        self.next_id += 1;
+        let msg = json!({ "id": self.next_id, "method": "Browser.close" }).to_string();
+        let _ = self.to.write_all(format!("{msg}\0").as_bytes());
+        let _ = self.process.stop();
+    }
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {c}"),
+        }
+    };
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text
+        .bytes()
+        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
+    {
+        acc = (acc << 6) | value(c);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The text of `.rs-row[data-rs=SERVER] .CLASS`, as a JavaScript expression.
+fn cell(server: &str, class: &str) -> String {
+    format!(
+        "(document.querySelector('.rs-row[data-rs=\"{server}\"] .{class}') || {{}}).textContent"
+    )
+}
+
+/// Everything a failed wait shows about the page.
+const SUMMARY: &str = "JSON.stringify({ \
+    status: document.getElementById('status').textContent, \
+    trace: document.getElementById('trace-status').textContent, \
+    rows: [...document.querySelectorAll('.rs-row')].map(r => r.textContent), \
+    stages: [...document.querySelectorAll('#stages .stage')].map(r => r.textContent), \
+    labels: [...document.querySelectorAll('#stage-labels text')].map(t => t.textContent), \
+    errors: document.getElementById('js-errors').textContent })";
+
+#[test]
+fn the_page_shows_the_lab_and_wrr_3_to_1_in_a_browser() {
+    let browser = chromium();
+    let Some(lab) = Lab::up_with(LabOptions {
+        masqd_args: &["--web", "127.0.0.1:8080"],
+        ..LabOptions::default()
+    }) else {
+        return;
+    };
+    let Some(binary) = browser else {
+        panic!("Chromium is not installed: run scripts/install-deps.sh (as root) first");
+    };
+    seed_wrr(&lab);
+
+    let mut b = Browser::start(&lab, &binary);
+    b.call("Page.navigate", json!({ "url": PAGE }));
+    b.wait_until(
+        "document.body.dataset.ready === '1' && \
+         document.getElementById('trace-status').textContent === 'trace: live'",
+        Duration::from_secs(15),
+        "the page did not load its state and the trace",
+        SUMMARY,
+    );
+    // The topology: the client, the director with the VIP and DIP sides, both real servers.
+    let topology = b.eval(
+        "JSON.stringify({ \
+           rs: [...document.querySelectorAll('#topology .rs')].map(g => g.dataset.rs), \
+           director: document.querySelector('#topology #director').textContent, \
+           client: document.querySelector('#topology #client').textContent })",
+    );
+    let topology: Value = serde_json::from_str(topology.as_str().unwrap()).unwrap();
+    assert_eq!(topology["rs"], json!([RS1, RS2]), "{topology}");
+    let director = topology["director"].as_str().unwrap();
+    for text in [
+        "VIP side",
+        "DIP side",
+        "192.168.0.10/24",
+        "192.168.100.10/24",
+        "TCP 192.168.0.10:80 wrr",
+    ] {
+        assert!(
+            director.contains(text),
+            "the director box lacks {text:?}: {director}"
+        );
+    }
+
+    // Eight connections from the client, while the page watches.
+    let mut answers = Vec::new();
+    for _ in 0..8 {
+        answers.push(lab.curl("http://192.168.0.10/"));
+    }
+    let rs1 = answers.iter().filter(|a| a.starts_with("RS1 ")).count();
+    assert_eq!(rs1, 6, "the real servers' answers: {answers:?}");
+
+    b.wait_until(
+        &format!(
+            "{} === '6' && {} === '2'",
+            cell(RS1, "conns"),
+            cell(RS2, "conns")
+        ),
+        Duration::from_secs(10),
+        "the page does not show 6 and 2 connections",
+        SUMMARY,
+    );
+    assert_eq!(b.eval(&cell(RS1, "weight")), json!("3"));
+    assert_eq!(b.eval(&cell(RS2, "weight")), json!("1"));
+    assert_eq!(
+        b.eval("document.querySelectorAll('#conns tbody tr.conn-row').length"),
+        json!(8),
+        "the connection table lists the 8 connections"
+    );
+    // The chart's legend has the same numbers.
+    let legend = b.eval("document.getElementById('chart-legend').textContent");
+    assert!(
+        legend
+            .as_str()
+            .unwrap()
+            .contains("192.168.100.7:80 · 6 conns (75%)"),
+        "{legend}"
+    );
+
+    // The trace reached the page: the latest connection's four stages with their
+    // addresses, and the labels on the links.
+    b.wait_until(
+        "[...document.querySelectorAll('#stages .conn-trace')].some(t => \
+           [1, 2, 3, 4].every(s => !t.querySelector('.stage[data-stage=\"' + s + '\"] .sip').textContent.includes('…'))) \
+         && document.querySelector('#label-s4').textContent.includes('SIP=192.168.0.10:80')",
+        Duration::from_secs(15),
+        "the four stages did not reach the page",
+        SUMMARY,
+    );
+    let stages = b.eval(
+        "[...document.querySelector('#stages .conn-trace').querySelectorAll('.stage')].map(s => s.textContent)",
+    );
+    let stages: Vec<&str> = stages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        stages[0].starts_with("1 client→VIP SIP=192.168.0.101:")
+            && stages[0].contains("DIP=192.168.0.10:80"),
+        "{stages:?}"
+    );
+    assert!(
+        stages[1].starts_with("2 director→RS SIP=192.168.0.101:")
+            && stages[1].contains("DIP=192.168.100."),
+        "{stages:?}"
+    );
+    assert!(
+        stages[2].starts_with("3 RS→director SIP=192.168.100.")
+            && stages[2].contains("DIP=192.168.0.101:"),
+        "{stages:?}"
+    );
+    assert!(
+        stages[3].starts_with("4 director→client SIP=192.168.0.10:80 DIP=192.168.0.101:"),
+        "{stages:?}"
+    );
+
+    let dir = artifacts(&lab);
+    let png = b.screenshot();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "not a screenshot ({} bytes)",
+        png.len()
+    );
+    let shot = dir.join("web-page.png");
+    std::fs::write(&shot, &png).expect("writing the screenshot");
+    eprintln!("screenshot: {}", shot.display());
+    let dom = b.eval("document.documentElement.outerHTML");
+    std::fs::write(dir.join("web-page.html"), dom.as_str().unwrap_or_default())
+        .expect("writing the DOM");
+
+    let complaints = b.complaints();
+    assert!(
+        complaints.is_empty(),
+        "the browser complained:\n{}",
+        complaints.join("\n")
+    );
+
+    // Bad input: markup anywhere in the data is shown as text, and runs nothing.
+    let escaped = b.eval(
+        "(async () => { \
+           const evil = '<img src=x onerror=\"window.pwned=1\"><b>bold</b>'; \
+           const s = JSON.parse(JSON.stringify(page.last), (k, v) => typeof v === 'string' ? v + evil : v); \
+           render(s); \
+           onTraceEvent({ event: 'stage', stage: 1, label: '1 client→VIP' + evil, client: '10.9.9.9:1' + evil, \
+                          virtual: s.services[0].key.vip, sip: evil, dip: evil, flags: evil }); \
+           onTraceEvent({ event: 'drop', side: evil, reason: evil, client: evil, virtual: evil }); \
+           await new Promise(r => setTimeout(r, 300)); \
+           return JSON.stringify({ imgs: document.querySelectorAll('img, b').length, \
+                                   pwned: !!window.pwned, \
+                                   shown: document.body.textContent.includes('<img src=x onerror=') }); \
+         })()",
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(escaped.as_str().unwrap()).unwrap(),
+        json!({ "imgs": 0, "pwned": false, "shown": true }),
+        "markup in the data was not kept as text"
+    );
+    let complaints = b.complaints();
+    assert!(
+        complaints.is_empty(),
+        "the browser complained after bad input:\n{}",
+        complaints.join("\n")
+    );
+    b.close();
+
+    // The API, read-only.
+    let (code, body) = http(&lab, &[], "/api/state");
+    assert_eq!(code, 200, "{body}");
+    let state: Value = serde_json::from_str(&body).expect("/api/state is JSON");
+    assert_eq!(state["admin"], json!(false));
+    assert_eq!(state["services"][0]["scheduler"], "wrr");
+    assert_eq!(state["connections"]["total"], json!(8));
+    let (code, body) = http(
+        &lab,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            "[\"-C\"]",
+        ],
+        "/api/command",
+    );
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = http(&lab, &[], "/nowhere");
+    assert_eq!(code, 404);
+    let (code, _) = http(&lab, &["-X", "DELETE"], "/api/state");
+    assert_eq!(code, 405);
+    // Garbage gets an error status, a huge head is refused, and the server carries on.
+    for (request, status) in [
+        ("garbage\r\n\r\n", "HTTP/1.1 400 "),
+        ("GET / HTTP/1.1\r\nno colon\r\n\r\n", "HTTP/1.1 400 "),
+        ("\u{1}\u{7f}\u{ff} HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "),
+        (
+            "POST /api/command HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+            "HTTP/1.1 413 ",
+        ),
+        (
+            "POST /api/command HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 411 ",
+        ),
+    ] {
+        let reply = raw(&lab, request);
+        assert!(reply.starts_with(status), "{request:?} got {reply:?}");
+    }
+    let huge = format!(
+        "GET / HTTP/1.1\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    assert!(raw(&lab, &huge).starts_with("HTTP/1.1 413 "));
+    assert_eq!(http(&lab, &[], "/api/state").0, 200);
+    // Nothing changed.
+    assert!(masqadm_ok(&lab, &["-L", "-n"]).contains("TCP  192.168.0.10:80 wrr"));
+}
+
+#[test]
+fn with_web_admin_the_page_changes_weights_and_nothing_else() {
+    let browser = chromium();
+    let Some(lab) = Lab::up_with(LabOptions {
+        masqd_args: &["--web", "127.0.0.1:8080", "--web-admin"],
+        ..LabOptions::default()
+    }) else {
+        return;
+    };
+    let Some(binary) = browser else {
+        panic!("Chromium is not installed: run scripts/install-deps.sh (as root) first");
+    };
+    seed_wrr(&lab);
+
+    // From the page's form: RS2's weight to 2.
+    let mut b = Browser::start(&lab, &binary);
+    b.call("Page.navigate", json!({ "url": PAGE }));
+    b.wait_until(
+        "document.body.dataset.ready === '1' && !document.getElementById('admin').hidden",
+        Duration::from_secs(15),
+        "the admin form did not appear",
+        SUMMARY,
+    );
+    b.eval(&format!(
+        "(() => {{ const sel = document.getElementById('admin-dest'); \
+           sel.value = [...sel.options].find(o => o.textContent.endsWith('{RS2}')).value; \
+           sel.dispatchEvent(new Event('change')); \
+           document.getElementById('admin-weight-value').value = '2'; \
+           document.querySelector('#admin-weight button').click(); }})()"
+    ));
+    b.wait_until(
+        &format!("{} === '2'", cell(RS2, "weight")),
+        Duration::from_secs(10),
+        "the weight set from the page did not show",
+        "document.getElementById('admin-result').textContent",
+    );
+    let complaints = b.complaints();
+    assert!(
+        complaints.is_empty(),
+        "the browser complained:\n{}",
+        complaints.join("\n")
+    );
+    b.close();
+    let listing = masqadm_ok(&lab, &["-L", "-n"]);
+    assert!(
+        listing.contains("  -> 192.168.100.9:80             Masq    2"),
+        "{listing}"
+    );
+
+    let json_body = ["-H", "Content-Type: application/json"];
+    let post = |body: &str, extra: &[&str]| {
+        let mut args = vec!["-X", "POST", "--data", body];
+        args.extend_from_slice(extra);
+        http(&lab, &args, "/api/command")
+    };
+    // The scheduler, with ipvsadm's own answer.
+    let (code, body) = post(r#"["-E","-t","192.168.0.10:80","-s","rr"]"#, &json_body);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["code"],
+        json!(0),
+        "{body}"
+    );
+    // ipvsadm's message for a wrong edit.
+    let (code, body) = post(
+        r#"["-e","-t","192.168.0.10:80","-r","192.168.100.99","-m"]"#,
+        &json_body,
+    );
+    assert_eq!(code, 200, "{body}");
+    let outcome: Value = serde_json::from_str(&body).unwrap();
+    assert_ne!(outcome["code"], json!(0), "{body}");
+    // Anything but -E/-e, garbage, another origin, a form post: refused.
+    for (body, extra, want) in [
+        (r#"["-C"]"#, &json_body[..], 403),
+        (r#"["-D","-t","192.168.0.10:80"]"#, &json_body[..], 403),
+        (r#"["-R"]"#, &json_body[..], 403),
+        (r#"{"args":1}"#, &json_body[..], 400),
+        ("not json", &json_body[..], 400),
+        (
+            r#"["-E","-t","192.168.0.10:80","-s","wrr"]"#,
+            &["-H", "Content-Type: text/plain"][..],
+            403,
+        ),
+        (
+            r#"["-E","-t","192.168.0.10:80","-s","wrr"]"#,
+            &[
+                "-H",
+                "Content-Type: application/json",
+                "-H",
+                "Origin: http://evil.example",
+            ][..],
+            403,
+        ),
+    ] {
+        let (code, reply) = post(body, extra);
+        assert_eq!(code, want, "{body} {extra:?}: {reply}");
+    }
+    let listing = masqadm_ok(&lab, &["-L", "-n"]);
+    assert!(listing.contains("TCP  192.168.0.10:80 rr"), "{listing}");
+    assert_eq!(listing.matches("Masq").count(), 2, "{listing}");
+}
