@@ -26,6 +26,8 @@ pub struct ControlContext {
     /// Interface names, for the host checks of `--check`.
     pub vip_iface: String,
     pub dip_iface: String,
+    /// Real servers' health, when `--health-check` runs.
+    pub health: crate::health::HealthMap,
 }
 
 /// Binds the control socket at `path`, refusing if another daemon answers there.

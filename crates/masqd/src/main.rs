@@ -12,6 +12,7 @@ mod clock;
 mod control_server;
 mod datapath;
 mod guard;
+mod health;
 mod metrics;
 mod rules;
 mod trace_stream;
@@ -68,6 +69,25 @@ struct Args {
     /// How to stop the host's kernel from answering service traffic itself.
     #[arg(long, value_enum, default_value = "auto")]
     kernel_guard: GuardMode,
+    /// Probe every real server and take failed ones out of service: tcp, http,
+    /// http:/PATH or http:/PATH:STATUS (default status 200).
+    #[arg(long, value_name = "PROBE")]
+    health_check: Option<health::Probe>,
+    /// Seconds between two probes of a real server.
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    health_interval: f64,
+    /// Seconds a probe may take.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    health_timeout: f64,
+    /// Successful probes in a row that bring a failed real server back.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    health_rise: u32,
+    /// Failed probes in a row that take a real server out of service.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    health_fall: u32,
+    /// What a failed real server gets: quiesced (weight 0) or removed.
+    #[arg(long, value_enum, default_value = "quiesce")]
+    health_action: health::OnFailure,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -172,6 +192,7 @@ fn run(args: Args) -> Result<()> {
         guard: Mutex::new(guard),
         vip_iface: host.vip.name.clone(),
         dip_iface: host.dip.name.clone(),
+        health: Default::default(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -207,15 +228,26 @@ async fn control_plane(
         ctx.clone(),
         args.socket.clone(),
     ));
+    let checks = match &args.health_check {
+        Some(probe) => {
+            let config = health::HealthConfig {
+                probe: probe.clone(),
+                interval: secs(args.health_interval, "--health-interval")?,
+                timeout: secs(args.health_timeout, "--health-timeout")?,
+                rise: args.health_rise.max(1),
+                fall: args.health_fall.max(1),
+                on_failure: args.health_action,
+            };
+            tracing::info!("health checks: {config:?}");
+            Some(tokio::spawn(health::run(ctx.clone(), config)))
+        }
+        None => None,
+    };
     let metrics = match args.metrics {
         Some(addr) => {
             let listener = metrics::bind(addr).await?;
             tracing::info!("metrics at http://{addr}/metrics");
-            Some(tokio::spawn(metrics::serve(
-                listener,
-                ctx.director.clone(),
-                ctx.clock,
-            )))
+            Some(tokio::spawn(metrics::serve(listener, ctx.clone())))
         }
         None => None,
     };
@@ -244,6 +276,9 @@ async fn control_plane(
     }
     server.abort();
     timers.abort();
+    if let Some(c) = checks {
+        c.abort();
+    }
     if let Some(m) = metrics {
         m.abort();
     }
@@ -324,4 +359,12 @@ fn announce_new_vips(
         }
     }
     announced.retain(|v| table.vips().contains(v));
+}
+
+/// A positive number of seconds from the command line.
+fn secs(value: f64, flag: &str) -> Result<Duration> {
+    if !(value.is_finite() && value > 0.0) {
+        anyhow::bail!("{flag} wants a positive number of seconds, not {value}");
+    }
+    Ok(Duration::from_secs_f64(value))
 }

@@ -19,6 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
+use crate::control_server::ControlContext;
+use crate::health::HealthMap;
 
 type Labels = Vec<(String, String)>;
 
@@ -43,7 +45,7 @@ fn with(mut labels: Labels, more: &[(&str, String)]) -> Labels {
 }
 
 /// Renders every metric in the OpenMetrics text format.
-pub fn render(director: &Director, clock: &Clock) -> String {
+pub fn render(director: &Director, clock: &Clock, health: &HealthMap) -> String {
     let mut registry = Registry::default();
     macro_rules! family {
         ($name:literal, $help:literal, $kind:ty) => {{
@@ -177,6 +179,18 @@ pub fn render(director: &Director, clock: &Clock) -> String {
     entries
         .get_or_create(&Vec::new())
         .set(director.connection_count() as i64);
+    let up = family!(
+        "masq_destination_up",
+        "1 while a health-checked real server passes its checks, 0 while it is out of service",
+        Gauge
+    );
+    for ((svc, dest), h) in health.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let l = with(
+            service_label(svc),
+            &[("server", format!("{}:{}", dest.addr, dest.port))],
+        );
+        up.get_or_create(&l).set(i64::from(h.up));
+    }
     let mut out = String::new();
     // Encoding into a String cannot fail.
     let _ = encode(&mut out, &registry);
@@ -184,12 +198,12 @@ pub fn render(director: &Director, clock: &Clock) -> String {
 }
 
 /// Serves `/metrics` on `listener` until the task is cancelled.
-pub async fn serve(listener: TcpListener, director: Arc<Director>, clock: Clock) {
+pub async fn serve(listener: TcpListener, ctx: Arc<ControlContext>) {
     loop {
         let Ok((mut stream, peer)) = listener.accept().await else {
             continue;
         };
-        let director = director.clone();
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             let mut req = [0u8; 1024];
             let n = match tokio::time::timeout(
@@ -206,7 +220,7 @@ pub async fn serve(listener: TcpListener, director: Arc<Director>, clock: Clock)
                 if line.starts_with("GET /metrics ") || line.starts_with("GET / ") {
                     (
                         "200 OK",
-                        render(&director, &clock),
+                        render(&ctx.director, &ctx.clock, &ctx.health),
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )
                 } else {

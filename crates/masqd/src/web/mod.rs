@@ -111,7 +111,15 @@ async fn handle(
         ("GET", "/" | "/index.html") => {
             Response::new("200 OK", "text/html; charset=utf-8", PAGE).with_header(CSP)
         }
-        ("GET", "/api/state") => Response::json("200 OK", &state::snapshot(&ctx, admin)),
+        ("GET", "/api/state") => {
+            // Listing a large connection table takes a while: keep it off the runtime's
+            // only thread, where the timers and the control socket run.
+            let ctx = ctx.clone();
+            match tokio::task::spawn_blocking(move || state::snapshot(&ctx, admin)).await {
+                Ok(state) => Response::json("200 OK", &state),
+                Err(_) => Response::error("500 Internal Server Error", "reading the state failed"),
+            }
+        }
         ("GET", "/api/events") => {
             let slot = events::StreamSlot::take(streams);
             return events::serve(stream, ctx.director.clone(), slot).await;
@@ -181,7 +189,7 @@ async fn command(ctx: &Arc<ControlContext>, admin: bool, head: &Head, body: Vec<
     if !same_origin(head) {
         return Response::error(
             "403 Forbidden",
-            "commands are accepted only as JSON from the page itself",
+            "commands are accepted only from the page itself, opened by address or localhost (not by a host name)",
         );
     }
     let args: Vec<String> = match serde_json::from_slice(&body) {
