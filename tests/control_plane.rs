@@ -256,3 +256,28 @@ fn a_trace_of_an_unknown_service_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn after_sigkill_masqd_restarts_from_its_rules_within_a_second() {
+    let Some(mut d) = Standalone::start(&[]) else {
+        return;
+    };
+    d.stop();
+    let rules = d.path("rules");
+    std::fs::write(&rules, SEED).expect("rules file");
+    let rules_arg = rules.to_str().expect("utf-8 path").to_owned();
+    let args = ["--rules", rules_arg.as_str()];
+    d.launch(&args);
+    d.kill();
+    let restart = std::time::Instant::now();
+    // `launch` returns once masqd answers on its socket; its packet threads start before
+    // the control socket opens, so by then it forwards again.
+    d.launch(&args);
+    let took = restart.elapsed();
+    assert_eq!(d.masqadm(&["-S", "-n"]).0, SEED);
+    eprintln!("masqd served again {took:?} after a SIGKILL");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "restart took {took:?}"
+    );
+}
