@@ -368,8 +368,8 @@ fn the_page_shows_the_lab_and_wrr_3_to_1_in_a_browser() {
     let Some(binary) = browser else {
         panic!("Chromium is not installed: run scripts/install-deps.sh (as root) first");
     };
-    seed_wrr(&lab);
-
+    // The page is opened on an empty table, as in class, and follows the rules as they
+    // are typed.
     let mut b = Browser::start(&lab, &binary);
     b.call("Page.navigate", json!({ "url": PAGE }));
     b.wait_until(
@@ -377,6 +377,13 @@ fn the_page_shows_the_lab_and_wrr_3_to_1_in_a_browser() {
          document.getElementById('trace-status').textContent === 'trace: live'",
         Duration::from_secs(15),
         "the page did not load its state and the trace",
+        SUMMARY,
+    );
+    seed_wrr(&lab);
+    b.wait_until(
+        "document.querySelectorAll('#topology .rs').length === 2",
+        Duration::from_secs(10),
+        "the real servers did not appear",
         SUMMARY,
     );
     // The topology: the client, the director with the VIP and DIP sides, both real servers.
@@ -502,7 +509,7 @@ fn the_page_shows_the_lab_and_wrr_3_to_1_in_a_browser() {
         "(async () => { \
            const evil = '<img src=x onerror=\"window.pwned=1\"><b>bold</b>'; \
            const s = JSON.parse(JSON.stringify(page.last), (k, v) => typeof v === 'string' ? v + evil : v); \
-           render(s); \
+           render(s); page.tokens = 8; \
            onTraceEvent({ event: 'stage', stage: 1, label: '1 client→VIP' + evil, client: '10.9.9.9:1' + evil, \
                           virtual: s.services[0].key.vip, sip: evil, dip: evil, flags: evil }); \
            onTraceEvent({ event: 'drop', side: evil, reason: evil, client: evil, virtual: evil }); \
@@ -612,6 +619,9 @@ fn with_web_admin_the_page_changes_weights_and_nothing_else() {
         "the weight set from the page did not show",
         "document.getElementById('admin-result').textContent",
     );
+    let png = b.screenshot();
+    std::fs::write(artifacts(&lab).join("web-page-admin.png"), &png)
+        .expect("writing the screenshot");
     let complaints = b.complaints();
     assert!(
         complaints.is_empty(),

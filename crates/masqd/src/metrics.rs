@@ -171,6 +171,7 @@ pub fn render(director: &Director, clock: &Clock, health: &HealthMap) -> String 
         ("icmp_sent", totals.icmp_sent),
         ("queued_for_arp", totals.queued),
         ("not_ours", totals.not_ours),
+        ("half_open_evicted", totals.evicted_half_open),
     ] {
         frames
             .get_or_create(&vec![("outcome".into(), outcome.into())])
