@@ -249,8 +249,13 @@ impl SchedulersArgs {
                 let load = positive(self.load.unwrap_or(preset.load()), "--load")?;
                 let (servers, changes) = self.pool(preset, duration)?;
                 let capacity: u32 = servers.iter().map(|s| s.cores).sum();
+                let custom = if self.servers.is_some() || self.changes.is_some() {
+                    ", custom pool"
+                } else {
+                    ""
+                };
                 Scenario {
-                    name: format!("preset {}", preset.name()),
+                    name: format!("preset {}{custom}", preset.name()),
                     servers,
                     changes,
                     workload: preset_workload(capacity, load, duration).generate(self.seed),
@@ -368,6 +373,11 @@ mod tests {
         assert!(plan_err(&["--duration", "nan"]).contains("--duration must be"));
         assert!(plan_err(&["--load=-1"]).contains("--load must be"));
         assert!(plan_err(&["--time-wait=-1"]).contains("--time-wait must be"));
+        let custom = args(&["--servers", "8,8", "--changes", "none", "--duration", "5"]);
+        assert_eq!(
+            custom.unwrap().plan().unwrap().scenario.name,
+            "preset hetero, custom pool"
+        );
         let e = plan_err(&["--servers", "8,8"]);
         assert!(e.contains("give --changes too"), "{e}");
         let e = plan_err(&["--servers", "8,8", "--changes", "fail:s3@10"]);

@@ -334,8 +334,8 @@ impl Report {
                     fixed(s.balance.max_over_mean_active, 2),
                     fixed(s.balance.cv_active, 2),
                     fixed(s.balance.cv_load, 2),
-                    fixed(s.response_s.p50.map(|v| v * 1000.0), 1),
-                    fixed(s.response_s.p99.map(|v| v * 1000.0), 0),
+                    millis(s.response_s.p50),
+                    millis(s.response_s.p99),
                     percent(s.moved.share),
                     s.measured
                         .as_ref()
@@ -352,8 +352,9 @@ impl Report {
         out += "  p50/p99: connection response time (work alone: 20 ms mean in the presets)\n";
         out += "  moved: clients sent to another server after a pool change although theirs \
                 still served (see results.json)\n";
-        out += "  decisions/s: wall clock inside schedule() only; sched mem: peak heap of the \
-                scheduler's state\n";
+        out += "  decisions/s: wall clock inside schedule() only, less the ~25 ns of reading the \
+                clock (so +-5 ns; cargo bench --bench schedulers measures it precisely)\n";
+        out += "  sched mem: peak heap held by the scheduler's own state\n";
         let pinned: Vec<&str> = self
             .schedulers
             .iter()
@@ -458,6 +459,15 @@ fn fixed(v: Option<f64>, decimals: usize) -> String {
     v.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }
 
+/// Seconds as milliseconds: one decimal below 100 ms, whole and grouped above.
+fn millis(v: Option<f64>) -> String {
+    match v.map(|s| s * 1000.0) {
+        None => "-".into(),
+        Some(ms) if ms < 100.0 => format!("{ms:.1}"),
+        Some(ms) => thousands(ms.round() as u64),
+    }
+}
+
 fn percent(v: Option<f64>) -> String {
     v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
 }
@@ -466,6 +476,8 @@ fn percent(v: Option<f64>) -> String {
 fn si(v: f64) -> String {
     if v >= 1e9 {
         format!("{:.2} G", v / 1e9)
+    } else if v >= 1e7 {
+        format!("{:.0} M", v / 1e6)
     } else if v >= 1e6 {
         format!("{:.1} M", v / 1e6)
     } else if v >= 1e3 {
@@ -534,7 +546,10 @@ mod tests {
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(si(12_345_678.0), "12.3 M");
+        assert_eq!(si(12_345_678.0), "12 M");
+        assert_eq!(si(2_345_678.0), "2.3 M");
+        assert_eq!(millis(Some(0.0106)), "10.6");
+        assert_eq!(millis(Some(73.24)), "73,240");
         assert_eq!(si(950.0), "950");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(8), "8 B");
