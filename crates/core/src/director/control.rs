@@ -146,6 +146,10 @@ impl Control for DirectorControl<'_> {
         if state.dests.iter().any(|d| d.key == dest) {
             return Err(ControlError::Exists);
         }
+        // Maglev needs a table slot per real server at least (ip_vs_mh.c: EINVAL).
+        if state.params.scheduler == "mh" && state.dests.len() >= sched::mh::DEFAULT_TABLE_SIZE {
+            return Err(ControlError::Invalid);
+        }
         let resurrected = lock(&self.director.trash)
             .remove(&(service, dest))
             .and_then(|weak| weak.upgrade());

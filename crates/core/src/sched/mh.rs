@@ -45,6 +45,10 @@ pub const MH_TABLE_SIZES: [usize; 10] = [
 /// The kernel's default `IP_VS_MH_TAB_INDEX`, 12: 4093 slots.
 const DEFAULT_TAB_INDEX: usize = 12;
 
+/// Slots of the default table: an `mh` service cannot have more real servers than this
+/// (the kernel refuses the one too many with EINVAL).
+pub const DEFAULT_TABLE_SIZE: usize = MH_TABLE_SIZES[DEFAULT_TAB_INDEX - 8];
+
 /// `generate_hash_secret`: fixed, so every director computes the same table.
 const HASH1: HsiphashKey = HsiphashKey(2_654_435_761, 2_654_435_761);
 const HASH2: HsiphashKey = HsiphashKey(2_654_446_892, 2_654_446_892);
