@@ -146,6 +146,51 @@ fn handle_frame(c: &mut Criterion) {
             })
         });
     }
+    // The cost of tracing: nobody listening (the default), a listener for another
+    // service, and a listener that wants every packet of this connection.
+    {
+        let d = director();
+        let mut w = d.worker();
+        let now = Timestamp::from_secs(1);
+        let mut syn = frame(client(7), true, 0);
+        let every = masq::core::trace::TraceFilter {
+            service: None,
+            every_packet: true,
+        };
+        // Subscribed before the connection opens, so that it is traced.
+        let sub = d.trace.subscribe(every, 1 << 16);
+        w.handle_frame(now, Side::Vip, &mut syn, FrameMeta::default());
+        let template = frame(client(7), false, 64);
+        let mut buf = template.clone();
+        g.bench_function("established/traced_every_packet", |b| {
+            b.iter(|| {
+                buf.copy_from_slice(&template);
+                let v = w.handle_frame(now, Side::Vip, &mut buf, FrameMeta::default());
+                // Keep the listener's queue from filling (a full queue loses, which is cheaper).
+                while sub.events.try_recv().is_ok() {}
+                black_box(v)
+            })
+        });
+        drop(sub);
+        let other = masq::core::trace::TraceFilter {
+            service: Some((6, "192.168.0.99:80".parse().unwrap())),
+            every_packet: false,
+        };
+        let _sub = d.trace.subscribe(other, 16);
+        g.bench_function("established/listener_for_another_service", |b| {
+            b.iter(|| {
+                buf.copy_from_slice(&template);
+                black_box(w.handle_frame(now, Side::Vip, &mut buf, FrameMeta::default()))
+            })
+        });
+        drop(_sub);
+        g.bench_function("established/nobody_listening", |b| {
+            b.iter(|| {
+                buf.copy_from_slice(&template);
+                black_box(w.handle_frame(now, Side::Vip, &mut buf, FrameMeta::default()))
+            })
+        });
+    }
     let d = director();
     let mut w = d.worker();
     let mut i = 0u32;
