@@ -35,8 +35,40 @@ fn problem(what: impl Into<String>, fix: impl Into<String>) -> Item {
     }
 }
 
+/// masqd's effective capabilities, from /proc/self/status (CapEff).
+fn effective_capabilities() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
+}
+
 fn host_checks(ctx: &ControlContext) -> Vec<Item> {
     let mut items = Vec::new();
+    const CAP_NET_ADMIN: u64 = 1 << 12;
+    const CAP_NET_RAW: u64 = 1 << 13;
+    match effective_capabilities() {
+        Some(caps) if caps & CAP_NET_RAW != 0 && caps & CAP_NET_ADMIN != 0 => {
+            items.push(ok("masqd has CAP_NET_RAW (packet sockets) and CAP_NET_ADMIN (offloads, nftables, socket buffers)"));
+        }
+        Some(caps) => {
+            let missing: Vec<&str> = [
+                (CAP_NET_RAW, "CAP_NET_RAW"),
+                (CAP_NET_ADMIN, "CAP_NET_ADMIN"),
+            ]
+            .iter()
+            .filter(|(bit, _)| caps & bit == 0)
+            .map(|(_, name)| *name)
+            .collect();
+            items.push(problem(
+                format!("masqd lacks {}", missing.join(" and ")),
+                "run masqd as root, or grant it: setcap cap_net_raw,cap_net_admin+ep $(command -v masqd)",
+            ));
+        }
+        None => items.push(problem(
+            "cannot read masqd's capabilities",
+            "check /proc/self/status",
+        )),
+    }
     match masq_io::host::ip_forward_enabled() {
         Ok(false) => items.push(ok("net.ipv4.ip_forward is 0: only masqd forwards")),
         Ok(true) => items.push(problem(
