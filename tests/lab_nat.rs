@@ -589,3 +589,42 @@ fn a_vip_that_is_not_a_host_address_is_answered_by_masqd_alone() {
         common::describe(&neigh)
     );
 }
+
+#[test]
+fn a_fragmented_udp_datagram_crosses_the_director_both_ways() {
+    let Some(lab) = Lab::up() else { return };
+    let udp_service = "192.168.0.10:7";
+    masqadm_ok(&lab, &["-A", "-u", udp_service, "-s", "rr"]);
+    masqadm_ok(&lab, &["-a", "-u", udp_service, "-r", RS1_IP, "-m"]);
+    // 4000 bytes over a 1500-byte MTU: the client's IP layer sends three fragments, and
+    // the real server's echo comes back in three as well.
+    let message = "x".repeat(4000);
+    let labsrv = lab.bin("masq-labsrv");
+    let out = lab.exec(
+        "client",
+        &[
+            labsrv.to_str().unwrap(),
+            "udp-client",
+            "--to",
+            udp_service,
+            "--message",
+            &message,
+        ],
+    );
+    assert!(out.status.success(), "udp-client:\n{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("RS1 {message}\n")
+    );
+    let stats = masqadm_ok(&lab, &["-L", "-n", "--stats", "-u", udp_service]);
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("UDP  "))
+        .unwrap_or_else(|| panic!("{stats}"));
+    let n: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        (n[2], n[3], n[4]),
+        ("1", "3", "3"),
+        "one connection, three fragments each way:\n{stats}"
+    );
+}
