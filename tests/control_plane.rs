@@ -281,3 +281,30 @@ fn after_sigkill_masqd_restarts_from_its_rules_within_a_second() {
         "restart took {took:?}"
     );
 }
+
+#[test]
+fn a_bad_line_in_the_rules_file_is_named_and_stops_the_start() {
+    let Some(mut d) = Standalone::start(&[]) else {
+        return;
+    };
+    d.stop();
+    let rules = d.path("rules");
+    std::fs::write(
+        &rules,
+        "# the lab\n-A -t 192.168.0.10:80 -s wrr\n-a -t 192.168.0.10:80 -r 192.168.100.7:80 -m -w -3\n",
+    )
+    .expect("rules");
+    let out = d
+        .masqd_command(&["--rules", rules.to_str().unwrap()])
+        .output()
+        .expect("masqd");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:3: `-a -t 192.168.0.10:80 -r 192.168.100.7:80 -m -w -3`: illegal weight specified",
+            rules.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -1,4 +1,4 @@
-//! Rules files: loaded at start like `ipvsadm-restore`, written back on a clean stop like
+//! Rules files: loaded at start like `ipvsadm-restore` (naming the line that fails), written back on a clean stop like
 //! `ipvsadm-save`, atomically (a temporary file renamed over the old one) so a crash
 //! mid-save never leaves a truncated file.
 
@@ -10,26 +10,43 @@ use anyhow::{bail, Context, Result};
 use masq_core::control::Control;
 use masq_ctl::{Env, NumericOnly};
 
-/// Applies an `ipvsadm -S` style file through `-R`, exactly as `masqadm -R < FILE` would.
+/// Applies an `ipvsadm -S` style file, line by line, as `ipvsadm-restore` would (lines
+/// starting with `#` are comments, the word `ipvsadm` is ignored). The first line that
+/// fails stops the start with its line number, its text and ipvsadm's message for it; the
+/// lines before it stay applied.
 ///
 /// # Errors
-/// When the file cannot be read or a line fails (with ipvsadm's message for it).
+/// When the file cannot be read or a line fails.
 pub fn load(path: &Path, director: &dyn Control) -> Result<()> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("reading rules file {}", path.display()))?;
     let env = Env {
         program: "masqd",
-        stdin: Some(&text),
+        stdin: None,
         names: &masq_ctl::SystemNames,
     };
-    let outcome = masq_ctl::run(&["-R".to_string()], &env, director);
-    if outcome.code != 0 {
-        bail!(
-            "rules file {} did not apply (exit {}): {}",
-            path.display(),
-            outcome.code,
-            outcome.stderr.trim()
-        );
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        let words: Vec<String> = line
+            .split([' ', '\t', '\r'])
+            .filter(|w| !w.is_empty() && *w != "ipvsadm")
+            .map(String::from)
+            .collect();
+        if words.is_empty() {
+            continue;
+        }
+        let outcome = masq_ctl::run(&words, &env, director);
+        if outcome.code != 0 {
+            bail!(
+                "{}:{}: `{}`: {}",
+                path.display(),
+                n + 1,
+                line.trim(),
+                outcome.stderr.trim()
+            );
+        }
     }
     Ok(())
 }
