@@ -239,7 +239,6 @@ mod tests {
     use super::*;
     use crate::control::{DestParams, SchedFlags};
     use crate::sched::testutil::{from, Conn, Lab};
-    use proptest::prelude::*;
     use std::net::Ipv4Addr;
 
     fn clients(n: usize, base: u16, flags: u8) -> Vec<SchedInput> {
@@ -393,48 +392,65 @@ mod tests {
         flows.iter().map(|f| mh.schedule(dests, f)).collect()
     }
 
-    proptest! {
-        /// Deleting one of several equal-weight destinations moves exactly its flows and
-        /// leaves most of the others where they were. Typically only a few percent move;
-        /// small lists move more (12.6% seen with 3 servers, the kernel's populate order
-        /// included), so the bound is 20%. sh, for comparison, moves about half. Weights are equal on purpose: with mixed weights a deletion can change
-        /// their gcd or the shift, which rescales every destination's turns and moves many
-        /// flows — in the kernel too.
-        #[test]
-        fn sched_mh_prop_removal_moves_few_other_flows(
-            dests in proptest::collection::hash_map(any::<u32>(), (any::<u16>(), Just(1i32)), 2..12),
-            victim in any::<prop::sample::Index>(),
-            seed in any::<u32>(),
-        ) {
-            let dests: Vec<Arc<Destination>> = dests
-                .iter()
-                .map(|(&a, &(port, w))| Arc::new(Destination::for_test(Ipv4Addr::from(a), port, w)))
-                .collect();
-            let victim = victim.index(dests.len());
-            let flows: Vec<SchedInput> = (0..4000u32)
-                .map(|k| SchedInput {
-                    src: Ipv4Addr::from(seed.wrapping_add(k.wrapping_mul(0x9E37_79B9))).into(),
-                    ..from(101, 1)
-                })
-                .collect();
-            let before = flow_picks(&mut MaglevHashing::new(&dests), &dests, &flows);
-            let mut remaining = dests.clone();
-            remaining.remove(victim);
-            let after = flow_picks(&mut MaglevHashing::new(&remaining), &remaining, &flows);
-            let (mut others, mut moved) = (0, 0);
-            for (b, a) in before.iter().zip(&after) {
-                let a = a.map(|i| if i >= victim { i + 1 } else { i });
-                prop_assert!(b.is_some() && a.is_some());
-                prop_assert_ne!(a, Some(victim));
-                if *b != Some(victim) {
-                    others += 1;
-                    if a != *b {
-                        moved += 1;
+    /// Deleting one of several equal-weight destinations moves exactly its flows and
+    /// leaves most of the others where they were. Measured here over 300 seeded random
+    /// pools per size (3 to 11 servers on one port, 4000 flows each): on average 0.3–1.3%
+    /// of the other flows moved, at worst 9.6%; a random search also found rare 3-server
+    /// pools that move about a quarter (the kernel's populate order claims slots greedily,
+    /// so a small pool is lumpy). sh, for comparison, moves about half. Weights are equal
+    /// on purpose: with mixed weights a deletion can change their gcd or the shift, which
+    /// rescales every destination's turns and moves many flows — in the kernel too.
+    #[test]
+    fn sched_mh_removal_moves_few_other_flows() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for n in 3..12usize {
+            let (mut sum, mut worst) = (0.0f64, 0.0f64);
+            for _ in 0..300 {
+                let dests: Vec<Arc<Destination>> = (0..n)
+                    .map(|_| Arc::new(Destination::for_test(Ipv4Addr::from(next() as u32), 80, 1)))
+                    .collect();
+                let victim = next() as usize % n;
+                let seed = next() as u32;
+                let flows: Vec<SchedInput> = (0..4000u32)
+                    .map(|k| SchedInput {
+                        src: Ipv4Addr::from(seed.wrapping_add(k.wrapping_mul(0x9E37_79B9))).into(),
+                        ..from(101, 1)
+                    })
+                    .collect();
+                let before = flow_picks(&mut MaglevHashing::new(&dests), &dests, &flows);
+                let mut remaining = dests.clone();
+                remaining.remove(victim);
+                let after = flow_picks(&mut MaglevHashing::new(&remaining), &remaining, &flows);
+                let (mut others, mut moved) = (0u32, 0u32);
+                for (b, a) in before.iter().zip(&after) {
+                    let a = a.map(|i| if i >= victim { i + 1 } else { i });
+                    assert!(b.is_some() && a.is_some());
+                    assert_ne!(a, Some(victim), "nothing goes to the deleted server");
+                    if *b != Some(victim) {
+                        others += 1;
+                        moved += u32::from(a != *b);
                     }
                 }
+                let share = f64::from(moved) / f64::from(others);
+                sum += share;
+                worst = worst.max(share);
             }
-            prop_assert!(others > 0);
-            prop_assert!(moved * 100 <= others * 20, "moved {} of {}", moved, others);
+            let mean = sum / 300.0;
+            eprintln!("mh, {n} servers: mean {mean:.4}, worst {worst:.4} of other flows moved");
+            assert!(
+                mean < 0.03,
+                "{n} servers: mean {mean:.3} of other flows moved"
+            );
+            assert!(
+                worst < 0.35,
+                "{n} servers: worst {worst:.3} of other flows moved"
+            );
         }
     }
 }
