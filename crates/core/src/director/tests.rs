@@ -112,8 +112,28 @@ impl Lab {
         lab
     }
 
+    /// One rr service with RS1, neighbours learnt, and a table of at most `max_conns`.
+    fn bounded(max_conns: usize) -> Lab {
+        let mut lab = Lab::with_config(DirectorConfig {
+            max_conns,
+            ..config(None)
+        });
+        lab.ctl()
+            .add_service(http(Protocol::Tcp, 80), rr())
+            .unwrap();
+        lab.ctl()
+            .add_dest(http(Protocol::Tcp, 80), rs(RS1, 80), masq(1))
+            .unwrap();
+        lab.learn_all();
+        lab
+    }
+
     fn empty(gateway: Option<Ipv4Addr>) -> Lab {
-        let director = Director::new(config(gateway));
+        Lab::with_config(config(gateway))
+    }
+
+    fn with_config(config: DirectorConfig) -> Lab {
+        let director = Director::new(config);
         let worker = director.worker();
         Lab {
             director,
@@ -1096,22 +1116,7 @@ fn a_fragmented_udp_datagram_is_forwarded_fragment_by_fragment() {
 
 #[test]
 fn a_syn_flood_fills_the_table_only_to_its_bound_and_sheds_half_open_entries() {
-    let director = Director::new(DirectorConfig {
-        max_conns: 100,
-        ..config(None)
-    });
-    let mut lab = Lab {
-        worker: director.worker(),
-        director,
-        now: Timestamp::from_secs(1000),
-    };
-    lab.ctl()
-        .add_service(http(Protocol::Tcp, 80), rr())
-        .unwrap();
-    lab.ctl()
-        .add_dest(http(Protocol::Tcp, 80), rs(RS1, 80), masq(1))
-        .unwrap();
-    lab.learn_all();
+    let mut lab = Lab::bounded(100);
     // A legitimate connection, established before the flood.
     let mut syn = from_client(40000, SYN);
     lab.handle(Side::Vip, &mut syn);
@@ -1155,22 +1160,7 @@ fn a_syn_flood_fills_the_table_only_to_its_bound_and_sheds_half_open_entries() {
 
 #[test]
 fn a_table_full_of_established_connections_refuses_new_ones() {
-    let director = Director::new(DirectorConfig {
-        max_conns: 3,
-        ..config(None)
-    });
-    let mut lab = Lab {
-        worker: director.worker(),
-        director,
-        now: Timestamp::from_secs(1000),
-    };
-    lab.ctl()
-        .add_service(http(Protocol::Tcp, 80), rr())
-        .unwrap();
-    lab.ctl()
-        .add_dest(http(Protocol::Tcp, 80), rs(RS1, 80), masq(1))
-        .unwrap();
-    lab.learn_all();
+    let mut lab = Lab::bounded(3);
     for port in 1..=3 {
         lab.handle(Side::Vip, &mut from_client(port, SYN));
         lab.handle(Side::Vip, &mut from_client(port, ACK));

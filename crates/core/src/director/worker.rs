@@ -365,10 +365,7 @@ impl Worker {
         if flow.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
             conn.dest.health.sent_connection();
         }
-        let bytes = u64::from(flow.ip_len);
-        conn.service.stats.count_in(bytes);
-        conn.dest.stats.count_in(bytes);
-        self.director.totals.count_in(bytes);
+        self.count_packet(&conn, Direction::In, flow.ip_len);
 
         let daddr = conn.daddr;
         if let Err(verdict) = rewrite(frame, Endpoint::Destination, daddr, meta) {
@@ -440,10 +437,7 @@ impl Worker {
         {
             conn.dest.health.refused(now.as_millis());
         }
-        let bytes = u64::from(flow.ip_len);
-        conn.service.stats.count_out(bytes);
-        conn.dest.stats.count_out(bytes);
-        self.director.totals.count_out(bytes);
+        self.count_packet(&conn, Direction::Out, flow.ip_len);
 
         if let Err(verdict) = rewrite(frame, Endpoint::Source, conn.vaddr, meta) {
             if verdict == Verdict::Drop(DropReason::TtlExpired) {
@@ -659,19 +653,13 @@ impl Worker {
                 )
             }
         };
-        let bytes = u64::from(ip_len);
-        match side {
-            Side::Vip => {
-                conn.service.stats.count_in(bytes);
-                conn.dest.stats.count_in(bytes);
-                self.director.totals.count_in(bytes);
-            }
-            Side::Dip => {
-                conn.service.stats.count_out(bytes);
-                conn.dest.stats.count_out(bytes);
-                self.director.totals.count_out(bytes);
-            }
-        }
+        // Errors from the client's side count with the connection's inbound traffic, as in
+        // the kernel; those from the real server's side with its outbound traffic.
+        let dir = match side {
+            Side::Vip => Direction::In,
+            Side::Dip => Direction::Out,
+        };
+        self.count_packet(&conn, dir, ip_len);
         {
             let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..]) else {
                 return Verdict::Drop(DropReason::Malformed);
@@ -712,23 +700,13 @@ impl Worker {
         meta: FrameMeta,
     ) -> Option<Verdict> {
         let conn = self.director.fragments.lookup(&key, now)?;
-        let bytes = u64::from(ip_len);
+        self.count_packet(&conn, dir, ip_len);
         let (side, next_hop) = match dir {
-            Direction::In => {
-                conn.service.stats.count_in(bytes);
-                conn.dest.stats.count_in(bytes);
-                self.director.totals.count_in(bytes);
-                (Side::Dip, Some(*conn.daddr.ip()))
-            }
-            Direction::Out => {
-                conn.service.stats.count_out(bytes);
-                conn.dest.stats.count_out(bytes);
-                self.director.totals.count_out(bytes);
-                (
-                    Side::Vip,
-                    self.director.config.next_hop_to_client(*conn.client.ip()),
-                )
-            }
+            Direction::In => (Side::Dip, Some(*conn.daddr.ip())),
+            Direction::Out => (
+                Side::Vip,
+                self.director.config.next_hop_to_client(*conn.client.ip()),
+            ),
         };
         {
             let mut ip = Ipv4Packet::new_checked(&mut frame[ethernet::HEADER_LEN..]).ok()?;
@@ -745,6 +723,19 @@ impl Worker {
             return Some(Verdict::Drop(DropReason::NoRouteToClient));
         };
         Some(self.send_via(now, side, next_hop, frame, meta))
+    }
+
+    /// Counts one forwarded packet of `conn` in the direction it went, on the real
+    /// server, its service and the director (IPVS counts the IP total length).
+    fn count_packet(&self, conn: &Conn, dir: Direction, ip_len: u16) {
+        let bytes = u64::from(ip_len);
+        let stats = [&conn.service.stats, &conn.dest.stats, &self.director.totals];
+        for s in stats {
+            match dir {
+                Direction::In => s.count_in(bytes),
+                Direction::Out => s.count_out(bytes),
+            }
+        }
     }
 
     /// Addresses the frame to `next_hop` on `side`, or queues it until ARP answers.
