@@ -628,3 +628,60 @@ fn a_fragmented_udp_datagram_crosses_the_director_both_ways() {
         "one connection, three fragments each way:\n{stats}"
     );
 }
+
+#[test]
+fn path_mtu_discovery_works_through_the_director() {
+    let Some(lab) = Lab::up_with(LabOptions {
+        offloads_off: true,
+        ..LabOptions::default()
+    }) else {
+        return;
+    };
+    // The link between the director and the switch carries 1400 bytes; the client and
+    // the real server both think 1500. Without "fragmentation needed" from the director
+    // the client's full-size segments would vanish and the upload would stall.
+    for (ns, iface) in [("dir", "int"), ("sw", "sd")] {
+        let out = lab.exec(ns, &["ip", "link", "set", &lab.iface(iface), "mtu", "1400"]);
+        assert!(out.status.success(), "{}", describe(&out));
+    }
+    masqadm_ok(&lab, &["-A", "-t", "192.168.0.10:5201", "-s", "rr"]);
+    masqadm_ok(&lab, &["-a", "-t", "192.168.0.10:5201", "-r", RS1_IP, "-m"]);
+    // masqd rereads its interfaces' MTU every two seconds.
+    std::thread::sleep(Duration::from_millis(2500));
+    let server = lab.spawn(
+        "rs1",
+        "iperf3-pmtu",
+        &["iperf3", "-s", "--one-off", "-p", "5201"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let out = lab.exec(
+        "client",
+        &[
+            "iperf3",
+            "-c",
+            VIP,
+            "-p",
+            "5201",
+            "-t",
+            "3",
+            "-J",
+            "--connect-timeout",
+            "3000",
+        ],
+    );
+    drop(server);
+    assert!(
+        out.status.success(),
+        "iperf3 through a 1400-byte link:\n{}",
+        describe(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 JSON");
+    let received = report["end"]["sum_received"]["bytes"].as_u64().unwrap_or(0);
+    assert!(received > 10_000_000, "only {received} bytes got through");
+    let route = lab.exec("client", &["ip", "route", "get", VIP]);
+    assert!(
+        String::from_utf8_lossy(&route.stdout).contains("mtu 1400"),
+        "the client learnt the path MTU: {}",
+        describe(&route)
+    );
+}

@@ -16,6 +16,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arc_swap::ArcSwap;
@@ -117,6 +118,8 @@ pub struct Director {
     pub totals: Stats,
     /// Trace listeners.
     pub trace: Arc<TraceHub>,
+    /// MTU of each side's interface (0: unknown, not checked), by [`Side`] index.
+    mtu: [AtomicU32; 2],
 }
 
 impl Director {
@@ -135,7 +138,19 @@ impl Director {
             workers: Mutex::new(Vec::new()),
             totals: Stats::default(),
             trace: Arc::new(TraceHub::default()),
+            mtu: [AtomicU32::new(0), AtomicU32::new(0)],
         })
+    }
+
+    /// Sets the MTU of `side`'s interface: larger packets that may not be fragmented are
+    /// answered with ICMP fragmentation needed (0 turns the check off).
+    pub fn set_mtu(&self, side: Side, mtu: u32) {
+        self.mtu[side as usize].store(mtu, Relaxed);
+    }
+
+    /// The MTU of `side`'s interface (0: not checked).
+    pub fn mtu(&self, side: Side) -> u32 {
+        self.mtu[side as usize].load(Relaxed)
     }
 
     /// The static configuration.

@@ -759,6 +759,7 @@ fn partial_checksums_are_updated_as_partial() {
     syn[34 + 16..34 + 18].copy_from_slice(&partial(CLIENT, VIP).to_be_bytes());
     let meta = FrameMeta {
         partial_checksum: true,
+        gso: false,
         io: [7; 16],
     };
     assert_eq!(
@@ -1169,4 +1170,44 @@ fn a_table_full_of_established_connections_refuses_new_ones() {
         lab.handle(Side::Vip, &mut from_client(4, SYN)),
         Verdict::Drop(DropReason::TableFull)
     );
+}
+
+#[test]
+fn a_packet_too_big_for_the_real_servers_link_gets_fragmentation_needed() {
+    let mut lab = Lab::seed();
+    lab.director.set_mtu(Side::Dip, 1400);
+    let mut syn = from_client(40000, SYN);
+    lab.handle(Side::Vip, &mut syn);
+    // 1460 bytes of data in a 1500-byte packet with DF, as a 1500-MTU client sends it.
+    let mut big = tcp_frame((CLIENT_MAC, VIP_MAC), (CLIENT, 40000), (VIP, 80), ACK, &[0x61; 1460]);
+    big[14 + 6] |= 0x40;
+    masq_wire::ipv4::Ipv4Packet::new_checked(&mut big[14..]).unwrap().fill_checksum();
+    let as_sent = big.clone();
+    assert_eq!(lab.handle(Side::Vip, &mut big), Verdict::Drop(DropReason::FragNeeded));
+    let out = lab.transmitted();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, Side::Vip);
+    let icmp = &out[0].1[34..];
+    let packet = masq_wire::icmp::IcmpPacket::new_checked(icmp).unwrap();
+    assert_eq!((packet.msg_type(), packet.code()), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 1400, "next-hop MTU");
+    assert!(packet.verify_checksum());
+    // It quotes the packet as the client sent it, so the client's TCP recognises it.
+    assert_eq!(&icmp[8..36], &as_sent[14..42]);
+    assert_eq!(&out[0].1[0..6], &CLIENT_MAC.0);
+    // A GSO super-frame is cut to size on transmit: it passes.
+    let mut gso = as_sent.clone();
+    let meta = FrameMeta {
+        gso: true,
+        ..FrameMeta::default()
+    };
+    assert_eq!(
+        lab.worker.handle_frame(lab.now, Side::Vip, &mut gso, meta),
+        Verdict::Forward(Side::Dip)
+    );
+    // Without DF the packet is dropped and counted (masq does not fragment).
+    let mut no_df = as_sent.clone();
+    no_df[14 + 6] &= !0x40;
+    masq_wire::ipv4::Ipv4Packet::new_checked(&mut no_df[14..]).unwrap().fill_checksum();
+    assert_eq!(lab.handle(Side::Vip, &mut no_df), Verdict::Drop(DropReason::TooBig));
 }

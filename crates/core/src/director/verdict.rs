@@ -81,6 +81,8 @@ drop_reasons! {
     OutboxFull => "outbox_full", "no room to queue a frame the director generated";
     Oversize => "oversize", "the frame did not fit the receive buffer";
     BadIcmpChecksum => "bad_icmp_checksum", "an ICMP error about a connection has a wrong checksum";
+    FragNeeded => "frag_needed", "larger than the outgoing link's MTU with DF set; ICMP fragmentation needed was sent";
+    TooBig => "too_big", "larger than the outgoing link's MTU without DF (masq does not fragment)";
     TableFull => "table_full", "the connection table is full (--max-conns) and holds no half-open entry to shed";
 }
 
@@ -97,7 +99,7 @@ pub struct WorkerCounters {
     pub not_ours: AtomicU64,
     /// Half-open connections shed to make room in a full table (SYN flood defence).
     pub evicted_half_open: AtomicU64,
-    drops: [AtomicU64; 16],
+    drops: [AtomicU64; 20],
 }
 
 impl WorkerCounters {
@@ -178,7 +180,7 @@ mod tests {
 
     #[test]
     fn every_reason_has_a_counter_slot_and_a_unique_name() {
-        assert!(DropReason::ALL.len() <= 16);
+        assert!(DropReason::ALL.len() <= 20);
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         names.sort();
         names.dedup();

@@ -48,6 +48,9 @@ const PENDING_TIMEOUT_MS: u64 = 3000;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FrameMeta {
     pub partial_checksum: bool,
+    /// The frame stands for several segments (GSO): the transmit path cuts it to the
+    /// MTU, so it is not held to the MTU here.
+    pub gso: bool,
     pub io: [u8; 16],
 }
 
@@ -367,6 +370,9 @@ impl Worker {
         }
         self.count_packet(&conn, Direction::In, flow.ip_len);
 
+        if let Some(drop) = self.check_mtu(frame, Side::Vip, Side::Dip, meta) {
+            return drop;
+        }
         let daddr = conn.daddr;
         if let Err(verdict) = rewrite(frame, Endpoint::Destination, daddr, meta) {
             if verdict == Verdict::Drop(DropReason::TtlExpired) {
@@ -439,6 +445,9 @@ impl Worker {
         }
         self.count_packet(&conn, Direction::Out, flow.ip_len);
 
+        if let Some(drop) = self.check_mtu(frame, Side::Dip, Side::Vip, meta) {
+            return drop;
+        }
         if let Err(verdict) = rewrite(frame, Endpoint::Source, conn.vaddr, meta) {
             if verdict == Verdict::Drop(DropReason::TtlExpired) {
                 self.reply_time_exceeded(frame);
@@ -725,6 +734,34 @@ impl Worker {
         Some(self.send_via(now, side, next_hop, frame, meta))
     }
 
+    /// Path MTU (`ip_vs_nat_xmit`'s check): a packet that is larger than the MTU of the
+    /// interface it must leave by and may not be fragmented is refused with ICMP
+    /// fragmentation needed, carrying that MTU, to its sender — which then sends smaller
+    /// packets. GSO frames are cut to size on transmit and pass. `frame` is the packet as
+    /// it arrived (the error must quote what the sender sent). Returns the drop, if any.
+    fn check_mtu(&mut self, frame: &[u8], arrived_on: Side, out: Side, meta: FrameMeta) -> Option<Verdict> {
+        let mtu = self.director.mtu(out);
+        if meta.gso || mtu == 0 {
+            return None;
+        }
+        let ip = Ipv4Packet::new_checked(&frame[ethernet::HEADER_LEN..]).ok()?;
+        if u32::from(ip.total_len()) <= mtu {
+            return None;
+        }
+        if !ip.dont_frag() {
+            // The kernel would fragment it; masq does not fragment (see crate::frag).
+            return Some(Verdict::Drop(DropReason::TooBig));
+        }
+        self.reply_icmp(
+            frame,
+            arrived_on,
+            icmp::TYPE_DEST_UNREACHABLE,
+            icmp::CODE_FRAG_NEEDED,
+            mtu,
+        );
+        Some(Verdict::Drop(DropReason::FragNeeded))
+    }
+
     /// Counts one forwarded packet of `conn` in the direction it went, on the real
     /// server, its service and the director (IPVS counts the IP total length).
     fn count_packet(&self, conn: &Conn, dir: Direction, ip_len: u16) {
@@ -876,6 +913,7 @@ impl Worker {
             Side::Vip,
             icmp::TYPE_DEST_UNREACHABLE,
             icmp::CODE_PORT_UNREACHABLE,
+            0,
         );
     }
 
@@ -890,10 +928,10 @@ impl Worker {
         } else {
             Side::Dip
         };
-        self.reply_icmp(frame, side, icmp::TYPE_TIME_EXCEEDED, 0);
+        self.reply_icmp(frame, side, icmp::TYPE_TIME_EXCEEDED, 0, 0);
     }
 
-    fn reply_icmp(&mut self, frame: &[u8], side: Side, msg_type: u8, code: u8) {
+    fn reply_icmp(&mut self, frame: &[u8], side: Side, msg_type: u8, code: u8, rest: u32) {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return;
         };
@@ -921,7 +959,7 @@ impl Worker {
             &offending,
             msg_type,
             code,
-            0,
+            rest,
         );
         let mut out = EthernetFrame::new_checked(&mut slot.buf[..]).expect("fixed size");
         out.set_dst_addr(to_mac);
