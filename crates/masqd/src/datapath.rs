@@ -57,6 +57,7 @@ fn meta_of(offload: &Offload) -> FrameMeta {
     io[..VNET_HDR_LEN].copy_from_slice(&offload.encode());
     FrameMeta {
         partial_checksum: offload.needs_csum,
+        gso: offload.is_gso(),
         io,
     }
 }
