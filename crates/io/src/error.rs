@@ -38,6 +38,14 @@ pub enum IoError {
         /// The OS error.
         source: io::Error,
     },
+    /// Mapping a packet socket's ring into memory failed.
+    #[error("mmap(PACKET_RX_RING) on {iface}: {source}")]
+    Mmap {
+        /// The interface the socket is for.
+        iface: String,
+        /// The OS error, e.g. `ENOMEM`.
+        source: io::Error,
+    },
     /// Binding the packet socket to its interface failed.
     #[error("bind(AF_PACKET) to {iface} (index {index}): {source}")]
     Bind {

@@ -3,11 +3,13 @@
 //! - [`PacketSocket`]: an `AF_PACKET` socket bound to one interface, with `PACKET_VNET_HDR`
 //!   so GSO super-frames and frames with partial checksums travel whole, described by an
 //!   [`Offload`]; single and batched (`recvmmsg`/`sendmmsg`) receive and transmit.
+//! - [`RingSocket`]: the same on a TPACKET_V3 receive ring, optionally one of several
+//!   members of a `PACKET_FANOUT` group (one per worker thread); `sendmmsg` to transmit.
 //! - [`Interface`]: index, MAC, MTU and IPv4 addresses of a network interface.
 //! - [`host`]: the host checks the daemon makes at start (forwarding, NIC offloads).
 //! - [`FrameIo`]: the small device trait the worker loop runs over; implemented by
-//!   [`PacketSocket`], by the in-memory [`MemoryPort`] for tests, and by the [`PcapTap`]
-//!   decorator that wraps either.
+//!   [`PacketSocket`], [`RingSocket`], by the in-memory [`MemoryPort`] for tests, and by
+//!   the [`PcapTap`] decorator that wraps any of them.
 //!
 //! Invariants: all `unsafe` code lives in the private `sys` module; the receive and send
 //! paths allocate nothing and make one syscall per batch, not per frame, when batched.
@@ -21,6 +23,7 @@ mod iface;
 mod memory;
 mod offload;
 mod pcap;
+mod ring;
 mod socket;
 #[allow(unsafe_code)]
 mod sys;
@@ -35,6 +38,7 @@ pub use iface::Interface;
 pub use memory::{MemoryLink, MemoryPort};
 pub use offload::{GsoType, Offload, VNET_HDR_LEN};
 pub use pcap::{PcapTap, PCAP_SNAPLEN};
+pub use ring::{RingOptions, RingSocket, RingStats};
 pub use socket::{
     KernelStats, PacketSocket, PacketType, Received, RecvBatch, SendBatch, SocketOptions,
     SocketStats,

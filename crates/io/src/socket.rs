@@ -34,14 +34,14 @@ pub enum PacketType {
     Multicast,
     /// Addressed to another host (the interface is promiscuous).
     OtherHost,
-    /// Sent by this host (never returned by [`PacketSocket`]).
+    /// Sent by this host (never returned by [`PacketSocket`] or [`crate::RingSocket`]).
     Outgoing,
     /// Any other value.
     Other(u8),
 }
 
 impl PacketType {
-    fn from_raw(raw: u8) -> PacketType {
+    pub(crate) fn from_raw(raw: u8) -> PacketType {
         match raw {
             0 => PacketType::Host,
             1 => PacketType::Broadcast,
@@ -155,6 +155,32 @@ impl SendBatch {
     /// Frames per `sendmmsg`.
     pub fn capacity(&self) -> usize {
         self.raw.capacity()
+    }
+
+    /// Sends every frame on `fd` (a `PACKET_VNET_HDR` socket bound to `iface`), each after
+    /// its virtio-net header, with `sendmmsg`: shared by both socket kinds.
+    pub(crate) fn send_all<'a, I>(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        iface: &str,
+        frames: I,
+    ) -> Result<usize, IoError>
+    where
+        I: IntoIterator<Item = (Offload, &'a [u8])>,
+    {
+        let frames = frames
+            .into_iter()
+            .map(|(offload, frame)| (offload.encode(), frame));
+        self.raw
+            .send_all(fd, frames)
+            .map_err(|(sent, source)| IoError::BatchSend {
+                sent,
+                source: Box::new(IoError::Send {
+                    call: "sendmmsg",
+                    iface: iface.to_owned(),
+                    source,
+                }),
+            })
     }
 }
 
@@ -401,20 +427,7 @@ impl FrameIo for PacketSocket {
     where
         I: IntoIterator<Item = (Offload, &'a [u8])>,
     {
-        let frames = frames
-            .into_iter()
-            .map(|(offload, frame)| (offload.encode(), frame));
-        batch
-            .raw
-            .send_all(self.socket.as_fd(), frames)
-            .map_err(|(sent, source)| IoError::BatchSend {
-                sent,
-                source: Box::new(IoError::Send {
-                    call: "sendmmsg",
-                    iface: self.iface.clone(),
-                    source,
-                }),
-            })
+        batch.send_all(self.socket.as_fd(), &self.iface, frames)
     }
 }
 
@@ -425,7 +438,7 @@ impl AsFd for PacketSocket {
 }
 
 /// `poll` counts milliseconds: round up, so a short timeout still waits instead of spinning.
-fn poll_timeout_ms(timeout: Duration) -> libc::c_int {
+pub(crate) fn poll_timeout_ms(timeout: Duration) -> libc::c_int {
     let ms = timeout.as_nanos().div_ceil(1_000_000);
     libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
 }

@@ -10,6 +10,7 @@ use std::io;
 use std::mem;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::offload::VNET_HDR_LEN;
 
@@ -489,4 +490,258 @@ pub(crate) fn enter_netns(name: &str) -> io::Result<()> {
 pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+// ---- TPACKET_V3 receive ring ----
+
+// From include/uapi/linux/if_packet.h.
+pub(crate) const PACKET_RX_RING: c_int = 5;
+pub(crate) const PACKET_VERSION: c_int = 10;
+pub(crate) const PACKET_FANOUT: c_int = 18;
+pub(crate) const TPACKET_V3: c_int = 2;
+pub(crate) const PACKET_FANOUT_HASH: u32 = 0;
+pub(crate) const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
+const TP_STATUS_KERNEL: u32 = 0;
+const TP_STATUS_USER: u32 = 1;
+
+// Offsets in `struct tpacket_block_desc` (version, offset_to_priv, then the
+// `tpacket_hdr_v1` at 8) and in `struct tpacket3_hdr` followed by its `sockaddr_ll`
+// (at TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) = 48).
+const BLOCK_STATUS_AT: usize = 8;
+const BLOCK_NUM_PKTS_AT: usize = 12;
+const BLOCK_FIRST_PKT_AT: usize = 16;
+const PKT_NEXT_OFFSET_AT: usize = 0;
+const PKT_SNAPLEN_AT: usize = 12;
+const PKT_LEN_AT: usize = 16;
+const PKT_MAC_AT: usize = 24;
+const PKT_SLL_PKTTYPE_AT: usize = 48 + 10;
+/// The frame header plus its `sockaddr_ll`: a frame's MAC offset is never below this.
+const PKT_HDR_LEN: usize = 48 + mem::size_of::<libc::sockaddr_ll>();
+
+/// `struct tpacket_req3`.
+#[repr(C)]
+struct TpacketReq3 {
+    tp_block_size: u32,
+    tp_block_nr: u32,
+    tp_frame_size: u32,
+    tp_frame_nr: u32,
+    tp_retire_blk_tov: u32,
+    tp_sizeof_priv: u32,
+    tp_feature_req_word: u32,
+}
+
+/// Size and count of the blocks of a TPACKET_V3 receive ring.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RingGeometry {
+    /// Bytes per block: a multiple of the page size, big enough for the largest frame.
+    pub block_size: u32,
+    /// Blocks in the ring.
+    pub block_nr: u32,
+    /// Milliseconds after which the kernel hands over a block that is not full.
+    pub retire_ms: u32,
+}
+
+/// `setsockopt(PACKET_RX_RING)` with a `tpacket_req3` (the socket must be TPACKET_V3).
+pub(crate) fn set_rx_ring_v3(fd: BorrowedFd<'_>, geometry: RingGeometry) -> io::Result<()> {
+    // The frame size only sets how many frame slots the kernel counts; V3 packs frames of
+    // any length into a block. It must be TPACKET_ALIGNMENT-aligned and divide the block.
+    const FRAME_SIZE: u32 = 2048;
+    let req = TpacketReq3 {
+        tp_block_size: geometry.block_size,
+        tp_block_nr: geometry.block_nr,
+        tp_frame_size: FRAME_SIZE,
+        tp_frame_nr: geometry.block_size / FRAME_SIZE * geometry.block_nr,
+        tp_retire_blk_tov: geometry.retire_ms,
+        tp_sizeof_priv: 0,
+        tp_feature_req_word: 0,
+    };
+    // SAFETY: `req` is a live tpacket_req3 (C layout) and the length passed is its size.
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_PACKET,
+        PACKET_RX_RING,
+        ptr::from_ref(&req).cast(),
+        mem::size_of::<TpacketReq3>() as libc::socklen_t,
+    ))?;
+    Ok(())
+}
+
+/// One frame of a retired block, as the kernel described it in its `tpacket3_hdr`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RingFrame {
+    /// Offset of this frame's header from the start of its block.
+    at: usize,
+    /// `tp_next_offset`: from this frame's header to the next one's.
+    pub next_offset: usize,
+    /// Bytes of the frame kept in the ring.
+    pub snaplen: usize,
+    /// The frame's length on the wire.
+    pub wire_len: usize,
+    /// `tp_mac`: from this frame's header to its Ethernet header.
+    mac: usize,
+    /// `sll_pkttype`.
+    pub pkttype: u8,
+}
+
+/// What the kernel wrote at the head of a block it handed over.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RingBlock {
+    /// Frames in the block.
+    pub num_pkts: u32,
+    /// Offset of the first frame's header from the start of the block.
+    pub first: usize,
+}
+
+/// A TPACKET_V3 receive ring mapped into this process.
+///
+/// The memory is shared with the kernel, so Rust code never holds a reference into it: it
+/// is read and written through raw pointers, and ownership of each block passes between
+/// the kernel and us through its `block_status` word, read with Acquire (the kernel
+/// publishes a block after `smp_wmb`) and written with Release (we give it back after our
+/// last read). A block is only read between those two points.
+pub(crate) struct RxRing {
+    base: ptr::NonNull<u8>,
+    block_size: usize,
+    block_nr: usize,
+}
+
+// SAFETY: the ring is a plain memory mapping; every access goes through raw pointers and
+// the block-status protocol above, whichever thread makes it. The callers (RingSocket)
+// let only one thread at a time read blocks and release them.
+unsafe impl Send for RxRing {}
+// SAFETY: as for Send; shared access only reads `base`, `block_size` and `block_nr`.
+unsafe impl Sync for RxRing {}
+
+impl RxRing {
+    /// Maps the ring that `set_rx_ring_v3(fd, geometry)` created.
+    pub(crate) fn map(fd: BorrowedFd<'_>, geometry: RingGeometry) -> io::Result<RxRing> {
+        let block_size = geometry.block_size as usize;
+        let block_nr = geometry.block_nr as usize;
+        let len = block_size * block_nr;
+        // SAFETY: a fresh shared mapping of the socket's ring; the kernel checks the length
+        // against the ring it set up, and nothing else refers to the address returned.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = ptr::NonNull::new(base.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null address"))?;
+        Ok(RxRing {
+            base,
+            block_size,
+            block_nr,
+        })
+    }
+
+    /// Blocks in the ring.
+    pub(crate) fn block_nr(&self) -> usize {
+        self.block_nr
+    }
+
+    /// Start of block `block` (`block < block_nr`).
+    fn block_ptr(&self, block: usize) -> *mut u8 {
+        debug_assert!(block < self.block_nr);
+        // SAFETY: block < block_nr, so the offset stays inside the mapping.
+        unsafe { self.base.as_ptr().add(block * self.block_size) }
+    }
+
+    fn read_u32(&self, block: usize, at: usize) -> u32 {
+        assert!(at + 4 <= self.block_size);
+        // SAFETY: in bounds (checked above) of a block this thread owns; the mapping is
+        // page-aligned but the kernel's offsets need not be, hence unaligned.
+        unsafe { ptr::read_unaligned(self.block_ptr(block).add(at).cast::<u32>()) }
+    }
+
+    fn status(&self, block: usize) -> &AtomicU32 {
+        // SAFETY: block_status is an aligned u32 (blocks are page-aligned, the field is at
+        // offset 8) inside the mapping, which lives as long as `self`; the kernel also
+        // accesses it only atomically (smp_load/store with barriers), so an AtomicU32
+        // view of it is sound. This is the one shared word, never a view of frame data.
+        unsafe { AtomicU32::from_ptr(self.block_ptr(block).add(BLOCK_STATUS_AT).cast()) }
+    }
+
+    /// The block's header if the kernel handed it to us, else `None`.
+    pub(crate) fn ready(&self, block: usize) -> Option<RingBlock> {
+        if self.status(block).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+            return None;
+        }
+        Some(RingBlock {
+            num_pkts: self.read_u32(block, BLOCK_NUM_PKTS_AT),
+            first: self.read_u32(block, BLOCK_FIRST_PKT_AT) as usize,
+        })
+    }
+
+    /// Gives a block back to the kernel; nothing of it may be read afterwards.
+    pub(crate) fn release(&self, block: usize) {
+        self.status(block)
+            .store(TP_STATUS_KERNEL, Ordering::Release);
+    }
+
+    /// The frame whose header is at `at` in a block handed to us; `None` when the kernel's
+    /// offsets point outside the block (never seen; refuses rather than read past it).
+    pub(crate) fn frame(&self, block: usize, at: usize) -> Option<RingFrame> {
+        if at.checked_add(PKT_HDR_LEN)? > self.block_size {
+            return None;
+        }
+        let word = |off: usize| self.read_u32(block, at + off) as usize;
+        let mac = word(PKT_MAC_AT) & 0xffff;
+        let snaplen = word(PKT_SNAPLEN_AT);
+        if mac < PKT_HDR_LEN || at + mac + snaplen > self.block_size {
+            return None;
+        }
+        // SAFETY: at + PKT_HDR_LEN <= block_size (checked above), in a block we own.
+        let pkttype = unsafe { ptr::read(self.block_ptr(block).add(at + PKT_SLL_PKTTYPE_AT)) };
+        Some(RingFrame {
+            at,
+            next_offset: word(PKT_NEXT_OFFSET_AT),
+            snaplen,
+            wire_len: word(PKT_LEN_AT),
+            mac,
+            pkttype,
+        })
+    }
+
+    /// Copies the virtio-net header in front of `frame` (when the socket has
+    /// `PACKET_VNET_HDR` the kernel writes it just before the Ethernet header) and as much
+    /// of the frame as fits into `buf`; returns the bytes copied into `buf`.
+    pub(crate) fn copy_out(
+        &self,
+        block: usize,
+        frame: &RingFrame,
+        vnet_hdr: &mut [u8; VNET_HDR_LEN],
+        buf: &mut [u8],
+    ) -> usize {
+        let len = frame.snaplen.min(buf.len());
+        // mac >= PKT_HDR_LEN > VNET_HDR_LEN and at + mac + snaplen <= block_size were
+        // checked in `frame`.
+        let start = frame.at + frame.mac;
+        // SAFETY: both source ranges lie inside a block we own (see above); the
+        // destinations are exclusive borrows at least as long as the counts; ring memory
+        // and Rust buffers never overlap.
+        unsafe {
+            let src = self.block_ptr(block).add(start);
+            ptr::copy_nonoverlapping(src.sub(VNET_HDR_LEN), vnet_hdr.as_mut_ptr(), VNET_HDR_LEN);
+            ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), len);
+        }
+        len
+    }
+}
+
+impl Drop for RxRing {
+    fn drop(&mut self) {
+        // SAFETY: `base` and the length are those of our own mapping, and no pointer
+        // into it outlives `self`.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.block_size * self.block_nr);
+        }
+    }
 }

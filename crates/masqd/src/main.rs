@@ -30,13 +30,13 @@ use clap::Parser;
 use masq_core::director::{DirectorConfig, SideConfig};
 use masq_core::{Director, Side};
 use masq_ctl::request::{DEFAULT_SOCKET, SOCKET_ENV};
-use masq_io::{FrameIo, Offload, PacketSocket, SocketOptions};
+use masq_io::{FrameIo, Offload};
 use masq_wire::arp;
 use masq_wire::ethernet::MacAddr;
 
 use crate::clock::Clock;
 use crate::control_server::ControlContext;
-use crate::datapath::{IoErrors, Ports};
+use crate::datapath::{IoBackend, IoErrors, Ports};
 use crate::guard::{GuardMode, KernelGuard};
 
 /// masq's LVS-NAT director: forwards client connections to a VIP to real servers,
@@ -97,6 +97,13 @@ struct Args {
     /// Allow changing schedulers and weights from the page.
     #[arg(long, requires = "web")]
     web_admin: bool,
+    /// Packet I/O: `ring` (TPACKET_V3 rings, --workers threads per interface in a
+    /// PACKET_FANOUT group) or `socket` (recvmmsg, one thread per interface).
+    #[arg(long, value_enum, default_value = "socket")]
+    io: IoBackend,
+    /// Packet threads per interface with --io ring (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
     /// Log filter (tracing syntax), e.g. info, debug, masqd=debug.
     #[arg(long, env = "MASQ_LOG", default_value = "info")]
     log: String,
@@ -133,6 +140,9 @@ fn run(args: Args) -> Result<()> {
         vip_gateway: args.vip_gateway,
         max_conns: args.max_conns,
     });
+    // Larger packets that may not be fragmented get ICMP fragmentation needed.
+    director.set_mtu(Side::Vip, host.vip.mtu);
+    director.set_mtu(Side::Dip, host.dip.mtu);
     let clock = Clock::start();
     let mut guard = KernelGuard::new(args.kernel_guard, &host.vip.name)?;
     if guard.is_unavailable() {
@@ -153,36 +163,29 @@ fn run(args: Args) -> Result<()> {
     }
     guard.sync(&director.services())?;
 
-    let options = SocketOptions {
-        recv_buffer: Some(datapath::RECV_BUFFER),
-        ..SocketOptions::default()
-    };
-    let ports = Arc::new(Ports {
-        vip: Arc::new(PacketSocket::open(&host.vip, &options).context("opening the VIP side")?),
-        dip: Arc::new(PacketSocket::open(&host.dip, &options).context("opening the DIP side")?),
-    });
-    let stop = Arc::new(AtomicBool::new(false));
-    let errors = Arc::new(IoErrors::default());
-    let mut threads = Vec::new();
-    for side in [Side::Vip, Side::Dip] {
-        threads.push(
-            datapath::spawn(
-                side,
-                ports.clone(),
-                director.worker(),
-                clock,
-                stop.clone(),
-                errors.clone(),
-            )
-            .context("starting a packet thread")?,
+    if args.workers.is_some() && args.io == IoBackend::Socket {
+        tracing::warn!(
+            "--workers only applies to --io ring; --io socket runs one packet thread per interface"
         );
     }
+    let workers = match args.workers {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(IoErrors::default());
+    let datapath = datapath::start(
+        args.io, workers, &host.vip, &host.dip, &director, clock, &stop, &errors,
+    )?;
+    let (threads, ports) = (datapath.threads, datapath.control);
     tracing::info!(
-        "masqd up: VIP side {} ({}), DIP side {} ({}), control socket {}",
+        "masqd up: VIP side {} ({}), DIP side {} ({}), {} packet threads ({:?} I/O), control socket {}",
         host.vip.name,
         MacAddr(host.vip.mac),
         host.dip.name,
         MacAddr(host.dip.mac),
+        threads.len(),
+        args.io,
         args.socket.display()
     );
 
@@ -219,7 +222,7 @@ fn run(args: Args) -> Result<()> {
 async fn control_plane(
     args: &Args,
     ctx: Arc<ControlContext>,
-    ports: Arc<Ports>,
+    ports: Arc<Ports<dyn FrameIo>>,
     errors: Arc<IoErrors>,
 ) -> Result<()> {
     let listener = control_server::bind(&args.socket).await?;
@@ -290,7 +293,7 @@ async fn control_plane(
 
 /// Housekeeping every second (expiry, ARP probes, gratuitous ARP for new VIPs, error
 /// reports) and the rate estimator every two seconds.
-async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports>, errors: Arc<IoErrors>) {
+async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports<dyn FrameIo>>, errors: Arc<IoErrors>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut announced: Vec<Ipv4Addr> = Vec::new();
     let mut reported = (0, 0);
@@ -314,6 +317,12 @@ async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports>, errors: Arc<IoError
         odd = !odd;
         if !odd {
             ctx.director.estimate();
+            // An interface's MTU may change while masqd runs (ip link set … mtu …).
+            for (side, name) in [(Side::Vip, &ctx.vip_iface), (Side::Dip, &ctx.dip_iface)] {
+                if let Ok(iface) = masq_io::Interface::by_name(name) {
+                    ctx.director.set_mtu(side, iface.mtu);
+                }
+            }
         }
         // Say each problem the data path notices once, when it appears.
         let findings = ctx.director.diagnose(now);

@@ -1,0 +1,354 @@
+//! [`RingSocket`]: an `AF_PACKET` socket on one interface that receives through a
+//! TPACKET_V3 memory-mapped ring, optionally as one member of a `PACKET_FANOUT` group, and
+//! sends with `sendmmsg`.
+//!
+//! Invariants:
+//! - like [`crate::PacketSocket`], every frame carries a virtio-net header
+//!   (`PACKET_VNET_HDR`, which the kernel writes into the ring just before the Ethernet
+//!   header), so GSO super-frames and partial checksums travel whole: a block holds the
+//!   largest super-frame (64 KiB);
+//! - frames this host transmits are never returned: `PACKET_IGNORE_OUTGOING`, plus
+//!   `PACKET_FANOUT_FLAG_IGNORE_OUTGOING` in a fanout group (where the first stops
+//!   applying), plus a check of `sll_pkttype` on every frame;
+//! - the ring memory is only touched by the `sys` module, through raw pointers, and each
+//!   frame is copied out of its block into the caller's buffer (so the core can rewrite it
+//!   as a plain `&mut [u8]`); a block goes back to the kernel as soon as its last frame is
+//!   copied;
+//! - receiving and sending allocate nothing and make no syscall while the ring holds
+//!   frames; a `poll` only when it is empty, one `sendmmsg` per batch.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Socket, Type};
+
+use crate::error::IoError;
+use crate::iface::Interface;
+use crate::offload::{Offload, VNET_HDR_LEN};
+use crate::socket::{poll_timeout_ms, PacketType, Received, RecvBatch, SendBatch};
+use crate::sys::{self, RingGeometry, RxRing};
+use crate::FrameIo;
+
+/// Options for [`RingSocket::open`].
+#[derive(Clone, Debug)]
+pub struct RingOptions {
+    /// Bytes per ring block; a multiple of the page size. At least 128 KiB so that a
+    /// 64 KiB GSO super-frame with its headers fits.
+    pub block_size: u32,
+    /// Blocks in the ring.
+    pub block_count: u32,
+    /// Milliseconds after which the kernel hands over a block that is not full: the
+    /// longest a lone frame waits in the ring (at least 1).
+    pub retire_ms: u32,
+    /// Join the `PACKET_FANOUT` group with this id (per network namespace; every socket
+    /// of the group must be on the same interface): flows are spread by hash over the
+    /// members, both directions of a flow to the same member.
+    pub fanout_group: Option<u16>,
+    /// Send straight to the driver, skipping the queueing discipline
+    /// (`PACKET_QDISC_BYPASS`); see [`crate::SocketOptions::qdisc_bypass`].
+    pub qdisc_bypass: bool,
+}
+
+impl Default for RingOptions {
+    /// 64 blocks of 256 KiB (16 MiB: 64 super-frames, or thousands of MTU frames, can
+    /// wait), blocks retired after 1 ms, no fanout.
+    fn default() -> RingOptions {
+        RingOptions {
+            block_size: 256 << 10,
+            block_count: 64,
+            retire_ms: 1,
+            fanout_group: None,
+            qdisc_bypass: false,
+        }
+    }
+}
+
+/// Counters of frames the ring socket dropped on its own (summed since it was opened).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RingStats {
+    /// Frames this host sent that reached the ring anyway and were skipped.
+    pub outgoing_skipped: u64,
+    /// Frames whose ring descriptor pointed outside its block, skipped with the rest of
+    /// the block.
+    pub malformed: u64,
+}
+
+/// Where the reader is in the ring.
+#[derive(Debug, Default)]
+struct Cursor {
+    /// The block being read, or the next one to wait for.
+    block: usize,
+    /// Frames of `block` not read yet; 0 when the block is not opened yet.
+    left: u32,
+    /// Offset of the next frame's header in `block`.
+    at: usize,
+}
+
+/// An `AF_PACKET` socket with a TPACKET_V3 receive ring. See the module documentation.
+///
+/// `Send + Sync`: one thread at a time receives (others wait for it), any number may send.
+pub struct RingSocket {
+    socket: Socket,
+    ring: RxRing,
+    cursor: Mutex<Cursor>,
+    iface: String,
+    outgoing_skipped: AtomicU64,
+    malformed: AtomicU64,
+}
+
+impl std::fmt::Debug for RingSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingSocket")
+            .field("iface", &self.iface)
+            .field("blocks", &self.ring.block_nr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RingSocket {
+    /// Opens a ring socket on `iface` that receives every protocol (`ETH_P_ALL`).
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Socket`] without `CAP_NET_RAW`; [`IoError::SetSockOpt`] when an option
+    /// is refused (`PACKET_VNET_HDR`, `PACKET_VERSION`, `PACKET_RX_RING` — e.g. a block
+    /// size that is not a multiple of the page size —, `PACKET_IGNORE_OUTGOING`,
+    /// `PACKET_QDISC_BYPASS`, `PACKET_FANOUT` — e.g. a group id used with other
+    /// settings); [`IoError::Mmap`] when the ring cannot be mapped; [`IoError::Bind`]
+    /// when the interface is gone.
+    pub fn open(iface: &Interface, options: &RingOptions) -> Result<RingSocket, IoError> {
+        let name = &iface.name;
+        // As in PacketSocket: protocol 0 until bind() names the interface.
+        let socket =
+            Socket::new(Domain::PACKET, Type::RAW, None).map_err(|source| IoError::Socket {
+                kind: "AF_PACKET, SOCK_RAW",
+                iface: name.clone(),
+                source,
+            })?;
+        let fd = socket.as_fd();
+        let sockopt = |option: &'static str| {
+            let iface = name.clone();
+            move |source: io::Error| IoError::SetSockOpt {
+                option,
+                iface,
+                source,
+            }
+        };
+        let set = |option: &'static str, name_: libc::c_int, value: libc::c_int| {
+            sys::setsockopt_int(fd, libc::SOL_PACKET, name_, value).map_err(sockopt(option))
+        };
+        // The kernel refuses PACKET_VNET_HDR and PACKET_VERSION once a ring exists.
+        set("PACKET_VNET_HDR", sys::PACKET_VNET_HDR, 1)?;
+        set("PACKET_VERSION", sys::PACKET_VERSION, sys::TPACKET_V3)?;
+        let geometry = RingGeometry {
+            block_size: options.block_size,
+            block_nr: options.block_count.max(1),
+            retire_ms: options.retire_ms.max(1),
+        };
+        sys::set_rx_ring_v3(fd, geometry).map_err(sockopt("PACKET_RX_RING"))?;
+        let ring = RxRing::map(fd, geometry).map_err(|source| IoError::Mmap {
+            iface: name.clone(),
+            source,
+        })?;
+        set("PACKET_IGNORE_OUTGOING", sys::PACKET_IGNORE_OUTGOING, 1)?;
+        if options.qdisc_bypass {
+            set("PACKET_QDISC_BYPASS", sys::PACKET_QDISC_BYPASS, 1)?;
+        }
+        sys::bind_packet(fd, iface.index, libc::ETH_P_ALL as u16).map_err(|source| {
+            IoError::Bind {
+                iface: name.clone(),
+                index: iface.index,
+                source,
+            }
+        })?;
+        if let Some(group) = options.fanout_group {
+            // Once in a group, PACKET_IGNORE_OUTGOING no longer applies (the fanout
+            // demux runs first): the group needs its own flag, or every member reads
+            // back what the director transmits.
+            let mode = sys::PACKET_FANOUT_HASH | sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
+            let value = (mode << 16 | u32::from(group)) as libc::c_int;
+            set("PACKET_FANOUT", sys::PACKET_FANOUT, value)?;
+        }
+        Ok(RingSocket {
+            socket,
+            ring,
+            cursor: Mutex::new(Cursor::default()),
+            iface: name.clone(),
+            outgoing_skipped: AtomicU64::new(0),
+            malformed: AtomicU64::new(0),
+        })
+    }
+
+    /// The name of the interface the socket is bound to.
+    pub fn interface(&self) -> &str {
+        &self.iface
+    }
+
+    /// The frames this socket dropped on its own.
+    pub fn stats(&self) -> RingStats {
+        RingStats {
+            outgoing_skipped: self.outgoing_skipped.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Copies frames out of handed-over blocks into `bufs[count..]`, starting where the
+    /// cursor is, until the buffers are full or the next block is still the kernel's.
+    /// Returns the new count.
+    fn drain<B: AsMut<[u8]>>(
+        &self,
+        cursor: &mut Cursor,
+        batch: &mut RecvBatch,
+        bufs: &mut [B],
+        limit: usize,
+    ) -> usize {
+        let mut count = batch.received().len();
+        while count < limit {
+            if cursor.left == 0 {
+                let Some(block) = self.ring.ready(cursor.block) else {
+                    break;
+                };
+                if block.num_pkts == 0 {
+                    self.next_block(cursor);
+                    continue;
+                }
+                cursor.left = block.num_pkts;
+                cursor.at = block.first;
+            }
+            let Some(frame) = self.ring.frame(cursor.block, cursor.at) else {
+                // A descriptor out of bounds: nothing after it can be trusted either.
+                self.malformed
+                    .fetch_add(u64::from(cursor.left), Ordering::Relaxed);
+                self.next_block(cursor);
+                continue;
+            };
+            if frame.pkttype == sys::PACKET_OUTGOING {
+                self.outgoing_skipped.fetch_add(1, Ordering::Relaxed);
+            } else {
+                let buf = bufs[count].as_mut();
+                let mut vnet_hdr = [0u8; VNET_HDR_LEN];
+                let len = self.ring.copy_out(cursor.block, &frame, &mut vnet_hdr, buf);
+                batch.push(Received {
+                    len,
+                    truncated: len < frame.wire_len,
+                    offload: Offload::decode(&vnet_hdr),
+                    pkttype: PacketType::from_raw(frame.pkttype),
+                });
+                count += 1;
+            }
+            cursor.left -= 1;
+            cursor.at += frame.next_offset;
+            if cursor.left == 0 {
+                self.next_block(cursor);
+            }
+        }
+        count
+    }
+
+    /// Returns the cursor's block to the kernel and moves to the next one.
+    fn next_block(&self, cursor: &mut Cursor) {
+        self.ring.release(cursor.block);
+        cursor.block = (cursor.block + 1) % self.ring.block_nr();
+        cursor.left = 0;
+        cursor.at = 0;
+    }
+
+    /// Waits until the socket is readable (a block was handed over) or `deadline` passes.
+    fn wait_readable(&self, deadline: Option<Instant>) -> Result<(), IoError> {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(deadline) => poll_timeout_ms(deadline.saturating_duration_since(Instant::now())),
+        };
+        sys::poll_readable(self.socket.as_fd(), timeout_ms).map_err(|source| IoError::Recv {
+            call: "poll",
+            iface: self.iface.clone(),
+            source,
+        })
+    }
+}
+
+impl FrameIo for RingSocket {
+    /// One frame through [`FrameIo::recv_batch`]. Allocates a one-slot batch per call:
+    /// for tests and slow paths; the packet threads use `recv_batch`.
+    fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<crate::Received>, IoError> {
+        let mut batch = RecvBatch::new(1);
+        let mut bufs = [buf];
+        Ok(match self.recv_batch(&mut batch, &mut bufs, timeout)? {
+            0 => None,
+            _ => Some(batch.received()[0]),
+        })
+    }
+
+    fn send(&self, offload: &Offload, frame: &[u8]) -> Result<(), IoError> {
+        sys::send_frame(self.socket.as_fd(), &offload.encode(), frame).map_err(|source| {
+            IoError::Send {
+                call: "sendmsg",
+                iface: self.iface.clone(),
+                source,
+            }
+        })
+    }
+
+    /// Copies every frame already in handed-over blocks (up to the capacity), after a
+    /// `poll` only when there is none. Frames this host sent are skipped.
+    fn recv_batch<B: AsMut<[u8]>>(
+        &self,
+        batch: &mut RecvBatch,
+        bufs: &mut [B],
+        timeout: Duration,
+    ) -> Result<usize, IoError> {
+        batch.clear();
+        let limit = batch.capacity().min(bufs.len());
+        if limit == 0 {
+            return Ok(0);
+        }
+        // One receiver at a time; masqd has one per socket, so this never waits there.
+        let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let count = self.drain(&mut cursor, batch, bufs, limit);
+            if count > 0 {
+                return Ok(count);
+            }
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                return Ok(0);
+            }
+            self.wait_readable(deadline)?;
+        }
+    }
+
+    /// `sendmmsg`, `batch.capacity()` frames per call.
+    fn send_batch<'a, I>(&self, batch: &mut SendBatch, frames: I) -> Result<usize, IoError>
+    where
+        I: IntoIterator<Item = (Offload, &'a [u8])>,
+    {
+        batch.send_all(self.socket.as_fd(), &self.iface, frames)
+    }
+}
+
+impl AsFd for RingSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.socket.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_socket_is_shareable() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<RingSocket>();
+    }
+
+    #[test]
+    fn default_blocks_hold_a_gso_super_frame() {
+        let options = RingOptions::default();
+        assert!(options.block_size >= 128 << 10);
+        assert_eq!(options.block_size % 4096, 0);
+    }
+}
