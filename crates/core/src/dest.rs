@@ -40,6 +40,8 @@ pub struct Destination {
 pub struct DestHealth {
     /// Connections sent to it since the last packet it sent back.
     unanswered: AtomicU32,
+    /// When the oldest of those was sent (ms of the director's clock).
+    oldest_unanswered_ms: AtomicU64,
     /// Connection attempts it refused with a RST.
     refused: AtomicU64,
     /// When it last refused one (ms of the director's clock).
@@ -47,9 +49,11 @@ pub struct DestHealth {
 }
 
 impl DestHealth {
-    /// A new connection was sent to the server.
-    pub fn sent_connection(&self) {
-        self.unanswered.fetch_add(1, Relaxed);
+    /// A new connection was sent to the server at `now_ms`.
+    pub fn sent_connection(&self, now_ms: u64) {
+        if self.unanswered.fetch_add(1, Relaxed) == 0 {
+            self.oldest_unanswered_ms.store(now_ms, Relaxed);
+        }
     }
 
     /// The server sent a packet back through the director.
@@ -66,9 +70,13 @@ impl DestHealth {
         self.last_refused_ms.store(now_ms, Relaxed);
     }
 
-    /// Connections sent since the server last answered.
-    pub fn unanswered(&self) -> u32 {
-        self.unanswered.load(Relaxed)
+    /// Connections sent since the server last answered, and when the oldest of them
+    /// was sent.
+    pub fn unanswered(&self) -> (u32, u64) {
+        (
+            self.unanswered.load(Relaxed),
+            self.oldest_unanswered_ms.load(Relaxed),
+        )
     }
 
     /// Refused attempts so far and when the last was.

@@ -10,8 +10,11 @@ use crate::neigh::AddressConflict;
 use crate::time::Timestamp;
 
 /// SYNs forwarded to a real server without a single packet back before it is suspected of
-/// answering by another way (its default gateway is not the DIP).
+/// answering by another way (its default gateway is not the DIP)...
 pub const UNANSWERED_SYNS: u32 = 3;
+/// ...with the oldest of them unanswered for this long: a busy server has many SYNs in
+/// flight at once, but answers the first within milliseconds.
+pub const UNANSWERED_FOR_MS: u64 = 1_500;
 /// How long a refusal (RST) or an ARP conflict stays worth reporting.
 pub const RECENT_MS: u64 = 60_000;
 
@@ -97,8 +100,10 @@ impl Director {
                     continue;
                 };
                 dest_addrs.push(rip);
-                let syns = d.health.unanswered();
-                if syns >= UNANSWERED_SYNS {
+                let (syns, since) = d.health.unanswered();
+                if syns >= UNANSWERED_SYNS
+                    && now.as_millis().saturating_sub(since) >= UNANSWERED_FOR_MS
+                {
                     findings.push(Finding::NoReplies {
                         service: svc.key,
                         dest: d.key,

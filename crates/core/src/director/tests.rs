@@ -1179,11 +1179,22 @@ fn a_packet_too_big_for_the_real_servers_link_gets_fragmentation_needed() {
     let mut syn = from_client(40000, SYN);
     lab.handle(Side::Vip, &mut syn);
     // 1460 bytes of data in a 1500-byte packet with DF, as a 1500-MTU client sends it.
-    let mut big = tcp_frame((CLIENT_MAC, VIP_MAC), (CLIENT, 40000), (VIP, 80), ACK, &[0x61; 1460]);
+    let mut big = tcp_frame(
+        (CLIENT_MAC, VIP_MAC),
+        (CLIENT, 40000),
+        (VIP, 80),
+        ACK,
+        &[0x61; 1460],
+    );
     big[14 + 6] |= 0x40;
-    masq_wire::ipv4::Ipv4Packet::new_checked(&mut big[14..]).unwrap().fill_checksum();
+    masq_wire::ipv4::Ipv4Packet::new_checked(&mut big[14..])
+        .unwrap()
+        .fill_checksum();
     let as_sent = big.clone();
-    assert_eq!(lab.handle(Side::Vip, &mut big), Verdict::Drop(DropReason::FragNeeded));
+    assert_eq!(
+        lab.handle(Side::Vip, &mut big),
+        Verdict::Drop(DropReason::FragNeeded)
+    );
     let out = lab.transmitted();
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, Side::Vip);
@@ -1208,6 +1219,43 @@ fn a_packet_too_big_for_the_real_servers_link_gets_fragmentation_needed() {
     // Without DF the packet is dropped and counted (masq does not fragment).
     let mut no_df = as_sent.clone();
     no_df[14 + 6] &= !0x40;
-    masq_wire::ipv4::Ipv4Packet::new_checked(&mut no_df[14..]).unwrap().fill_checksum();
-    assert_eq!(lab.handle(Side::Vip, &mut no_df), Verdict::Drop(DropReason::TooBig));
+    masq_wire::ipv4::Ipv4Packet::new_checked(&mut no_df[14..])
+        .unwrap()
+        .fill_checksum();
+    assert_eq!(
+        lab.handle(Side::Vip, &mut no_df),
+        Verdict::Drop(DropReason::TooBig)
+    );
+}
+
+#[test]
+fn a_burst_of_syns_is_not_a_wrong_gateway_but_lasting_silence_is() {
+    use crate::diagnose::Finding;
+    let mut lab = Lab::one_server(None, http(Protocol::Tcp, 80), 80, true);
+    let no_replies = |lab: &Lab| {
+        lab.director
+            .diagnose(lab.now)
+            .iter()
+            .any(|f| matches!(f, Finding::NoReplies { .. }))
+    };
+    // A busy moment: 32 SYNs in flight before the first SYN+ACK comes back.
+    for port in 0..32 {
+        lab.handle(Side::Vip, &mut from_client(30000 + port, SYN));
+    }
+    assert!(!no_replies(&lab), "SYNs in flight are not silence");
+    lab.handle(Side::Dip, &mut from_rs(RS1, RS1_MAC, 30000, SYN | ACK));
+    lab.advance(2);
+    assert!(!no_replies(&lab), "the server answered");
+    // Now it stops answering for good.
+    for port in 100..103 {
+        lab.handle(Side::Vip, &mut from_client(30000 + port, SYN));
+    }
+    assert!(!no_replies(&lab));
+    lab.advance(2);
+    let findings = lab.director.diagnose(lab.now);
+    assert!(
+        findings.iter().any(|f| f.problem()
+            == "RS 192.168.100.7 received 3 SYNs but never answered through 192.168.100.10: is its default gateway the DIP?"),
+        "{findings:?}"
+    );
 }

@@ -366,7 +366,7 @@ impl Worker {
         };
         let states = conn.on_packet(Direction::In, flow.tcp_flags, &self.director.timeouts, now);
         if flow.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
-            conn.dest.health.sent_connection();
+            conn.dest.health.sent_connection(now.as_millis());
         }
         self.count_packet(&conn, Direction::In, flow.ip_len);
 
@@ -739,7 +739,13 @@ impl Worker {
     /// fragmentation needed, carrying that MTU, to its sender — which then sends smaller
     /// packets. GSO frames are cut to size on transmit and pass. `frame` is the packet as
     /// it arrived (the error must quote what the sender sent). Returns the drop, if any.
-    fn check_mtu(&mut self, frame: &[u8], arrived_on: Side, out: Side, meta: FrameMeta) -> Option<Verdict> {
+    fn check_mtu(
+        &mut self,
+        frame: &[u8],
+        arrived_on: Side,
+        out: Side,
+        meta: FrameMeta,
+    ) -> Option<Verdict> {
         let mtu = self.director.mtu(out);
         if meta.gso || mtu == 0 {
             return None;
