@@ -308,3 +308,27 @@ fn a_bad_line_in_the_rules_file_is_named_and_stops_the_start() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_failed_restore_line_prints_like_ipvsadm_and_is_named_in_the_log() {
+    let Some(d) = Standalone::start(&[]) else {
+        return;
+    };
+    let input = "-A -t 192.168.0.10:80 -s rr\n-a -t 192.168.0.10:81 -r 192.168.100.7 -m\n-a -t 192.168.0.10:80 -r 192.168.100.7 -m\n";
+    let (stdout, stderr, code) = d.masqadm_stdin(&["-R"], input);
+    // ipvsadm: a director error prints its message and the restore goes on; the status is
+    // the last line's.
+    assert_eq!(
+        (stdout.as_str(), stderr.as_str(), code),
+        ("", "Service not defined\n", 0)
+    );
+    assert_eq!(
+        d.masqadm(&["-S", "-n"]).0,
+        "-A -t 192.168.0.10:80 -s rr\n-a -t 192.168.0.10:80 -r 192.168.100.7:80 -m -w 1\n"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("masqadm -R: line 2: `-a -t 192.168.0.10:81 -r 192.168.100.7 -m` (exit 255): Service not defined"),
+        "{log}"
+    );
+}

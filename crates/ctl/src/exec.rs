@@ -85,7 +85,28 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
                 // -R inside -R: ipvsadm refuses to recurse.
                 return cli_error(CliError::try_help(ctx.program), out);
             }
-            restore::drive(ctx.stdin, |words| execute(words, ctx, out, true))
+            // restore::drive's loop, keeping line numbers: ipvsadm prints only each line's
+            // own messages, so the failing lines are kept aside for the daemon's log.
+            let mut result = LineStatus::Continue(0);
+            for (n, words) in restore::Lines::new(ctx.stdin).enumerate() {
+                if words.is_empty() {
+                    continue;
+                }
+                let status = execute(&words, ctx, out, true);
+                let (LineStatus::Continue(code) | LineStatus::Exit(code)) = status;
+                if code != 0 {
+                    out.restore_failures.push(format!(
+                        "line {}: `{}` (exit {code})",
+                        n + 1,
+                        words.join(" ")
+                    ));
+                }
+                match status {
+                    LineStatus::Continue(_) => result = status,
+                    LineStatus::Exit(_) => return status,
+                }
+            }
+            result
         }
         Command::List(list) => {
             let f = &list.format;

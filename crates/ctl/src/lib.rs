@@ -50,6 +50,10 @@ pub struct Outcome {
     pub stderr: String,
     /// The exit status (0, 1, 2 or 255).
     pub code: i32,
+    /// The lines of a `-R` input that failed, with their numbers. ipvsadm prints only each
+    /// line's own message, so masqadm prints nothing more; masqd logs them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_failures: Vec<String>,
 }
 
 /// Options of the environment that are not in argv.

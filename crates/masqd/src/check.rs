@@ -193,6 +193,7 @@ pub fn run(ctx: &ControlContext) -> Outcome {
         stdout: out,
         stderr: String::new(),
         code: i32::from(problems > 0),
+        ..Default::default()
     }
 }
 

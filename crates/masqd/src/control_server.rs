@@ -125,15 +125,22 @@ pub fn execute(ctx: &ControlContext, request: &Request) -> Outcome {
     if let Err(e) = guard.sync(&ctx.director.services()) {
         tracing::error!("{e:#}");
     }
+    for failure in &outcome.restore_failures {
+        tracing::warn!(
+            "{} -R: {failure}: {}",
+            request.program,
+            outcome.stderr.trim()
+        );
+    }
     tracing::debug!(args = ?request.args, code = outcome.code, "control request");
     outcome
 }
 
 pub(crate) fn error_outcome(message: &str, code: i32) -> Outcome {
     Outcome {
-        stdout: String::new(),
         stderr: format!("{message}\n"),
         code,
+        ..Default::default()
     }
 }
 

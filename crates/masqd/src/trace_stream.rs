@@ -216,6 +216,7 @@ fn finish(mut out: StdUnixStream, subscription: &Subscription) -> Result<()> {
             stdout: String::new(),
             stderr,
             code: 0,
+            ..Default::default()
         },
     );
     Ok(())
