@@ -16,7 +16,7 @@ use dashmap::DashMap;
 
 use crate::dest::Destination;
 use crate::persist::Template;
-use crate::proto_state::{tcp_transition, ConnState, Direction, TimeoutTable};
+use crate::proto_state::{tcp_transition, ConnState, Direction, TcpTable, TimeoutTable};
 use crate::service::VirtualService;
 use crate::time::Timestamp;
 use masq_wire::ipv4::PROTO_TCP;
@@ -144,6 +144,7 @@ impl Conn {
         dir: Direction,
         tcp_flags: u8,
         timeouts: &TimeoutTable,
+        table: TcpTable,
         now: Timestamp,
     ) -> (ConnState, ConnState) {
         let (old, new) = if self.protocol == PROTO_TCP {
@@ -151,7 +152,7 @@ impl Conn {
             // transition to the state the other left, as under the kernel's state lock.
             let mut old = self.state.load(Relaxed);
             loop {
-                let new = tcp_transition(ConnState::from_index(old), dir, tcp_flags) as u8;
+                let new = tcp_transition(ConnState::from_index(old), dir, tcp_flags, table) as u8;
                 match self.state.compare_exchange_weak(old, new, Relaxed, Relaxed) {
                     Ok(_) => break (ConnState::from_index(old), ConnState::from_index(new)),
                     Err(actual) => old = actual,

@@ -93,10 +93,22 @@ pub enum Direction {
 
 use ConnState::{
     Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
+    SynAck as SA,
     SynRecv as SR, SynSent as SS, TimeWait as TW,
 };
 
 type Row = [ConnState; 11];
+
+/// Which of the kernel's two TCP tables applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpTable {
+    /// The normal table.
+    Normal,
+    /// `secure_tcp`'s table, used while the connection table is under pressure: a client
+    /// alone cannot move an entry to ESTABLISHED (and its 15-minute timeout); the real
+    /// server's answer must be seen first.
+    Secure,
+}
 // Columns: NONE ES SS SR FW TW CL CW LA LI SA (ipvs-semantics.md §4).
 const IN_SYN: Row = [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR];
 const IN_FIN: Row = [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW];
@@ -107,9 +119,27 @@ const OUT_FIN: Row = [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW];
 const OUT_ACK: Row = [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES];
 const OUT_RST: Row = [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL];
 
+// secure_tcp's rows where they differ from the normal ones (ipvs-semantics.md §4).
+const SECURE_IN_SYN: Row = [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SA];
+const SECURE_IN_FIN: Row = [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, SA];
+const SECURE_IN_ACK: Row = [ES, ES, SS, SR, FW, TW, CL, CW, CL, LI, SA];
+const SECURE_OUT_SYN: Row = [SS, ES, SS, SA, SS, SS, SS, SS, SS, LI, SA];
+
 /// The TCP state after a segment with `tcp_flags` went `dir` in state `state`.
-pub fn tcp_transition(state: ConnState, dir: Direction, tcp_flags: u8) -> ConnState {
+pub fn tcp_transition(state: ConnState, dir: Direction, tcp_flags: u8, table: TcpTable) -> ConnState {
     let column = (state as usize).min(10);
+    if table == TcpTable::Secure {
+        let row = match (dir, event(tcp_flags)) {
+            (Direction::In, Some(Event::Syn)) => Some(&SECURE_IN_SYN),
+            (Direction::In, Some(Event::Fin)) => Some(&SECURE_IN_FIN),
+            (Direction::In, Some(Event::Ack)) => Some(&SECURE_IN_ACK),
+            (Direction::Out, Some(Event::Syn)) => Some(&SECURE_OUT_SYN),
+            _ => None,
+        };
+        if let Some(row) = row {
+            return row[column];
+        }
+    }
     let row = match (dir, event(tcp_flags)) {
         (_, None) => return ConnState::Close,
         (Direction::In, Some(Event::Syn)) => &IN_SYN,
@@ -204,7 +234,7 @@ mod tests {
         steps
             .iter()
             .map(|&(d, f)| {
-                state = tcp_transition(state, d, f);
+                state = tcp_transition(state, d, f, TcpTable::Normal);
                 state
             })
             .collect()
@@ -243,16 +273,36 @@ mod tests {
         assert_eq!(states[2], ConnState::FinWait);
         assert_eq!(states[3], ConnState::TimeWait);
         assert_eq!(
-            tcp_transition(ConnState::Established, In, RST),
+            tcp_transition(ConnState::Established, In, RST, TcpTable::Normal),
             ConnState::Close
         );
         assert_eq!(
-            tcp_transition(ConnState::Established, Out, RST | ACK),
+            tcp_transition(ConnState::Established, Out, RST | ACK, TcpTable::Normal),
             ConnState::Close
         );
         assert_eq!(
-            tcp_transition(ConnState::Established, In, 0),
+            tcp_transition(ConnState::Established, In, 0, TcpTable::Normal),
             ConnState::Close
+        );
+    }
+
+    #[test]
+    fn under_secure_tcp_only_the_server_opens_the_way_to_established() {
+        use Direction::{In, Out};
+        let walk_secure = |steps: &[(Direction, u8)]| {
+            let mut state = ConnState::None;
+            for &(d, f) in steps {
+                state = tcp_transition(state, d, f, TcpTable::Secure);
+            }
+            state
+        };
+        // A spoofed client's SYN then ACK: stays half-open (60 s), never ESTABLISHED.
+        assert_eq!(walk_secure(&[(In, SYN), (In, ACK)]), ConnState::SynRecv);
+        // With the server's SYN+ACK seen, the handshake completes when the server ACKs.
+        assert_eq!(walk_secure(&[(In, SYN), (Out, SYN | ACK)]), ConnState::SynAck);
+        assert_eq!(
+            walk_secure(&[(In, SYN), (Out, SYN | ACK), (In, ACK), (Out, ACK)]),
+            ConnState::Established
         );
     }
 

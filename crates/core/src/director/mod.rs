@@ -16,7 +16,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arc_swap::ArcSwap;
@@ -29,7 +29,7 @@ use crate::dest::Destination;
 use crate::frag::FragTable;
 use crate::neigh::{NeighbourView, Neighbours};
 use crate::persist::TemplateTable;
-use crate::proto_state::TimeoutTable;
+use crate::proto_state::{TcpTable, TimeoutTable};
 use crate::service::ServiceTable;
 use crate::stats::Stats;
 use crate::time::Timestamp;
@@ -120,6 +120,8 @@ pub struct Director {
     pub trace: Arc<TraceHub>,
     /// MTU of each side's interface (0: unknown, not checked), by [`Side`] index.
     mtu: [AtomicU32; 2],
+    /// The table is over three quarters full: TCP entries follow secure_tcp's table.
+    pub(crate) under_pressure: AtomicBool,
 }
 
 impl Director {
@@ -139,6 +141,7 @@ impl Director {
             totals: Stats::default(),
             trace: Arc::new(TraceHub::default()),
             mtu: [AtomicU32::new(0), AtomicU32::new(0)],
+            under_pressure: AtomicBool::new(false),
         })
     }
 
@@ -151,6 +154,16 @@ impl Director {
     /// The MTU of `side`'s interface (0: not checked).
     pub fn mtu(&self, side: Side) -> u32 {
         self.mtu[side as usize].load(Relaxed)
+    }
+
+    /// Which TCP state table applies now: secure_tcp's while the connection table is more
+    /// than three quarters full (IPVS switches under memory pressure), else the normal one.
+    pub fn tcp_table(&self) -> TcpTable {
+        if self.under_pressure.load(Relaxed) {
+            TcpTable::Secure
+        } else {
+            TcpTable::Normal
+        }
     }
 
     /// The static configuration.
@@ -197,6 +210,9 @@ impl Director {
     /// connections expired.
     pub fn housekeeping(&self, now: Timestamp, send: &mut dyn FnMut(Side, &[u8])) -> usize {
         let expired = self.conns.expire(now);
+        let max = self.config.max_conns;
+        self.under_pressure
+            .store(self.conns.len() >= max - max / 4, Relaxed);
         self.templates.expire(now);
         self.fragments.expire(now);
         self.neighbours.expire(now);

@@ -1259,3 +1259,29 @@ fn a_burst_of_syns_is_not_a_wrong_gateway_but_lasting_silence_is() {
         "{findings:?}"
     );
 }
+
+#[test]
+fn under_pressure_a_client_alone_cannot_establish_an_entry() {
+    let mut lab = Lab::bounded(8);
+    for port in 1..=6 {
+        lab.handle(Side::Vip, &mut from_client(port, SYN));
+    }
+    // Six of eight: over three quarters full, secure_tcp's table applies.
+    let mut syn = from_client(100, SYN);
+    lab.handle(Side::Vip, &mut syn);
+    let mut ack = from_client(100, ACK);
+    assert_eq!(lab.handle(Side::Vip, &mut ack), Verdict::Forward(Side::Dip));
+    let state = |lab: &Lab| {
+        lab.ctl()
+            .connections()
+            .into_iter()
+            .find(|c| c.client.1 == 100)
+            .map(|c| c.state)
+    };
+    assert_eq!(state(&lab), Some("SYN_RECV"), "still half-open, sheddable");
+    // Once the real server answers, the handshake completes as usual.
+    lab.handle(Side::Dip, &mut from_rs(RS1, RS1_MAC, 100, SYN | ACK));
+    lab.handle(Side::Vip, &mut from_client(100, ACK));
+    lab.handle(Side::Dip, &mut from_rs(RS1, RS1_MAC, 100, ACK));
+    assert_eq!(state(&lab), Some("ESTABLISHED"));
+}

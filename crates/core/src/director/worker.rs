@@ -364,7 +364,7 @@ impl Worker {
                 (conn, Some(choice))
             }
         };
-        let states = conn.on_packet(Direction::In, flow.tcp_flags, &self.director.timeouts, now);
+        let states = conn.on_packet(Direction::In, flow.tcp_flags, &self.director.timeouts, self.director.tcp_table(), now);
         if flow.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
             conn.dest.health.sent_connection(now.as_millis());
         }
@@ -433,7 +433,7 @@ impl Worker {
         let before = if tracing { frame_view(frame) } else { None };
         let arrived = (tracing && self.director.trace.wants_frames(conn.protocol, conn.vaddr))
             .then(|| frame.to_vec());
-        let states = conn.on_packet(Direction::Out, flow.tcp_flags, &self.director.timeouts, now);
+        let states = conn.on_packet(Direction::Out, flow.tcp_flags, &self.director.timeouts, self.director.tcp_table(), now);
         conn.dest.health.answered();
         if flow.tcp_flags & flags::RST != 0
             && matches!(
@@ -480,7 +480,11 @@ impl Worker {
     /// full (a SYN flood fills it with those; established connections stay).
     fn make_room(&mut self) -> bool {
         let max = self.director.config.max_conns;
-        if self.director.conns.len() < max {
+        let len = self.director.conns.len();
+        if len >= max - max / 4 {
+            self.director.under_pressure.store(true, Relaxed);
+        }
+        if len < max {
             return true;
         }
         let shed = self.director.conns.evict_half_open(256, 16);
