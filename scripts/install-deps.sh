@@ -2,7 +2,7 @@
 # Installs the Debian packages masq's lab and tests use. Needs root; safe to run again.
 set -euo pipefail
 
-packages=(iproute2 nftables curl tcpdump iperf3 ethtool procps tshark python3-prometheus-client chromium hping3)
+packages=(iproute2 nftables curl tcpdump iperf3 ethtool procps tshark python3-prometheus-client chromium hping3 python3-scapy)
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "install-deps.sh: run as root (sudo $0)" >&2

@@ -93,8 +93,7 @@ pub enum Direction {
 
 use ConnState::{
     Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
-    SynAck as SA,
-    SynRecv as SR, SynSent as SS, TimeWait as TW,
+    SynAck as SA, SynRecv as SR, SynSent as SS, TimeWait as TW,
 };
 
 type Row = [ConnState; 11];
@@ -126,7 +125,12 @@ const SECURE_IN_ACK: Row = [ES, ES, SS, SR, FW, TW, CL, CW, CL, LI, SA];
 const SECURE_OUT_SYN: Row = [SS, ES, SS, SA, SS, SS, SS, SS, SS, LI, SA];
 
 /// The TCP state after a segment with `tcp_flags` went `dir` in state `state`.
-pub fn tcp_transition(state: ConnState, dir: Direction, tcp_flags: u8, table: TcpTable) -> ConnState {
+pub fn tcp_transition(
+    state: ConnState,
+    dir: Direction,
+    tcp_flags: u8,
+    table: TcpTable,
+) -> ConnState {
     let column = (state as usize).min(10);
     if table == TcpTable::Secure {
         let row = match (dir, event(tcp_flags)) {
@@ -299,7 +303,10 @@ mod tests {
         // A spoofed client's SYN then ACK: stays half-open (60 s), never ESTABLISHED.
         assert_eq!(walk_secure(&[(In, SYN), (In, ACK)]), ConnState::SynRecv);
         // With the server's SYN+ACK seen, the handshake completes when the server ACKs.
-        assert_eq!(walk_secure(&[(In, SYN), (Out, SYN | ACK)]), ConnState::SynAck);
+        assert_eq!(
+            walk_secure(&[(In, SYN), (Out, SYN | ACK)]),
+            ConnState::SynAck
+        );
         assert_eq!(
             walk_secure(&[(In, SYN), (Out, SYN | ACK), (In, ACK), (Out, ACK)]),
             ConnState::Established

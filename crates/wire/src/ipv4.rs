@@ -113,6 +113,37 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ipv4Addr::new(b[16], b[17], b[18], b[19])
     }
 
+    /// Whether the options (if any) are well formed, as the kernel's `ip_options_compile`
+    /// requires before it lets a packet in: every option but End and No-Operation has a
+    /// length of at least 2 that stays within the header, and the options that carry a
+    /// pointer (record route, timestamp, source routes) are at least 3 bytes long.
+    pub fn options_valid(&self) -> bool {
+        let options = &self.b()[MIN_HEADER_LEN..self.header_len()];
+        let mut at = 0;
+        while at < options.len() {
+            match options[at] {
+                0 => return true,
+                1 => at += 1,
+                kind => {
+                    let Some(&len) = options.get(at + 1) else {
+                        return false;
+                    };
+                    let len = usize::from(len);
+                    let min = if matches!(kind, 7 | 68 | 131 | 137) {
+                        3
+                    } else {
+                        2
+                    };
+                    if len < min || at + len > options.len() {
+                        return false;
+                    }
+                    at += len;
+                }
+            }
+        }
+        true
+    }
+
     /// The header, options included.
     pub fn header(&self) -> &[u8] {
         &self.b()[..self.header_len()]
@@ -272,6 +303,38 @@ mod tests {
             Ipv4Packet::new_checked(&lying[..]).unwrap_err(),
             Malformed::BadLength
         );
+    }
+
+    #[test]
+    fn options_are_checked_for_structure() {
+        let with_options = |opts: &[u8]| {
+            let mut p = packet();
+            let mut h = p[..20].to_vec();
+            h.extend_from_slice(opts);
+            h[0] = 0x40 | (h.len() / 4) as u8;
+            let total = (h.len() + p.len() - 20) as u16;
+            h[2..4].copy_from_slice(&total.to_be_bytes());
+            h.extend_from_slice(&p.split_off(20));
+            h
+        };
+        let valid = |opts: &[u8]| {
+            let p = with_options(opts);
+            Ipv4Packet::new_checked(&p[..]).unwrap().options_valid()
+        };
+        assert!(valid(&[]));
+        assert!(valid(&[1, 1, 1, 0]), "NOPs and End");
+        assert!(
+            valid(&[7, 7, 4, 0, 0, 0, 0, 0]),
+            "record route with room for one address"
+        );
+        assert!(valid(&[0x94, 4, 0, 0]), "router alert");
+        assert!(
+            !valid(&[7, 2, 4, 0]),
+            "record route shorter than its pointer"
+        );
+        assert!(!valid(&[0x94, 1, 0, 0]), "length below 2");
+        assert!(!valid(&[0x94, 9, 0, 0]), "length beyond the header");
+        assert!(!valid(&[1, 1, 1, 0x94]), "a length byte missing");
     }
 
     #[test]

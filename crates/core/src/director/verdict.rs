@@ -71,6 +71,7 @@ drop_reasons! {
     BadIpChecksum => "bad_ip_checksum", "the IPv4 header checksum is wrong";
     Fragment => "fragment", "an IP fragment whose first fragment was not seen (masq forwards fragments in order, it does not reassemble)";
     TtlExpired => "ttl_expired", "the TTL ran out; ICMP time exceeded was sent back";
+    TcpBadFlags => "tcp_bad_flags", "a TCP segment with SYN and FIN together";
     TcpNotSyn => "tcp_not_syn", "a TCP segment for no known connection that is not a SYN";
     NoDestination => "no_destination", "the scheduler found no available real server; ICMP port unreachable was sent";
     DestUnavailable => "dest_unavailable", "the connection's real server was deleted (expire_nodest_conn=0)";

@@ -364,7 +364,13 @@ impl Worker {
                 (conn, Some(choice))
             }
         };
-        let states = conn.on_packet(Direction::In, flow.tcp_flags, &self.director.timeouts, self.director.tcp_table(), now);
+        let states = conn.on_packet(
+            Direction::In,
+            flow.tcp_flags,
+            &self.director.timeouts,
+            self.director.tcp_table(),
+            now,
+        );
         if flow.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
             conn.dest.health.sent_connection(now.as_millis());
         }
@@ -433,7 +439,13 @@ impl Worker {
         let before = if tracing { frame_view(frame) } else { None };
         let arrived = (tracing && self.director.trace.wants_frames(conn.protocol, conn.vaddr))
             .then(|| frame.to_vec());
-        let states = conn.on_packet(Direction::Out, flow.tcp_flags, &self.director.timeouts, self.director.tcp_table(), now);
+        let states = conn.on_packet(
+            Direction::Out,
+            flow.tcp_flags,
+            &self.director.timeouts,
+            self.director.tcp_table(),
+            now,
+        );
         conn.dest.health.answered();
         if flow.tcp_flags & flags::RST != 0
             && matches!(
@@ -1045,6 +1057,11 @@ fn parse_flow(ip: &Ipv4Packet<&[u8]>) -> Result<Parsed, DropReason> {
     if !ip.verify_checksum() {
         return Err(DropReason::BadIpChecksum);
     }
+    // The host's IP input would drop options that do not parse (ip_options_compile)
+    // before IPVS saw the packet; masq sees frames first, so it checks them itself.
+    if ip.header_len() > masq_wire::ipv4::MIN_HEADER_LEN && !ip.options_valid() {
+        return Err(DropReason::Malformed);
+    }
     let frag = ip.is_fragment().then(|| FragKey {
         protocol,
         src: ip.src_addr(),
@@ -1058,6 +1075,11 @@ fn parse_flow(ip: &Ipv4Packet<&[u8]>) -> Result<Parsed, DropReason> {
     }
     let (sport, dport, tcp_flags) = if protocol == PROTO_TCP {
         let tcp = TcpSegment::new_checked(ip.payload()).map_err(|_| DropReason::Malformed)?;
+        // SYN and FIN together is never a real segment (a scan or an attack); kernel IPVS
+        // would pass it and leave it to the real server, masq stops it here.
+        if tcp.flags() & (flags::SYN | flags::FIN) == flags::SYN | flags::FIN {
+            return Err(DropReason::TcpBadFlags);
+        }
         (tcp.src_port(), tcp.dst_port(), tcp.flags())
     } else if frag.is_some() {
         // A first fragment holds the UDP header but not the whole announced length.
