@@ -9,7 +9,7 @@
 //! Lock order when both maps are touched in one operation: inbound before outbound.
 
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -182,6 +182,9 @@ impl Conn {
 #[derive(Debug, Default)]
 pub struct ConnTable {
     inbound: DashMap<FlowKey, Arc<Conn>>,
+    /// Entries in the table, kept alongside the maps: `DashMap::len` takes every shard's
+    /// lock, too much for a check made on each new connection.
+    count: AtomicUsize,
     outbound: DashMap<FlowKey, Arc<Conn>>,
 }
 
@@ -218,6 +221,7 @@ impl ConnTable {
             Entry::Vacant(slot) => {
                 self.outbound.insert(conn.outbound_key(), conn.clone());
                 slot.insert(conn.clone());
+                self.count.fetch_add(1, Relaxed);
                 Inserted::New(conn)
             }
         }
@@ -231,6 +235,7 @@ impl ConnTable {
             .remove_if(&conn.inbound_key(), |_, c| Arc::ptr_eq(c, conn))
             .is_some();
         if removed {
+            self.count.fetch_sub(1, Relaxed);
             self.outbound
                 .remove_if(&conn.outbound_key(), |_, c| Arc::ptr_eq(c, conn));
             conn.unbind();
@@ -249,6 +254,7 @@ impl ConnTable {
                 .remove_if(&conn.outbound_key(), |_, c| Arc::ptr_eq(c, conn));
             conn.unbind();
             expired += 1;
+            self.count.fetch_sub(1, Relaxed);
             false
         });
         expired
@@ -280,12 +286,12 @@ impl ConnTable {
 
     /// Number of connections.
     pub fn len(&self) -> usize {
-        self.inbound.len()
+        self.count.load(Relaxed)
     }
 
     /// Whether the table is empty.
     pub fn is_empty(&self) -> bool {
-        self.inbound.is_empty()
+        self.len() == 0
     }
 
     /// Calls `f` on every connection (for listings; holds one shard lock at a time).

@@ -283,13 +283,7 @@ impl FrameIo for RingSocket {
     }
 
     fn send(&self, offload: &Offload, frame: &[u8]) -> Result<(), IoError> {
-        sys::send_frame(self.socket.as_fd(), &offload.encode(), frame).map_err(|source| {
-            IoError::Send {
-                call: "sendmsg",
-                iface: self.iface.clone(),
-                source,
-            }
-        })
+        crate::socket::send_frame(self.socket.as_fd(), &self.iface, offload, frame)
     }
 
     /// Copies every frame already in handed-over blocks (up to the capacity), after a

@@ -366,13 +366,7 @@ impl FrameIo for PacketSocket {
     }
 
     fn send(&self, offload: &Offload, frame: &[u8]) -> Result<(), IoError> {
-        sys::send_frame(self.socket.as_fd(), &offload.encode(), frame).map_err(|source| {
-            IoError::Send {
-                call: "sendmsg",
-                iface: self.iface.clone(),
-                source,
-            }
-        })
+        send_frame(self.socket.as_fd(), &self.iface, offload, frame)
     }
 
     /// One `recvmmsg` for everything queued (up to the capacity), after a `poll` only when
@@ -435,6 +429,20 @@ impl AsFd for PacketSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.socket.as_fd()
     }
+}
+
+/// One `sendmsg` of `frame` behind its virtio-net header (shared by both backends).
+pub(crate) fn send_frame(
+    fd: BorrowedFd<'_>,
+    iface: &str,
+    offload: &Offload,
+    frame: &[u8],
+) -> Result<(), IoError> {
+    sys::send_frame(fd, &offload.encode(), frame).map_err(|source| IoError::Send {
+        call: "sendmsg",
+        iface: iface.to_owned(),
+        source,
+    })
 }
 
 /// `poll` counts milliseconds: round up, so a short timeout still waits instead of spinning.
