@@ -26,6 +26,9 @@
 #   masq       masqd with its default I/O back end
 #   masq-IO    masqd --io IO (masq-pnet, masq-ring): measured when this masqd has that back
 #              end, reported as not implemented otherwise
+#   masq-IO:ARG[:ARG…]  the same with more masqd arguments, e.g. masq-ring:--workers=1 or
+#              masq-ring:--ring-format=v3 (each ARG one word; the whole name labels the
+#              column)
 #
 # Each contender, each round: set up, check one request through it, warm up 2 s, then
 #   new connections/s  wrk -t2 -c32 -d S --latency -H 'Connection: close'
@@ -278,7 +281,7 @@ lab_up() {
     pid=$(cat "$STATE/masqd.pid" 2>/dev/null || true)
     in_lab "$pid" && stop_pid "$pid" 10
     rm -f "$STATE/masqd.pid"
-    guard_gone || die "masqd left its nftables table (inet masq_guard) behind"
+    guard_gone || die "masqd left its nftables table (netdev masq_guard) behind"
 
     # The real servers keep no TIME_WAIT: the direct path and the VIP paths reach them with
     # the same 4-tuples but other timestamps and sequence numbers, and an old TIME_WAIT
@@ -301,7 +304,7 @@ EOF
     TW_REUSE_DIR=$(in_ns dir sysctl -n net.ipv4.tcp_tw_reuse)
 }
 
-guard_gone() { ! in_ns dir nft list table inet masq_guard >/dev/null 2>&1; }
+guard_gone() { ! in_ns dir nft list table netdev masq_guard >/dev/null 2>&1; }
 
 # ---------------------------------------------------------------------------------------
 # The contenders. Each `up_NAME` prepares the director and sets
@@ -326,8 +329,10 @@ unavailable() {
     case $1 in
         direct | nftables | haproxy | masq) return 0 ;;
         masq-*)
-            "$BIN/masqd" --io "${1#masq-}" --help >/dev/null 2>&1 && return 0
-            echo "not implemented yet (this masqd has no --io ${1#masq-})"
+            local io extra=()
+            masq_variant "$1"
+            "$BIN/masqd" --io "$io" "${extra[@]}" --help >/dev/null 2>&1 && return 0
+            echo "not implemented yet (this masqd refuses --io $io ${extra[*]})"
             ;;
         *) echo "unknown contender (known: ${CONTENDERS_ALL[*]})" ;;
     esac
@@ -419,15 +424,27 @@ down_haproxy() {
     in_ns dir sysctl -qw net.ipv4.tcp_tw_reuse="$TW_REUSE_DIR"
 }
 
+# Splits contender name $1 (masq-IO[:ARG…]) into the caller's `io` and `extra` (an array).
+masq_variant() {
+    local rest=${1#masq-}
+    io=${rest%%:*}
+    extra=()
+    if [ "$rest" != "$io" ]; then
+        IFS=: read -ra extra <<<"${rest#*:}"
+    fi
+}
+
 MASQD_PID=
-# masqd with its default back end, or with --io $1.
+# masqd with its default back end (no argument), or as contender $1 (masq-IO[:ARG…]).
 up_masq() {
-    local io=${1:-}
+    local io= extra=()
+    [ -n "${1:-}" ] && masq_variant "$1"
     in_ns dir sysctl -qw net.ipv4.ip_forward=0
     local args=(--vip-iface "$P-ext" --dip-iface "$P-int" --socket "$STATE/masqd.sock")
     [ -n "$io" ] && args+=(--io "$io")
-    local extra=()
-    [ -n "${MASQ_LAB_MASQD_ARGS:-}" ] && read -ra extra <<<"$MASQ_LAB_MASQD_ARGS"
+    local more=()
+    [ -n "${MASQ_LAB_MASQD_ARGS:-}" ] && read -ra more <<<"$MASQ_LAB_MASQD_ARGS"
+    extra+=("${more[@]}")
     echo "--- $(date) masqd ${args[*]} ${extra[*]}" >>"$STATE/masqd.log"
     ip netns exec "$(ns dir)" "$BIN/masqd" "${args[@]}" "${extra[@]}" </dev/null >>"$STATE/masqd.log" 2>&1 &
     MASQD_PID=$!
@@ -459,14 +476,14 @@ down_masq() {
     MASQD_PID=
     rm -f "$STATE/masqd.pid"
     if ! guard_gone; then
-        warn "masqd left its table inet masq_guard behind; removing it"
-        in_ns dir nft delete table inet masq_guard || true
+        warn "masqd left its table netdev masq_guard behind; removing it"
+        in_ns dir nft delete table netdev masq_guard || true
     fi
 }
 
 contender_up() {
     case $1 in
-        masq-*) up_masq "${1#masq-}" ;;
+        masq-*) up_masq "$1" ;;
         *) "up_$1" ;;
     esac
 }

@@ -3,7 +3,7 @@
 //! - [`PacketSocket`]: an `AF_PACKET` socket bound to one interface, with `PACKET_VNET_HDR`
 //!   so GSO super-frames and frames with partial checksums travel whole, described by an
 //!   [`Offload`]; single and batched (`recvmmsg`/`sendmmsg`) receive and transmit.
-//! - [`RingSocket`]: the same on a TPACKET_V3 receive ring, optionally one of several
+//! - [`RingSocket`]: the same on a TPACKET_V2 or V3 receive ring, optionally one of several
 //!   members of a `PACKET_FANOUT` group (one per worker thread); `sendmmsg` to transmit.
 //! - [`Interface`]: index, MAC, MTU and IPv4 addresses of a network interface.
 //! - [`host`]: the host checks the daemon makes at start (forwarding, NIC offloads).
@@ -38,7 +38,7 @@ pub use iface::Interface;
 pub use memory::{MemoryLink, MemoryPort};
 pub use offload::{GsoType, Offload, VNET_HDR_LEN};
 pub use pcap::{PcapTap, PCAP_SNAPLEN};
-pub use ring::{RingOptions, RingSocket, RingStats};
+pub use ring::{RingFormat, RingOptions, RingSocket, RingStats, V2_SLOT_FOR_SUPER_FRAMES};
 pub use socket::{
     KernelStats, PacketSocket, PacketType, Received, RecvBatch, SendBatch, SocketOptions,
     SocketStats,

@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use crate::host::{ip_forward_enabled, offload_state, set_offload, Feature};
 use crate::socket::{PacketType, RecvBatch, SendBatch, SocketOptions};
-use crate::{sys, FrameIo, GsoType, Interface, Offload, PacketSocket, RingOptions, RingSocket};
+use crate::{
+    sys, FrameIo, GsoType, Interface, Offload, PacketSocket, RingFormat, RingOptions, RingSocket,
+    V2_SLOT_FOR_SUPER_FRAMES,
+};
 
 const IP_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -124,14 +127,28 @@ impl Lab {
         })
     }
 
-    /// A ring socket on `side`, in fanout group `group` if given.
+    /// A TPACKET_V3 ring socket on `side`, in fanout group `group` if given.
     fn ring(&self, side: &str, group: Option<u16>) -> RingSocket {
+        self.ring_as(side, group, RingFormat::V3)
+    }
+
+    /// A ring socket of `format` on `side`, in fanout group `group` if given.
+    fn ring_as(&self, side: &str, group: Option<u16>, format: RingFormat) -> RingSocket {
         in_ns(self.ns(side), || {
             let iface = Interface::by_name(Lab::ifname(side)).unwrap();
-            let options = RingOptions {
-                block_count: 8,
-                fanout_group: group,
-                ..RingOptions::default()
+            let options = match format {
+                RingFormat::V3 => RingOptions {
+                    block_count: 8,
+                    fanout_group: group,
+                    ..RingOptions::default()
+                },
+                RingFormat::V2 => RingOptions {
+                    format,
+                    block_size: V2_SLOT_FOR_SUPER_FRAMES,
+                    block_count: 64,
+                    fanout_group: group,
+                    ..RingOptions::default()
+                },
             };
             RingSocket::open(&iface, &options).unwrap()
         })
@@ -633,10 +650,13 @@ fn host_checks_see_the_callers_namespace() {
 fn ring_frames_cross_and_never_echo() {
     let Some(lab) = Lab::new("ring") else { return };
     let other = lab.socket("A");
-    for group in [None, Some(0x4d51)] {
-        let a = lab.ring("A", group);
-        let b = lab.ring("B", group);
-        let payload = format!("ring {group:?}");
+    let cases = [RingFormat::V3, RingFormat::V2]
+        .into_iter()
+        .flat_map(|format| [(format, None), (format, Some(0x4d51))]);
+    for (format, group) in cases {
+        let a = lab.ring_as("A", group, format);
+        let b = lab.ring_as("B", group, format);
+        let payload = format!("ring {format:?} {group:?}");
         let frame = udp_frame(&lab, 9, payload.as_bytes(), Csum::Full);
         a.send(&Offload::NONE, &frame).unwrap();
         let mut buf = vec![0u8; 65536];
@@ -677,8 +697,20 @@ fn ring_frames_cross_and_never_echo() {
 #[test]
 fn ring_gets_gso_super_frames_whole() {
     let Some(lab) = Lab::new("rgso") else { return };
-    let b = lab.ring("B", Some(0x4d52));
-    let listener = in_ns(&lab.b, || TcpListener::bind((IP_B, 5555))).unwrap();
+    super_frames_arrive_whole(&lab, &lab.ring("B", Some(0x4d52)), 5555);
+}
+
+#[test]
+fn v2_ring_gets_gso_super_frames_whole() {
+    let Some(lab) = Lab::new("r2gso") else { return };
+    let b = lab.ring_as("B", Some(0x4d54), RingFormat::V2);
+    super_frames_arrive_whole(&lab, &b, 5556);
+}
+
+/// A 60 000-byte TCP write from A reaches `b` (on B) as GSO super-frames, whole, with
+/// their offload description.
+fn super_frames_arrive_whole(lab: &Lab, b: &RingSocket, port: u16) {
+    let listener = in_ns(&lab.b, || TcpListener::bind((IP_B, port))).unwrap();
     let data: Vec<u8> = (0..60000u32).map(|i| i as u8).collect();
     let reader = thread::spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
@@ -687,7 +719,7 @@ fn ring_gets_gso_super_frames_whole() {
         got
     });
     let mut client = in_ns(&lab.a, || {
-        TcpStream::connect_timeout(&SocketAddr::from((IP_B, 5555)), WAIT)
+        TcpStream::connect_timeout(&SocketAddr::from((IP_B, port)), WAIT)
     })
     .unwrap();
     client.write_all(&data).unwrap();
@@ -696,7 +728,7 @@ fn ring_gets_gso_super_frames_whole() {
     let mut payload_seen = 0;
     let mut biggest = 0;
     while payload_seen < data.len() {
-        let got = recv_matching(&b, &mut buf, |f| {
+        let got = recv_matching(b, &mut buf, |f| {
             f.len() >= 54
                 && f[12..14] == [0x08, 0x00]
                 && f[23] == 6

@@ -1,6 +1,13 @@
 //! [`RingSocket`]: an `AF_PACKET` socket on one interface that receives through a
-//! TPACKET_V3 memory-mapped ring, optionally as one member of a `PACKET_FANOUT` group, and
-//! sends with `sendmmsg`.
+//! memory-mapped ring, optionally as one member of a `PACKET_FANOUT` group, and sends with
+//! `sendmmsg`. Two ring formats ([`RingFormat`]):
+//!
+//! - TPACKET_V2, one frame per fixed-size slot: each frame is ours as soon as the kernel
+//!   wrote it, and `poll` wakes for it, so a lone request waits for nothing;
+//! - TPACKET_V3, frames packed into blocks: dense (thousands of small frames per block)
+//!   but the kernel hands a block over only when it is full or its retire timer fires, so
+//!   under light load every frame waits up to that timer (at least 1 ms) — measured as
+//!   twice the keep-alive latency of the plain socket back end (docs/benchmarks.md).
 //!
 //! Invariants:
 //! - like [`crate::PacketSocket`], every frame carries a virtio-net header
@@ -29,19 +36,36 @@ use crate::error::IoError;
 use crate::iface::Interface;
 use crate::offload::{Offload, VNET_HDR_LEN};
 use crate::socket::{poll_timeout_ms, PacketType, Received, RecvBatch, SendBatch};
-use crate::sys::{self, RingGeometry, RxRing};
+use crate::sys::{self, RingGeometry, RxRing, SlotRing};
 use crate::FrameIo;
+
+/// How the kernel lays frames out in the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingFormat {
+    /// TPACKET_V2: one frame per block-sized slot, handed over frame by frame.
+    V2,
+    /// TPACKET_V3: frames packed into blocks, handed over block by block.
+    V3,
+}
+
+/// The slot size that holds any frame the kernel may hand over with `PACKET_VNET_HDR`: a
+/// 64 KiB GSO super-frame plus the slot header, `sockaddr_ll`, virtio-net header and
+/// alignment (68 KiB, 17 pages).
+pub const V2_SLOT_FOR_SUPER_FRAMES: u32 = 68 << 10;
 
 /// Options for [`RingSocket::open`].
 #[derive(Clone, Debug)]
 pub struct RingOptions {
-    /// Bytes per ring block; a multiple of the page size. At least 128 KiB so that a
-    /// 64 KiB GSO super-frame with its headers fits.
+    /// TPACKET_V2 slots or TPACKET_V3 blocks.
+    pub format: RingFormat,
+    /// Bytes per block (V3) or per slot (V2); a multiple of the page size. At least
+    /// 128 KiB for V3 and [`V2_SLOT_FOR_SUPER_FRAMES`] for V2 so that a 64 KiB GSO
+    /// super-frame with its headers fits (a smaller V2 slot truncates it).
     pub block_size: u32,
-    /// Blocks in the ring.
+    /// Blocks (V3) or slots (V2) in the ring.
     pub block_count: u32,
-    /// Milliseconds after which the kernel hands over a block that is not full: the
-    /// longest a lone frame waits in the ring (at least 1).
+    /// V3 only: milliseconds after which the kernel hands over a block that is not full:
+    /// the longest a lone frame waits in the ring (at least 1).
     pub retire_ms: u32,
     /// Join the `PACKET_FANOUT` group with this id (per network namespace; every socket
     /// of the group must be on the same interface): flows are spread by hash over the
@@ -50,18 +74,25 @@ pub struct RingOptions {
     /// Send straight to the driver, skipping the queueing discipline
     /// (`PACKET_QDISC_BYPASS`); see [`crate::SocketOptions::qdisc_bypass`].
     pub qdisc_bypass: bool,
+    /// How long a receiver keeps checking an empty ring (no syscall: one atomic load per
+    /// check) before it sleeps in `poll`. Zero: sleep at once. A spin trades CPU for the
+    /// wake-up (a context switch, a few microseconds) when the next frame comes soon —
+    /// e.g. the answer to a request just forwarded.
+    pub busy_poll: Duration,
 }
 
 impl Default for RingOptions {
-    /// 64 blocks of 256 KiB (16 MiB: 64 super-frames, or thousands of MTU frames, can
-    /// wait), blocks retired after 1 ms, no fanout.
+    /// TPACKET_V3, 64 blocks of 256 KiB (16 MiB: 64 super-frames, or thousands of MTU
+    /// frames, can wait), blocks retired after 1 ms, no fanout.
     fn default() -> RingOptions {
         RingOptions {
+            format: RingFormat::V3,
             block_size: 256 << 10,
             block_count: 64,
             retire_ms: 1,
             fanout_group: None,
             qdisc_bypass: false,
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -76,7 +107,14 @@ pub struct RingStats {
     pub malformed: u64,
 }
 
-/// Where the reader is in the ring.
+/// The mapped ring with the reader's position in it.
+enum Rx {
+    Blocks(RxRing, Cursor),
+    /// The slot ring and the next slot to read.
+    Slots(SlotRing, usize),
+}
+
+/// Where the reader is in a V3 ring.
 #[derive(Debug, Default)]
 struct Cursor {
     /// The block being read, or the next one to wait for.
@@ -92,18 +130,21 @@ struct Cursor {
 /// `Send + Sync`: one thread at a time receives (others wait for it), any number may send.
 pub struct RingSocket {
     socket: Socket,
-    ring: RxRing,
-    cursor: Mutex<Cursor>,
+    /// One receiver at a time; masqd has one per socket, so the lock is never contended.
+    rx: Mutex<Rx>,
+    /// Blocks or slots, for `Debug`.
+    depth: usize,
     iface: String,
     outgoing_skipped: AtomicU64,
     malformed: AtomicU64,
+    busy_poll: Duration,
 }
 
 impl std::fmt::Debug for RingSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RingSocket")
             .field("iface", &self.iface)
-            .field("blocks", &self.ring.block_nr())
+            .field("depth", &self.depth)
             .finish_non_exhaustive()
     }
 }
@@ -142,17 +183,31 @@ impl RingSocket {
         };
         // The kernel refuses PACKET_VNET_HDR and PACKET_VERSION once a ring exists.
         set("PACKET_VNET_HDR", sys::PACKET_VNET_HDR, 1)?;
-        set("PACKET_VERSION", sys::PACKET_VERSION, sys::TPACKET_V3)?;
-        let geometry = RingGeometry {
-            block_size: options.block_size,
-            block_nr: options.block_count.max(1),
-            retire_ms: options.retire_ms.max(1),
-        };
-        sys::set_rx_ring_v3(fd, geometry).map_err(sockopt("PACKET_RX_RING"))?;
-        let ring = RxRing::map(fd, geometry).map_err(|source| IoError::Mmap {
+        let mmap_error = |source| IoError::Mmap {
             iface: name.clone(),
             source,
-        })?;
+        };
+        let depth = options.block_count.max(1);
+        let rx = match options.format {
+            RingFormat::V2 => {
+                set("PACKET_VERSION", sys::PACKET_VERSION, sys::TPACKET_V2)?;
+                sys::set_rx_ring_v2(fd, options.block_size, depth)
+                    .map_err(sockopt("PACKET_RX_RING"))?;
+                let ring = SlotRing::map(fd, options.block_size, depth).map_err(mmap_error)?;
+                Rx::Slots(ring, 0)
+            }
+            RingFormat::V3 => {
+                set("PACKET_VERSION", sys::PACKET_VERSION, sys::TPACKET_V3)?;
+                let geometry = RingGeometry {
+                    block_size: options.block_size,
+                    block_nr: depth,
+                    retire_ms: options.retire_ms.max(1),
+                };
+                sys::set_rx_ring_v3(fd, geometry).map_err(sockopt("PACKET_RX_RING"))?;
+                let ring = RxRing::map(fd, geometry).map_err(mmap_error)?;
+                Rx::Blocks(ring, Cursor::default())
+            }
+        };
         set("PACKET_IGNORE_OUTGOING", sys::PACKET_IGNORE_OUTGOING, 1)?;
         if options.qdisc_bypass {
             set("PACKET_QDISC_BYPASS", sys::PACKET_QDISC_BYPASS, 1)?;
@@ -174,11 +229,12 @@ impl RingSocket {
         }
         Ok(RingSocket {
             socket,
-            ring,
-            cursor: Mutex::new(Cursor::default()),
+            rx: Mutex::new(rx),
+            depth: depth as usize,
             iface: name.clone(),
             outgoing_skipped: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
+            busy_poll: options.busy_poll,
         })
     }
 
@@ -195,11 +251,66 @@ impl RingSocket {
         }
     }
 
-    /// Copies frames out of handed-over blocks into `bufs[count..]`, starting where the
-    /// cursor is, until the buffers are full or the next block is still the kernel's.
-    /// Returns the new count.
+    /// Copies frames the kernel handed over into `bufs[count..]`, from where the reader
+    /// is, until the buffers are full or the next frame is still the kernel's. Returns the
+    /// new count.
     fn drain<B: AsMut<[u8]>>(
         &self,
+        rx: &mut Rx,
+        batch: &mut RecvBatch,
+        bufs: &mut [B],
+        limit: usize,
+    ) -> usize {
+        match rx {
+            Rx::Blocks(ring, cursor) => self.drain_blocks(ring, cursor, batch, bufs, limit),
+            Rx::Slots(ring, next) => self.drain_slots(ring, next, batch, bufs, limit),
+        }
+    }
+
+    /// [`Self::drain`] over a V2 ring: each slot goes back to the kernel as soon as its
+    /// frame is copied.
+    fn drain_slots<B: AsMut<[u8]>>(
+        &self,
+        ring: &SlotRing,
+        next: &mut usize,
+        batch: &mut RecvBatch,
+        bufs: &mut [B],
+        limit: usize,
+    ) -> usize {
+        let mut count = batch.received().len();
+        while count < limit {
+            let Some(frame) = ring.ready(*next) else {
+                break;
+            };
+            match frame {
+                Err(()) => {
+                    self.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(frame) if frame.pkttype == sys::PACKET_OUTGOING => {
+                    self.outgoing_skipped.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(frame) => {
+                    let mut vnet_hdr = [0u8; VNET_HDR_LEN];
+                    let len = ring.copy_out(*next, &frame, &mut vnet_hdr, bufs[count].as_mut());
+                    batch.push(Received {
+                        len,
+                        truncated: len < frame.wire_len,
+                        offload: Offload::decode(&vnet_hdr),
+                        pkttype: PacketType::from_raw(frame.pkttype),
+                    });
+                    count += 1;
+                }
+            }
+            ring.release(*next);
+            *next = (*next + 1) % ring.slots();
+        }
+        count
+    }
+
+    /// [`Self::drain`] over a V3 ring.
+    fn drain_blocks<B: AsMut<[u8]>>(
+        &self,
+        ring: &RxRing,
         cursor: &mut Cursor,
         batch: &mut RecvBatch,
         bufs: &mut [B],
@@ -208,21 +319,21 @@ impl RingSocket {
         let mut count = batch.received().len();
         while count < limit {
             if cursor.left == 0 {
-                let Some(block) = self.ring.ready(cursor.block) else {
+                let Some(block) = ring.ready(cursor.block) else {
                     break;
                 };
                 if block.num_pkts == 0 {
-                    self.next_block(cursor);
+                    next_block(ring, cursor);
                     continue;
                 }
                 cursor.left = block.num_pkts;
                 cursor.at = block.first;
             }
-            let Some(frame) = self.ring.frame(cursor.block, cursor.at) else {
+            let Some(frame) = ring.frame(cursor.block, cursor.at) else {
                 // A descriptor out of bounds: nothing after it can be trusted either.
                 self.malformed
                     .fetch_add(u64::from(cursor.left), Ordering::Relaxed);
-                self.next_block(cursor);
+                next_block(ring, cursor);
                 continue;
             };
             if frame.pkttype == sys::PACKET_OUTGOING {
@@ -230,7 +341,7 @@ impl RingSocket {
             } else {
                 let buf = bufs[count].as_mut();
                 let mut vnet_hdr = [0u8; VNET_HDR_LEN];
-                let len = self.ring.copy_out(cursor.block, &frame, &mut vnet_hdr, buf);
+                let len = ring.copy_out(cursor.block, &frame, &mut vnet_hdr, buf);
                 batch.push(Received {
                     len,
                     truncated: len < frame.wire_len,
@@ -242,18 +353,10 @@ impl RingSocket {
             cursor.left -= 1;
             cursor.at += frame.next_offset;
             if cursor.left == 0 {
-                self.next_block(cursor);
+                next_block(ring, cursor);
             }
         }
         count
-    }
-
-    /// Returns the cursor's block to the kernel and moves to the next one.
-    fn next_block(&self, cursor: &mut Cursor) {
-        self.ring.release(cursor.block);
-        cursor.block = (cursor.block + 1) % self.ring.block_nr();
-        cursor.left = 0;
-        cursor.at = 0;
     }
 
     /// Waits until the socket is readable (a block was handed over) or `deadline` passes.
@@ -299,18 +402,32 @@ impl FrameIo for RingSocket {
         if limit == 0 {
             return Ok(0);
         }
-        // One receiver at a time; masqd has one per socket, so this never waits there.
-        let mut cursor = self.cursor.lock().unwrap_or_else(|e| e.into_inner());
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            let count = self.drain(&mut cursor, batch, bufs, limit);
-            if count > 0 {
-                return Ok(count);
+        let mut rx = self.rx.lock().unwrap_or_else(|e| e.into_inner());
+        let count = self.drain(&mut rx, batch, bufs, limit);
+        if count > 0 {
+            return Ok(count);
+        }
+        let start = Instant::now();
+        let deadline = start.checked_add(timeout);
+        if !self.busy_poll.is_zero() {
+            let spin_until = start + self.busy_poll.min(timeout);
+            while Instant::now() < spin_until {
+                std::hint::spin_loop();
+                let count = self.drain(&mut rx, batch, bufs, limit);
+                if count > 0 {
+                    return Ok(count);
+                }
             }
+        }
+        loop {
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Ok(0);
             }
             self.wait_readable(deadline)?;
+            let count = self.drain(&mut rx, batch, bufs, limit);
+            if count > 0 {
+                return Ok(count);
+            }
         }
     }
 
@@ -321,6 +438,14 @@ impl FrameIo for RingSocket {
     {
         batch.send_all(self.socket.as_fd(), &self.iface, frames)
     }
+}
+
+/// Returns the cursor's V3 block to the kernel and moves to the next one.
+fn next_block(ring: &RxRing, cursor: &mut Cursor) {
+    ring.release(cursor.block);
+    cursor.block = (cursor.block + 1) % ring.block_nr();
+    cursor.left = 0;
+    cursor.at = 0;
 }
 
 impl AsFd for RingSocket {
@@ -344,5 +469,12 @@ mod tests {
         let options = RingOptions::default();
         assert!(options.block_size >= 128 << 10);
         assert_eq!(options.block_size % 4096, 0);
+    }
+
+    #[test]
+    fn v2_slot_holds_a_gso_super_frame() {
+        // 64 KiB of frame, 14 of Ethernet, and at most 128 of headers before it.
+        assert!(V2_SLOT_FOR_SUPER_FRAMES as usize >= 65_536 + 14 + 128);
+        assert_eq!(V2_SLOT_FOR_SUPER_FRAMES % 4096, 0);
     }
 }

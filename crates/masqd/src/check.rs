@@ -123,7 +123,7 @@ fn host_checks(ctx: &ControlContext) -> Vec<Item> {
         }
         if guard.protects(*vip) {
             items.push(ok(format!(
-                "{vip} is also a host address; the kernel guard (nft table inet masq_guard) keeps the kernel from answering it"
+                "{vip} is also a host address; the kernel guard (nft table netdev masq_guard) keeps the kernel from answering it"
             )));
         } else {
             let why = guard

@@ -3,10 +3,19 @@
 //! AF_PACKET hands masqd a copy of every frame, but the kernel still processes its own
 //! copy. When the VIP is also a kernel address (as in the classic lab), the kernel would
 //! answer a SYN to VIP:80 with a RST, or a UDP datagram with ICMP port unreachable, racing
-//! masqd's forwarded packet. An nftables `input` rule dropping service traffic on the VIP
-//! interface silences it; AF_PACKET taps run before netfilter, so masqd still sees every
-//! frame. The rules live in masqd's own table, rewritten whenever the services change and
-//! removed when masqd stops.
+//! masqd's forwarded packet. nftables rules at the interfaces' `ingress` hook (family
+//! `netdev`) drop the kernel's copy as early as the kernel allows: AF_PACKET taps run
+//! before that hook, so masqd still sees every frame, and the kernel's copy never reaches
+//! IP input, routing or conntrack:
+//!
+//! - on the VIP interface, service traffic (VIP, protocol, port): silences the kernel;
+//! - on the DIP interface, unicast frames from a real server to an address that is not
+//!   the host's own (`fib daddr type != local`): the kernel would only route them to a
+//!   drop (forwarding is off), so this saves its work on every reply; frames from a real
+//!   server to the host itself (health checks, ARP) are untouched.
+//!
+//! The rules live in masqd's own table, rewritten whenever the services change and removed
+//! when masqd stops.
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
@@ -39,12 +48,22 @@ struct Guarded {
     port: u16,
 }
 
+/// What the guard's rules are made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rules {
+    services: Vec<Guarded>,
+    /// The real servers' addresses, sorted and without duplicates.
+    real_servers: Vec<Ipv4Addr>,
+}
+
 /// The installed guard.
 #[derive(Debug)]
 pub struct KernelGuard {
     mode: GuardMode,
     iface: String,
-    installed: Option<Vec<Guarded>>,
+    /// The DIP interface, when the real servers' replies are to be dropped there too.
+    dip_iface: Option<String>,
+    installed: Option<Rules>,
     nft_missing: bool,
 }
 
@@ -61,9 +80,17 @@ impl KernelGuard {
         Ok(KernelGuard {
             mode,
             iface: iface.to_string(),
+            dip_iface: None,
             installed: None,
             nft_missing,
         })
+    }
+
+    /// Also drops, at the DIP interface `iface`, the kernel's copy of real servers' frames
+    /// that are not for the host itself (see the module documentation).
+    pub fn with_dip_side(mut self, iface: &str) -> Self {
+        self.dip_iface = Some(iface.to_string());
+        self
     }
 
     /// Makes the installed rules match `table`'s services. Cheap when nothing changed.
@@ -95,26 +122,32 @@ impl KernelGuard {
             })
             .collect();
         wanted.sort();
-        if self.installed.as_ref() == Some(&wanted) {
+        let mut real_servers: Vec<Ipv4Addr> = table
+            .services
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .dests
+                    .iter()
+                    .filter_map(|d| match d.key.addr {
+                        IpAddr::V4(addr) => Some(addr),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        real_servers.sort();
+        real_servers.dedup();
+        let rules = Rules {
+            services: wanted,
+            real_servers,
+        };
+        if self.installed.as_ref() == Some(&rules) {
             return Ok(());
         }
-        let mut script = format!(
-            "table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n  chain input {{\n    type filter hook input priority -150; policy accept;\n"
-        );
-        for g in &wanted {
-            let port = if g.port == 0 {
-                format!("meta l4proto {}", g.protocol)
-            } else {
-                format!("{} dport {}", g.protocol, g.port)
-            };
-            script.push_str(&format!(
-                "    iifname \"{}\" ip daddr {} {} drop\n",
-                self.iface, g.vip, port
-            ));
-        }
-        script.push_str("  }\n}\n");
+        let script = nft_script(&self.iface, self.dip_iface.as_deref(), &rules);
         run_nft(&script).context("installing the kernel guard (nftables)")?;
-        self.installed = Some(wanted);
+        self.installed = Some(rules);
         Ok(())
     }
 
@@ -122,7 +155,7 @@ impl KernelGuard {
     pub fn protects(&self, vip: std::net::Ipv4Addr) -> bool {
         self.installed
             .as_ref()
-            .is_some_and(|g| g.iter().any(|g| g.vip == vip))
+            .is_some_and(|r| r.services.iter().any(|g| g.vip == vip))
     }
 
     /// Why the guard is not active, if it is not: for diagnosis messages.
@@ -144,7 +177,7 @@ impl KernelGuard {
     /// Removes masqd's table.
     pub fn remove(&mut self) {
         if self.installed.take().is_some() {
-            let _ = run_nft(&format!("table inet {TABLE}\ndelete table inet {TABLE}\n"));
+            let _ = run_nft(&format!("table netdev {TABLE}\ndelete table netdev {TABLE}\n"));
         }
     }
 }
@@ -153,6 +186,33 @@ impl Drop for KernelGuard {
     fn drop(&mut self) {
         self.remove();
     }
+}
+
+/// The whole table, replacing any previous one atomically (one `nft -f` transaction).
+fn nft_script(vip_iface: &str, dip_iface: Option<&str>, rules: &Rules) -> String {
+    // Priority -500: before any ingress chain of the host's own, so nothing else spends
+    // time on frames that are masqd's.
+    let mut script = format!(
+        "table netdev {TABLE}\ndelete table netdev {TABLE}\ntable netdev {TABLE} {{\n  chain vip_ingress {{\n    type filter hook ingress device \"{vip_iface}\" priority -500; policy accept;\n"
+    );
+    for g in &rules.services {
+        let port = if g.port == 0 {
+            format!("meta l4proto {}", g.protocol)
+        } else {
+            format!("{} dport {}", g.protocol, g.port)
+        };
+        script.push_str(&format!("    ip daddr {} {port} drop\n", g.vip));
+    }
+    script.push_str("  }\n");
+    if let (Some(dip_iface), false) = (dip_iface, rules.real_servers.is_empty()) {
+        let servers: Vec<String> = rules.real_servers.iter().map(|a| a.to_string()).collect();
+        script.push_str(&format!(
+            "  chain dip_ingress {{\n    type filter hook ingress device \"{dip_iface}\" priority -500; policy accept;\n    meta pkttype host ip saddr {{ {} }} fib daddr type != local drop\n  }}\n",
+            servers.join(", ")
+        ));
+    }
+    script.push_str("}\n");
+    script
 }
 
 fn nft_available() -> bool {
@@ -183,4 +243,52 @@ fn run_nft(script: &str) -> Result<()> {
         bail!("nft: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(real_servers: &[[u8; 4]]) -> Rules {
+        Rules {
+            services: vec![
+                Guarded {
+                    protocol: "tcp",
+                    vip: Ipv4Addr::new(192, 168, 0, 10),
+                    port: 80,
+                },
+                Guarded {
+                    protocol: "udp",
+                    vip: Ipv4Addr::new(192, 168, 0, 10),
+                    port: 0,
+                },
+            ],
+            real_servers: real_servers.iter().map(|&a| Ipv4Addr::from(a)).collect(),
+        }
+    }
+
+    #[test]
+    fn script_drops_service_traffic_at_vip_ingress_and_replies_at_dip_ingress() {
+        let script = nft_script(
+            "ext0",
+            Some("int0"),
+            &rules(&[[192, 168, 100, 7], [192, 168, 100, 9]]),
+        );
+        assert!(script.starts_with(
+            "table netdev masq_guard\ndelete table netdev masq_guard\ntable netdev masq_guard {\n"
+        ));
+        assert!(script.contains("type filter hook ingress device \"ext0\" priority -500;"));
+        assert!(script.contains("    ip daddr 192.168.0.10 tcp dport 80 drop\n"));
+        assert!(script.contains("    ip daddr 192.168.0.10 meta l4proto udp drop\n"));
+        assert!(script.contains("type filter hook ingress device \"int0\" priority -500;"));
+        assert!(script.contains(
+            "meta pkttype host ip saddr { 192.168.100.7, 192.168.100.9 } fib daddr type != local drop"
+        ));
+    }
+
+    #[test]
+    fn no_dip_chain_without_real_servers_or_dip_side() {
+        assert!(!nft_script("ext0", Some("int0"), &rules(&[])).contains("dip_ingress"));
+        assert!(!nft_script("ext0", None, &rules(&[[10, 0, 0, 1]])).contains("dip_ingress"));
+    }
 }

@@ -492,12 +492,13 @@ pub(crate) fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-// ---- TPACKET_V3 receive ring ----
+// ---- TPACKET_V2 and TPACKET_V3 receive rings ----
 
 // From include/uapi/linux/if_packet.h.
 pub(crate) const PACKET_RX_RING: c_int = 5;
 pub(crate) const PACKET_VERSION: c_int = 10;
 pub(crate) const PACKET_FANOUT: c_int = 18;
+pub(crate) const TPACKET_V2: c_int = 1;
 pub(crate) const TPACKET_V3: c_int = 2;
 pub(crate) const PACKET_FANOUT_HASH: u32 = 0;
 pub(crate) const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
@@ -742,6 +743,194 @@ impl Drop for RxRing {
         // into it outlives `self`.
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.block_size * self.block_nr);
+        }
+    }
+}
+
+// ---- TPACKET_V2: one frame per slot ----
+
+// Offsets in `struct tpacket2_hdr` (status, len, snaplen, mac, net, …: 32 bytes) and of
+// the `sockaddr_ll` after it (at TPACKET_ALIGN(32) = 32).
+const SLOT_LEN_AT: usize = 4;
+const SLOT_SNAPLEN_AT: usize = 8;
+const SLOT_MAC_AT: usize = 12;
+const SLOT_SLL_PKTTYPE_AT: usize = 32 + 10;
+/// The slot header plus its `sockaddr_ll`: a frame's MAC offset is never below this.
+const SLOT_HDR_LEN: usize = 32 + mem::size_of::<libc::sockaddr_ll>();
+
+/// `struct tpacket_req`.
+#[repr(C)]
+struct TpacketReq {
+    tp_block_size: u32,
+    tp_block_nr: u32,
+    tp_frame_size: u32,
+    tp_frame_nr: u32,
+}
+
+/// `setsockopt(PACKET_RX_RING)` with a `tpacket_req` for a TPACKET_V2 ring of `slots`
+/// slots of `slot_size` bytes, one slot per block, so that slot `i` starts at
+/// `i * slot_size` in the mapping (the socket must be TPACKET_V2; `slot_size` a multiple
+/// of the page size).
+pub(crate) fn set_rx_ring_v2(fd: BorrowedFd<'_>, slot_size: u32, slots: u32) -> io::Result<()> {
+    let req = TpacketReq {
+        tp_block_size: slot_size,
+        tp_block_nr: slots,
+        tp_frame_size: slot_size,
+        tp_frame_nr: slots,
+    };
+    // SAFETY: `req` is a live tpacket_req (C layout) and the length passed is its size.
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        libc::SOL_PACKET,
+        PACKET_RX_RING,
+        ptr::from_ref(&req).cast(),
+        mem::size_of::<TpacketReq>() as libc::socklen_t,
+    ))?;
+    Ok(())
+}
+
+/// One frame in a slot handed to us, as its `tpacket2_hdr` describes it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SlotFrame {
+    /// Bytes of the frame kept in the slot.
+    pub snaplen: usize,
+    /// The frame's length on the wire.
+    pub wire_len: usize,
+    /// `tp_mac`: from the slot's start to the Ethernet header.
+    mac: usize,
+    /// `sll_pkttype`.
+    pub pkttype: u8,
+}
+
+/// A TPACKET_V2 receive ring mapped into this process: `slots` slots of `slot_size`
+/// bytes, each holding one frame and owned by the kernel or by us according to its own
+/// `tp_status` word (read with Acquire, given back with Release), so every frame is ours
+/// as soon as the kernel wrote it, unlike a V3 block that waits until full or retired.
+/// Same rules as [`RxRing`]: no Rust reference into the mapping, raw pointers only.
+pub(crate) struct SlotRing {
+    base: ptr::NonNull<u8>,
+    slot_size: usize,
+    slots: usize,
+}
+
+// SAFETY: as for RxRing: a plain mapping accessed through raw pointers under the
+// per-slot status protocol; RingSocket lets one thread at a time read and release slots.
+unsafe impl Send for SlotRing {}
+// SAFETY: as for Send; shared access only reads `base`, `slot_size` and `slots`.
+unsafe impl Sync for SlotRing {}
+
+impl SlotRing {
+    /// Maps the ring that `set_rx_ring_v2(fd, slot_size, slots)` created.
+    pub(crate) fn map(fd: BorrowedFd<'_>, slot_size: u32, slots: u32) -> io::Result<SlotRing> {
+        let (slot_size, slots) = (slot_size as usize, slots as usize);
+        // SAFETY: a fresh shared mapping of the socket's ring; the kernel checks the length
+        // against the ring it set up, and nothing else refers to the address returned.
+        // No MAP_POPULATE: the kernel's pages exist already; ours map in as frames touch
+        // them, so a slot sized for a super-frame costs address space, not page tables,
+        // while only MTU frames arrive.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                slot_size * slots,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let base = ptr::NonNull::new(base.cast::<u8>())
+            .ok_or_else(|| io::Error::other("mmap returned a null address"))?;
+        Ok(SlotRing {
+            base,
+            slot_size,
+            slots,
+        })
+    }
+
+    /// Slots in the ring.
+    pub(crate) fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// Start of slot `slot` (`slot < slots`).
+    fn slot_ptr(&self, slot: usize) -> *mut u8 {
+        assert!(slot < self.slots);
+        // SAFETY: slot < slots, so the offset stays inside the mapping.
+        unsafe { self.base.as_ptr().add(slot * self.slot_size) }
+    }
+
+    fn status(&self, slot: usize) -> &AtomicU32 {
+        // SAFETY: tp_status is the aligned u32 at the start of a page-aligned slot inside
+        // the mapping, which lives as long as `self`; the kernel reads and writes it with
+        // barriers (__packet_set_status/__packet_get_status), so an AtomicU32 view of this
+        // one word is sound. Frame data is never viewed this way.
+        unsafe { AtomicU32::from_ptr(self.slot_ptr(slot).cast()) }
+    }
+
+    fn read_u32(&self, slot: usize, at: usize) -> u32 {
+        debug_assert!(at + 4 <= SLOT_HDR_LEN);
+        // SAFETY: inside the header of a slot this thread owns (at + 4 <= SLOT_HDR_LEN <=
+        // slot_size, checked at ring creation); slots are page-aligned.
+        unsafe { ptr::read_unaligned(self.slot_ptr(slot).add(at).cast::<u32>()) }
+    }
+
+    /// The frame in `slot` if the kernel handed it to us (`Some(Err(()))` when its header
+    /// points outside the slot: never seen; refused rather than read past), else `None`.
+    pub(crate) fn ready(&self, slot: usize) -> Option<Result<SlotFrame, ()>> {
+        if self.status(slot).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+            return None;
+        }
+        let mac = (self.read_u32(slot, SLOT_MAC_AT) & 0xffff) as usize;
+        let snaplen = self.read_u32(slot, SLOT_SNAPLEN_AT) as usize;
+        if mac < SLOT_HDR_LEN || mac + snaplen > self.slot_size {
+            return Some(Err(()));
+        }
+        // SAFETY: inside the header of a slot we own (SLOT_HDR_LEN <= slot_size).
+        let pkttype = unsafe { ptr::read(self.slot_ptr(slot).add(SLOT_SLL_PKTTYPE_AT)) };
+        Some(Ok(SlotFrame {
+            snaplen,
+            wire_len: self.read_u32(slot, SLOT_LEN_AT) as usize,
+            mac,
+            pkttype,
+        }))
+    }
+
+    /// Copies the virtio-net header in front of `frame` and as much of the frame as fits
+    /// into `buf`; returns the bytes copied into `buf`.
+    pub(crate) fn copy_out(
+        &self,
+        slot: usize,
+        frame: &SlotFrame,
+        vnet_hdr: &mut [u8; VNET_HDR_LEN],
+        buf: &mut [u8],
+    ) -> usize {
+        let len = frame.snaplen.min(buf.len());
+        // SAFETY: mac >= SLOT_HDR_LEN > VNET_HDR_LEN and mac + snaplen <= slot_size were
+        // checked in `ready`, so both source ranges lie inside a slot we own; the
+        // destinations are exclusive borrows at least as long as the counts.
+        unsafe {
+            let src = self.slot_ptr(slot).add(frame.mac);
+            ptr::copy_nonoverlapping(src.sub(VNET_HDR_LEN), vnet_hdr.as_mut_ptr(), VNET_HDR_LEN);
+            ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), len);
+        }
+        len
+    }
+
+    /// Gives a slot back to the kernel; nothing of it may be read afterwards.
+    pub(crate) fn release(&self, slot: usize) {
+        self.status(slot).store(TP_STATUS_KERNEL, Ordering::Release);
+    }
+}
+
+impl Drop for SlotRing {
+    fn drop(&mut self) {
+        // SAFETY: `base` and the length are those of our own mapping, and no pointer
+        // into it outlives `self`.
+        unsafe {
+            libc::munmap(self.base.as_ptr().cast(), self.slot_size * self.slots);
         }
     }
 }
