@@ -131,6 +131,27 @@ pub enum IoError {
     /// Writing to a pcap capture failed.
     #[error("write pcap capture: {0}")]
     PcapWrite(#[source] io::Error),
+    /// Setting up a pnet datalink channel failed.
+    #[error("{call} on {iface}: {source}")]
+    Pnet {
+        /// The call: `pnet_datalink::channel` (which binds the socket), or `dup` of its
+        /// descriptor.
+        call: &'static str,
+        /// The interface the channel is for.
+        iface: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The back end cannot do what a frame asks for.
+    #[error("{call} on {iface}: {reason}")]
+    Unsupported {
+        /// The operation, e.g. `pnet send_to`.
+        call: &'static str,
+        /// The interface.
+        iface: String,
+        /// What was asked, why it cannot be done and what to change.
+        reason: &'static str,
+    },
     /// The other port of a [`crate::MemoryLink`] is gone.
     #[error("memory link: the peer port was dropped")]
     PeerGone,

@@ -5,14 +5,18 @@
 //!   [`Offload`]; single and batched (`recvmmsg`/`sendmmsg`) receive and transmit.
 //! - [`RingSocket`]: the same on a TPACKET_V2 or V3 receive ring, optionally one of several
 //!   members of a `PACKET_FANOUT` group (one per worker thread); `sendmmsg` to transmit.
+//! - [`PnetPort`]: a `pnet_datalink` channel, one `poll` and `recvfrom`/`sendto` per
+//!   frame and no offload metadata (MTU-sized frames only): the simple, portable back end
+//!   the fast ones are compared against.
 //! - [`Interface`]: index, MAC, MTU and IPv4 addresses of a network interface.
 //! - [`host`]: the host checks the daemon makes at start (forwarding, NIC offloads).
 //! - [`FrameIo`]: the small device trait the worker loop runs over; implemented by
-//!   [`PacketSocket`], [`RingSocket`], by the in-memory [`MemoryPort`] for tests, and by
-//!   the [`PcapTap`] decorator that wraps any of them.
+//!   [`PacketSocket`], [`RingSocket`], [`PnetPort`], by the in-memory [`MemoryPort`] for
+//!   tests, and by the [`PcapTap`] decorator that wraps any of them.
 //!
 //! Invariants: all `unsafe` code lives in the private `sys` module; the receive and send
-//! paths allocate nothing and make one syscall per batch, not per frame, when batched.
+//! paths allocate nothing and, but for [`PnetPort`] (there to be compared), make one
+//! syscall per batch, not per frame, when batched.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,6 +27,7 @@ mod iface;
 mod memory;
 mod offload;
 mod pcap;
+mod pnet_port;
 mod ring;
 mod socket;
 #[allow(unsafe_code)]
@@ -30,6 +35,8 @@ mod sys;
 
 #[cfg(test)]
 mod netns_tests;
+#[cfg(test)]
+mod pnet_netns_tests;
 
 use std::time::Duration;
 
@@ -38,6 +45,7 @@ pub use iface::Interface;
 pub use memory::{MemoryLink, MemoryPort};
 pub use offload::{GsoType, Offload, VNET_HDR_LEN};
 pub use pcap::{PcapTap, PCAP_SNAPLEN};
+pub use pnet_port::{PnetOptions, PnetPort, PnetStats, PNET_BUFFER};
 pub use ring::{RingFormat, RingOptions, RingSocket, RingStats, V2_SLOT_FOR_SUPER_FRAMES};
 pub use socket::{
     KernelStats, PacketSocket, PacketType, Received, RecvBatch, SendBatch, SocketOptions,

@@ -451,7 +451,11 @@ pub(crate) fn poll_timeout_ms(timeout: Duration) -> libc::c_int {
     libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
 }
 
-fn set_recv_buffer(fd: BorrowedFd<'_>, bytes: usize) -> Result<(), (&'static str, io::Error)> {
+/// `SO_RCVBUFFORCE`, or `SO_RCVBUF` without `CAP_NET_ADMIN` (shared with the pnet back end).
+pub(crate) fn set_recv_buffer(
+    fd: BorrowedFd<'_>,
+    bytes: usize,
+) -> Result<(), (&'static str, io::Error)> {
     // The kernel doubles the value for its bookkeeping; int is its type.
     let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     match sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, value) {

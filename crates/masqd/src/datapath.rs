@@ -1,7 +1,11 @@
-//! The packet threads and the sockets they run over, in one of two back ends:
+//! The packet threads and the sockets they run over, in one of three back ends:
 //!
 //! - `socket` ([`PacketSocket`], `recvmmsg`): one socket and one packet thread per interface;
-//! - `ring` ([`RingSocket`], TPACKET_V3): per interface, N sockets in one `PACKET_FANOUT`
+//! - `pnet` ([`PnetPort`], a `pnet_datalink` channel): the same shape, one `recvfrom` and
+//!   one `sendto` per frame (each after a `poll`) and no offload metadata, so it needs
+//!   MTU-sized frames (GRO/LRO off here, TSO/GSO off on the senders). It is the simple,
+//!   portable path the other two are measured against, not one to run in production;
+//! - `ring` ([`RingSocket`], TPACKET_V2 slots or V3 blocks): per interface, N sockets in one `PACKET_FANOUT`
 //!   group and N packet threads. The kernel hashes each flow to one member (so a flow's
 //!   frames stay in order); the two directions of a connection cross different interfaces
 //!   with different addresses, so they generally land on different threads, which is fine
@@ -22,9 +26,11 @@ use anyhow::{Context, Result};
 use masq_core::director::{FrameMeta, MAX_FRAME};
 use masq_core::{Director, DropReason};
 use masq_core::{Side, Verdict, Worker};
+use masq_io::host::Offloads;
 use masq_io::{
-    FrameIo, Interface, IoError, Offload, PacketSocket, RecvBatch, RingOptions, RingSocket,
-    SendBatch, SocketOptions, VNET_HDR_LEN,
+    FrameIo, Interface, IoError, Offload, PacketSocket, PnetOptions, PnetPort, RecvBatch,
+    RingFormat, RingOptions, RingSocket, SendBatch, SocketOptions, V2_SLOT_FOR_SUPER_FRAMES,
+    VNET_HDR_LEN,
 };
 
 use crate::clock::Clock;
@@ -41,12 +47,37 @@ const BATCH: usize = 32;
 /// super-frames while a packet thread is busy.
 pub const RECV_BUFFER: usize = 32 << 20;
 
-/// Ring blocks per interface, shared out among its workers: 128 blocks of 256 KiB is the
-/// socket back end's 32 MiB, so memory does not grow with the worker count…
-const RING_BLOCKS_PER_SIDE: u32 = 128;
-/// …except that each ring keeps at least this many (4 MiB), enough for a burst of 16
-/// super-frames.
-const RING_MIN_BLOCKS: u32 = 16;
+/// Ring memory per interface, shared out among its workers: the socket back end's 32 MiB
+/// (128 V3 blocks of 256 KiB, or 481 V2 slots of 68 KiB), so memory does not grow with
+/// the worker count…
+const RING_BYTES_PER_SIDE: u32 = 32 << 20;
+/// The V3 block size: room for a few 64 KiB super-frames or ~170 MTU frames.
+const V3_BLOCK: u32 = 256 << 10;
+/// …except that each ring keeps at least 4 MiB, enough for a burst of 16 super-frames
+/// (or 60 in V2 slots; a V2 slot holds any one frame, small or super).
+const RING_MIN_BYTES: u32 = 4 << 20;
+
+/// The ring layout of `--io ring` (`--ring-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RingLayout {
+    /// TPACKET_V2: one frame per slot, each handed over as soon as it is written.
+    V2,
+    /// TPACKET_V3: frames packed into blocks, handed over when full or after 1 ms.
+    V3,
+}
+
+/// How the packet threads and their sockets are set up, beyond the back end.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Packet threads per interface (`ring` only).
+    pub workers: usize,
+    /// Ring layout (`ring` only).
+    pub ring_layout: RingLayout,
+    /// How long a packet thread spins on its empty ring before sleeping (`ring` only).
+    pub busy_poll: Duration,
+    /// `PACKET_QDISC_BYPASS` on every socket.
+    pub qdisc_bypass: bool,
+}
 
 /// How frames are read from the interfaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,6 +87,9 @@ pub enum IoBackend {
     /// TPACKET_V3 receive rings in a `PACKET_FANOUT` group, `--workers` threads per
     /// interface, `sendmmsg`.
     Ring,
+    /// A `pnet_datalink` channel per interface, a syscall per frame, one packet thread
+    /// each; MTU-sized frames only. For comparison.
+    Pnet,
 }
 
 /// The sockets of one packet thread (or of the housekeeping loop), by side.
@@ -82,7 +116,7 @@ pub struct Datapath {
 }
 
 /// Opens the sockets of `backend` on both interfaces and starts the packet threads
-/// (`workers` per interface for `ring`; one for `socket`).
+/// (`workers` per interface for `ring`; one for `socket` and `pnet`).
 ///
 /// # Errors
 ///
@@ -91,7 +125,7 @@ pub struct Datapath {
 #[allow(clippy::too_many_arguments)]
 pub fn start(
     backend: IoBackend,
-    workers: usize,
+    tuning: &Tuning,
     vip: &Interface,
     dip: &Interface,
     director: &Arc<Director>,
@@ -104,39 +138,43 @@ pub fn start(
         IoBackend::Socket => {
             let options = SocketOptions {
                 recv_buffer: Some(RECV_BUFFER),
-                ..SocketOptions::default()
+                qdisc_bypass: tuning.qdisc_bypass,
             };
-            let ports = Arc::new(Ports {
+            let ports = Ports {
                 vip: Arc::new(PacketSocket::open(vip, &options).context("opening the VIP side")?),
                 dip: Arc::new(PacketSocket::open(dip, &options).context("opening the DIP side")?),
-            });
-            for side in [Side::Vip, Side::Dip] {
-                threads.push(
-                    spawn(
-                        side,
-                        0,
-                        ports.clone(),
-                        director.worker(),
-                        clock,
-                        stop,
-                        errors,
-                    )
-                    .context("starting a packet thread")?,
-                );
+            };
+            one_thread_per_side(ports, director, clock, stop, errors)
+        }
+        IoBackend::Pnet => {
+            for iface in [vip, dip] {
+                warn_of_super_frames(iface);
             }
-            let control = Arc::new(Ports::<dyn FrameIo> {
-                vip: ports.vip.clone(),
-                dip: ports.dip.clone(),
-            });
-            Ok(Datapath { threads, control })
+            let options = PnetOptions {
+                recv_buffer: Some(RECV_BUFFER),
+                qdisc_bypass: tuning.qdisc_bypass,
+            };
+            let ports = Ports {
+                vip: Arc::new(PnetPort::open(vip, &options).context("opening the VIP side")?),
+                dip: Arc::new(PnetPort::open(dip, &options).context("opening the DIP side")?),
+            };
+            one_thread_per_side(ports, director, clock, stop, errors)
         }
         IoBackend::Ring => {
-            let workers = workers.max(1);
-            let blocks = (RING_BLOCKS_PER_SIDE / workers as u32).max(RING_MIN_BLOCKS);
+            let workers = tuning.workers.max(1);
+            let (format, unit) = match tuning.ring_layout {
+                RingLayout::V2 => (RingFormat::V2, V2_SLOT_FOR_SUPER_FRAMES),
+                RingLayout::V3 => (RingFormat::V3, V3_BLOCK),
+            };
+            let bytes = (RING_BYTES_PER_SIDE / workers as u32).max(RING_MIN_BYTES);
             let open = |iface: &Interface, what: &str| -> Result<Vec<Arc<RingSocket>>> {
                 let options = RingOptions {
-                    block_count: blocks,
+                    format,
+                    block_size: unit,
+                    block_count: bytes / unit,
                     fanout_group: Some(fanout_group(iface)),
+                    qdisc_bypass: tuning.qdisc_bypass,
+                    busy_poll: tuning.busy_poll,
                     ..RingOptions::default()
                 };
                 (0..workers)
@@ -177,6 +215,65 @@ pub fn start(
             Ok(Datapath { threads, control })
         }
     }
+}
+
+/// Starts one packet thread per side over `ports`, which also serve the housekeeping loop.
+fn one_thread_per_side<P: FrameIo + 'static>(
+    ports: Ports<P>,
+    director: &Arc<Director>,
+    clock: Clock,
+    stop: &Arc<AtomicBool>,
+    errors: &Arc<IoErrors>,
+) -> Result<Datapath> {
+    let ports = Arc::new(ports);
+    let mut threads = Vec::new();
+    for side in [Side::Vip, Side::Dip] {
+        threads.push(
+            spawn(
+                side,
+                0,
+                ports.clone(),
+                director.worker(),
+                clock,
+                stop,
+                errors,
+            )
+            .context("starting a packet thread")?,
+        );
+    }
+    let control = Arc::new(Ports::<dyn FrameIo> {
+        vip: ports.vip.clone(),
+        dip: ports.dip.clone(),
+    });
+    Ok(Datapath { threads, control })
+}
+
+/// `--io pnet` has no virtio-net header: a GRO- or LRO-merged super-frame reaches it as
+/// one plain frame over the MTU, which the director drops as too big for the outgoing
+/// link. Said once at start; masqd leaves GRO as it is, as for the other back ends, which
+/// forward super-frames whole.
+fn warn_of_super_frames(iface: &Interface) {
+    match masq_io::host::offload_state(&iface.name) {
+        Ok(state) => {
+            if let Some(warning) = super_frame_warning(&iface.name, &state) {
+                tracing::warn!("{warning}");
+            }
+        }
+        Err(e) => tracing::debug!("{}: could not read offloads: {e}", iface.name),
+    }
+}
+
+/// What to tell the user of `--io pnet` about interface `name` with offloads `state`.
+fn super_frame_warning(name: &str, state: &Offloads) -> Option<String> {
+    let merging = match (state.gro, state.lro) {
+        (false, false) => return None,
+        (true, false) => "GRO is",
+        (false, true) => "LRO is",
+        (true, true) => "GRO and LRO are",
+    };
+    Some(format!(
+        "{name}: {merging} on: --io pnet cannot forward the super-frames they merge; they will be dropped as frag_needed/too_big (fix: ethtool -K {name} gro off lro off)"
+    ))
 }
 
 /// The fanout group id for `iface`'s rings. Ids are per network namespace: mixing in the
@@ -301,4 +398,42 @@ fn spawn<P: FrameIo + 'static>(
                 }
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pnet_warns_only_when_frames_get_merged() {
+        let off = Offloads::default();
+        assert_eq!(super_frame_warning("eth1", &off), None);
+        // Segmentation and checksum offloads on the director do not reach --io pnet.
+        let senders_only = Offloads {
+            tso: true,
+            gso: true,
+            tx_csum: true,
+            rx_csum: true,
+            ..off
+        };
+        assert_eq!(super_frame_warning("eth1", &senders_only), None);
+        let gro = super_frame_warning("eth1", &Offloads { gro: true, ..off }).unwrap();
+        assert!(
+            gro.starts_with("eth1: GRO is on: --io pnet cannot forward"),
+            "{gro}"
+        );
+        assert!(
+            gro.ends_with("(fix: ethtool -K eth1 gro off lro off)"),
+            "{gro}"
+        );
+        let both = Offloads {
+            gro: true,
+            lro: true,
+            ..off
+        };
+        let both = super_frame_warning("eth1", &both).unwrap();
+        assert!(both.starts_with("eth1: GRO and LRO are on:"), "{both}");
+        let lro = super_frame_warning("eth1", &Offloads { lro: true, ..off }).unwrap();
+        assert!(lro.starts_with("eth1: LRO is on:"), "{lro}");
+    }
 }

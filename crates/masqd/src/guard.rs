@@ -177,7 +177,9 @@ impl KernelGuard {
     /// Removes masqd's table.
     pub fn remove(&mut self) {
         if self.installed.take().is_some() {
-            let _ = run_nft(&format!("table netdev {TABLE}\ndelete table netdev {TABLE}\n"));
+            let _ = run_nft(&format!(
+                "table netdev {TABLE}\ndelete table netdev {TABLE}\n"
+            ));
         }
     }
 }

@@ -1,9 +1,9 @@
 //! masqd: masq's LVS-NAT director daemon.
 //!
-//! Wires the pieces together: host checks, the core director, one packet thread per
-//! interface (masq-io sockets), and — on a tokio runtime, for the control plane only — the
-//! control socket, the once-a-second housekeeping, the 2-second rate estimator and signal
-//! handling.
+//! Wires the pieces together: host checks, the core director, the packet threads (masq-io
+//! sockets, rings or pnet channels; see `datapath`), and — on a tokio runtime, for the
+//! control plane only — the control socket, the once-a-second housekeeping, the 2-second
+//! rate estimator and signal handling.
 #![deny(unsafe_code)]
 
 mod check;
@@ -97,13 +97,29 @@ struct Args {
     /// Allow changing schedulers and weights from the page.
     #[arg(long, requires = "web")]
     web_admin: bool,
-    /// Packet I/O: `ring` (TPACKET_V3 rings, --workers threads per interface in a
-    /// PACKET_FANOUT group) or `socket` (recvmmsg, one thread per interface).
+    /// Packet I/O: `ring` (TPACKET_V2/V3 rings, --workers threads per interface in a
+    /// PACKET_FANOUT group), `socket` (recvmmsg, one thread per interface) or `pnet`
+    /// (pnet_datalink, a syscall per frame, MTU-sized frames only: for comparison).
     #[arg(long, value_enum, default_value = "socket")]
     io: IoBackend,
     /// Packet threads per interface with --io ring (default: the number of CPUs).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
+    /// Ring layout with --io ring: `v2` (one frame per slot, handed over at once: lowest
+    /// latency) or `v3` (frames packed in blocks handed over when full or after 1 ms:
+    /// densest, but a lone frame waits for the block).
+    #[arg(long, value_enum, default_value = "v2")]
+    ring_format: datapath::RingLayout,
+    /// With --io ring: microseconds a packet thread keeps checking its empty ring before
+    /// it sleeps (0: sleep at once). Trades CPU for fewer wake-ups under request/response
+    /// load; leave 0 when the director shares its CPUs.
+    #[arg(long, value_name = "US", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    busy_poll_us: u32,
+    /// Send straight to the interfaces' drivers, skipping their queueing disciplines
+    /// (PACKET_QDISC_BYPASS): cheaper per frame, but tc shaping on the director's
+    /// interfaces no longer applies to forwarded frames.
+    #[arg(long)]
+    qdisc_bypass: bool,
     /// Log filter (tracing syntax), e.g. info, debug, masqd=debug.
     #[arg(long, env = "MASQ_LOG", default_value = "info")]
     log: String,
@@ -144,7 +160,8 @@ fn run(args: Args) -> Result<()> {
     director.set_mtu(Side::Vip, host.vip.mtu);
     director.set_mtu(Side::Dip, host.dip.mtu);
     let clock = Clock::start();
-    let mut guard = KernelGuard::new(args.kernel_guard, &host.vip.name)?;
+    let mut guard =
+        KernelGuard::new(args.kernel_guard, &host.vip.name)?.with_dip_side(&host.dip.name);
     if guard.is_unavailable() {
         tracing::warn!("nft is not installed: if a VIP is also an address of this host, its kernel will answer service traffic with RST/ICMP (install nftables)");
     }
@@ -163,9 +180,9 @@ fn run(args: Args) -> Result<()> {
     }
     guard.sync(&director.services())?;
 
-    if args.workers.is_some() && args.io == IoBackend::Socket {
+    if args.workers.is_some() && args.io != IoBackend::Ring {
         tracing::warn!(
-            "--workers only applies to --io ring; --io socket runs one packet thread per interface"
+            "--workers only applies to --io ring; --io socket and --io pnet run one packet thread per interface"
         );
     }
     let workers = match args.workers {
@@ -174,8 +191,14 @@ fn run(args: Args) -> Result<()> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(IoErrors::default());
+    let tuning = datapath::Tuning {
+        workers,
+        ring_layout: args.ring_format,
+        busy_poll: std::time::Duration::from_micros(u64::from(args.busy_poll_us)),
+        qdisc_bypass: args.qdisc_bypass,
+    };
     let datapath = datapath::start(
-        args.io, workers, &host.vip, &host.dip, &director, clock, &stop, &errors,
+        args.io, &tuning, &host.vip, &host.dip, &director, clock, &stop, &errors,
     )?;
     let (threads, ports) = (datapath.threads, datapath.control);
     tracing::info!(

@@ -1,0 +1,145 @@
+//! The classic lab through masqd's ring back end (`--io ring`), in both ring layouts and
+//! with two packet threads per interface in a `PACKET_FANOUT` group: scheduling order,
+//! what the real servers see, UDP, and a bulk TCP transfer whose GSO super-frames must
+//! cross the rings whole (offloads left on).
+//!
+//! Root and iproute2 are needed (the tests skip without them), and the binaries:
+//! `cargo build --workspace --bins` first.
+
+mod common;
+
+use common::{describe, Lab, LabOptions, CLIENT_IP};
+
+const SERVICE: &str = "192.168.0.10:80";
+const URL: &str = "http://192.168.0.10/";
+const V2: &[&str] = &["--io", "ring", "--workers", "2", "--ring-format", "v2"];
+const V3: &[&str] = &["--io", "ring", "--workers", "2", "--ring-format", "v3"];
+
+fn masqadm_ok(lab: &Lab, args: &[&str]) -> String {
+    let (stdout, stderr, code) = lab.masqadm(args);
+    assert!(
+        code == 0 && stderr.is_empty(),
+        "masqadm {} failed: exit {code}\nstdout: {stdout}\nstderr: {stderr}",
+        args.join(" ")
+    );
+    stdout
+}
+
+fn lab_with(masqd_args: &'static [&'static str], exclusive: bool) -> Option<Lab> {
+    Lab::up_with(LabOptions {
+        masqd_args,
+        exclusive,
+        ..LabOptions::default()
+    })
+}
+
+/// rr over the seed's two servers: 12 connections alternate RS2, RS1, … and every one
+/// reaches its server from the client's own address; a UDP datagram is echoed back.
+fn seed_through(masqd_args: &'static [&'static str]) {
+    let Some(lab) = lab_with(masqd_args, false) else {
+        return;
+    };
+    masqadm_ok(&lab, &["-A", "-t", SERVICE, "-s", "rr"]);
+    masqadm_ok(&lab, &["-a", "-t", SERVICE, "-r", "192.168.100.7", "-m"]);
+    masqadm_ok(&lab, &["-a", "-t", SERVICE, "-r", "192.168.100.9", "-m"]);
+    let picks: Vec<String> = (0..12).map(|_| lab.curl(URL)).collect();
+    let expected: Vec<String> = ["RS2 192.168.100.9\n", "RS1 192.168.100.7\n"]
+        .repeat(6)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(picks, expected, "rr picks through {masqd_args:?}");
+    for n in [1, 2] {
+        let log = lab.rs_log(n);
+        assert_eq!(
+            log.lines()
+                .filter(|l| l.contains(&format!(" client={CLIENT_IP}:")))
+                .count(),
+            6,
+            "RS{n}'s log:\n{log}"
+        );
+    }
+
+    masqadm_ok(&lab, &["-A", "-u", "192.168.0.10:7", "-s", "rr"]);
+    masqadm_ok(
+        &lab,
+        &["-a", "-u", "192.168.0.10:7", "-r", "192.168.100.7", "-m"],
+    );
+    let labsrv = lab.bin("masq-labsrv");
+    let out = lab.exec(
+        "client",
+        &[
+            labsrv.to_str().expect("a UTF-8 path"),
+            "udp-client",
+            "--to",
+            "192.168.0.10:7",
+            "--message",
+            "ring",
+            "--count",
+            "3",
+        ],
+    );
+    assert!(out.status.success(), "udp-client:\n{}", describe(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "RS1 ring\n".repeat(3));
+}
+
+/// A 20 MiB download with the veth offloads on: the real server's TSO hands the director
+/// 64 KiB super-frames, which must come through the ring whole and be segmented on
+/// transmit; curl checks the length.
+fn bulk_through(masqd_args: &'static [&'static str]) {
+    let Some(lab) = lab_with(masqd_args, true) else {
+        return;
+    };
+    masqadm_ok(&lab, &["-A", "-t", SERVICE, "-s", "rr"]);
+    masqadm_ok(&lab, &["-a", "-t", SERVICE, "-r", "192.168.100.7", "-m"]);
+    let size = 20 << 20;
+    let out = lab.curl_with(
+        "client",
+        &[
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "30",
+            "-w",
+            "%{size_download}",
+        ],
+        &format!("http://192.168.0.10/bytes/{size}"),
+    );
+    assert_eq!(
+        out,
+        size.to_string(),
+        "bytes downloaded through {masqd_args:?}"
+    );
+    let stats = masqadm_ok(&lab, &["-L", "-n", "--stats", "--exact"]);
+    let out_packets: u64 = stats
+        .lines()
+        .find(|l| l.contains("192.168.100.7:80"))
+        .and_then(|l| l.split_whitespace().nth(4))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no OutPkts for RS1 in:\n{stats}"));
+    // 20 MiB in MTU segments would be ~14 500 packets; far fewer means super-frames.
+    assert!(
+        out_packets < 14_000,
+        "{out_packets} packets out: the ring did not carry super-frames\n{stats}"
+    );
+}
+
+#[test]
+fn seed_through_v2_rings() {
+    seed_through(V2);
+}
+
+#[test]
+fn seed_through_v3_rings() {
+    seed_through(V3);
+}
+
+#[test]
+fn super_frames_through_v2_rings() {
+    bulk_through(V2);
+}
+
+#[test]
+fn super_frames_through_v3_rings() {
+    bulk_through(V3);
+}
