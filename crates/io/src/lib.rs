@@ -46,7 +46,7 @@ pub use memory::{MemoryLink, MemoryPort};
 pub use offload::{GsoType, Offload, VNET_HDR_LEN};
 pub use pcap::{PcapTap, PCAP_SNAPLEN};
 pub use pnet_port::{PnetOptions, PnetPort, PnetStats, PNET_BUFFER};
-pub use ring::{RingFormat, RingOptions, RingSocket, RingStats, V2_SLOT_FOR_SUPER_FRAMES};
+pub use ring::{RingFormat, RingOptions, RingSocket, RingStats, V2_SLOT};
 pub use socket::{
     KernelStats, PacketSocket, PacketType, Received, RecvBatch, SendBatch, SocketOptions,
     SocketStats,

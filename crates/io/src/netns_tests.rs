@@ -16,7 +16,7 @@ use crate::host::{ip_forward_enabled, offload_state, set_offload, Feature};
 use crate::socket::{PacketType, RecvBatch, SendBatch, SocketOptions};
 use crate::{
     sys, FrameIo, GsoType, Interface, Offload, PacketSocket, RingFormat, RingOptions, RingSocket,
-    V2_SLOT_FOR_SUPER_FRAMES,
+    V2_SLOT,
 };
 
 const IP_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -144,8 +144,8 @@ impl Lab {
                 },
                 RingFormat::V2 => RingOptions {
                     format,
-                    block_size: V2_SLOT_FOR_SUPER_FRAMES,
-                    block_count: 64,
+                    block_size: V2_SLOT,
+                    block_count: 256,
                     fanout_group: group,
                     ..RingOptions::default()
                 },

@@ -3,7 +3,9 @@
 //! `sendmmsg`. Two ring formats ([`RingFormat`]):
 //!
 //! - TPACKET_V2, one frame per fixed-size slot: each frame is ours as soon as the kernel
-//!   wrote it, and `poll` wakes for it, so a lone request waits for nothing;
+//!   wrote it, and `poll` wakes for it, so a lone request waits for nothing; slots are
+//!   MTU-sized and a bigger frame (GSO super-frame) comes whole through the socket's queue
+//!   (`PACKET_COPY_THRESH`), flagged in its slot, so order is kept;
 //! - TPACKET_V3, frames packed into blocks: dense (thousands of small frames per block)
 //!   but the kernel hands a block over only when it is full or its retire timer fires, so
 //!   under light load every frame waits up to that timer (at least 1 ms) — measured as
@@ -48,19 +50,26 @@ pub enum RingFormat {
     V3,
 }
 
-/// The slot size that holds any frame the kernel may hand over with `PACKET_VNET_HDR`: a
-/// 64 KiB GSO super-frame plus the slot header, `sockaddr_ll`, virtio-net header and
-/// alignment (68 KiB, 17 pages).
-pub const V2_SLOT_FOR_SUPER_FRAMES: u32 = 68 << 10;
+/// The V2 slot size for MTU frames: a 1514-byte frame plus the slot header,
+/// `sockaddr_ll`, virtio-net header and alignment (about 90 bytes) fits in 2 KiB. A frame
+/// that does not fit (a GSO super-frame, a jumbo frame) is not lost: the kernel leaves its
+/// head in the slot, marked, and queues the whole frame on the socket
+/// (`PACKET_COPY_THRESH`), where the reader takes it with one `recvmsg`.
+pub const V2_SLOT: u32 = 2048;
+
+/// Receive buffer for the frames too big for a V2 slot: room for dozens of 64 KiB
+/// super-frames (the kernel counts each at its truesize).
+const V2_OVERFLOW_BUFFER: usize = 8 << 20;
 
 /// Options for [`RingSocket::open`].
 #[derive(Clone, Debug)]
 pub struct RingOptions {
     /// TPACKET_V2 slots or TPACKET_V3 blocks.
     pub format: RingFormat,
-    /// Bytes per block (V3) or per slot (V2); a multiple of the page size. At least
-    /// 128 KiB for V3 and [`V2_SLOT_FOR_SUPER_FRAMES`] for V2 so that a 64 KiB GSO
-    /// super-frame with its headers fits (a smaller V2 slot truncates it).
+    /// Bytes per block (V3) or per slot (V2). V3: a multiple of the page size, at least
+    /// 128 KiB so that a 64 KiB GSO super-frame with its headers fits. V2: a multiple of
+    /// 16 that divides the page size or is a multiple of it, e.g. [`V2_SLOT`]; larger
+    /// frames take the socket's queue.
     pub block_size: u32,
     /// Blocks (V3) or slots (V2) in the ring.
     pub block_count: u32,
@@ -187,10 +196,17 @@ impl RingSocket {
             iface: name.clone(),
             source,
         };
-        let depth = options.block_count.max(1);
+        let mut depth = options.block_count.max(1);
         let rx = match options.format {
             RingFormat::V2 => {
                 set("PACKET_VERSION", sys::PACKET_VERSION, sys::TPACKET_V2)?;
+                // Frames bigger than a slot go whole to the socket's queue.
+                set("PACKET_COPY_THRESH", sys::PACKET_COPY_THRESH, 1)?;
+                crate::socket::set_recv_buffer(fd, V2_OVERFLOW_BUFFER)
+                    .map_err(|(option, source)| sockopt(option)(source))?;
+                // Whole kernel blocks of slots.
+                let per_block = sys::v2_block_size(options.block_size) / options.block_size;
+                depth = depth.div_ceil(per_block) * per_block;
                 sys::set_rx_ring_v2(fd, options.block_size, depth)
                     .map_err(sockopt("PACKET_RX_RING"))?;
                 let ring = SlotRing::map(fd, options.block_size, depth).map_err(mmap_error)?;
@@ -285,6 +301,28 @@ impl RingSocket {
             match frame {
                 Err(()) => {
                     self.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(frame) if frame.on_queue => {
+                    // The whole frame is the next one on the socket's queue (the kernel
+                    // queued it as it filled this slot, in slot order).
+                    let buf = bufs[count].as_mut();
+                    match sys::recv_frame(self.socket.as_fd(), buf) {
+                        Ok(raw) if raw.pkttype == sys::PACKET_OUTGOING => {
+                            self.outgoing_skipped.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(raw) => {
+                            batch.push(Received {
+                                len: raw.wire_len.min(buf.len()),
+                                truncated: raw.truncated,
+                                offload: Offload::decode(&raw.vnet_hdr),
+                                pkttype: PacketType::from_raw(raw.pkttype),
+                            });
+                            count += 1;
+                        }
+                        Err(_) => {
+                            self.malformed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
                 }
                 Ok(frame) if frame.pkttype == sys::PACKET_OUTGOING => {
                     self.outgoing_skipped.fetch_add(1, Ordering::Relaxed);
@@ -472,9 +510,9 @@ mod tests {
     }
 
     #[test]
-    fn v2_slot_holds_a_gso_super_frame() {
-        // 64 KiB of frame, 14 of Ethernet, and at most 128 of headers before it.
-        assert!(V2_SLOT_FOR_SUPER_FRAMES as usize >= 65_536 + 14 + 128);
-        assert_eq!(V2_SLOT_FOR_SUPER_FRAMES % 4096, 0);
+    fn v2_slot_holds_an_mtu_frame() {
+        // 1514 bytes of frame after at most 128 of headers; whole slots per page.
+        assert!(V2_SLOT as usize >= 1514 + 128);
+        assert_eq!(4096 % V2_SLOT, 0);
     }
 }

@@ -29,8 +29,7 @@ use masq_core::{Side, Verdict, Worker};
 use masq_io::host::Offloads;
 use masq_io::{
     FrameIo, Interface, IoError, Offload, PacketSocket, PnetOptions, PnetPort, RecvBatch,
-    RingFormat, RingOptions, RingSocket, SendBatch, SocketOptions, V2_SLOT_FOR_SUPER_FRAMES,
-    VNET_HDR_LEN,
+    RingFormat, RingOptions, RingSocket, SendBatch, SocketOptions, V2_SLOT, VNET_HDR_LEN,
 };
 
 use crate::clock::Clock;
@@ -48,13 +47,13 @@ const BATCH: usize = 32;
 pub const RECV_BUFFER: usize = 32 << 20;
 
 /// Ring memory per interface, shared out among its workers: the socket back end's 32 MiB
-/// (128 V3 blocks of 256 KiB, or 481 V2 slots of 68 KiB), so memory does not grow with
+/// (128 V3 blocks of 256 KiB, or 16 384 V2 slots of 2 KiB), so memory does not grow with
 /// the worker count…
 const RING_BYTES_PER_SIDE: u32 = 32 << 20;
 /// The V3 block size: room for a few 64 KiB super-frames or ~170 MTU frames.
 const V3_BLOCK: u32 = 256 << 10;
-/// …except that each ring keeps at least 4 MiB, enough for a burst of 16 super-frames
-/// (or 60 in V2 slots; a V2 slot holds any one frame, small or super).
+/// …except that each ring keeps at least 4 MiB, enough for a burst of 16 super-frames in
+/// V3 blocks, or 2048 MTU frames in V2 slots (V2 super-frames wait on the socket's queue).
 const RING_MIN_BYTES: u32 = 4 << 20;
 
 /// The ring layout of `--io ring` (`--ring-format`).
@@ -163,7 +162,7 @@ pub fn start(
         IoBackend::Ring => {
             let workers = tuning.workers.max(1);
             let (format, unit) = match tuning.ring_layout {
-                RingLayout::V2 => (RingFormat::V2, V2_SLOT_FOR_SUPER_FRAMES),
+                RingLayout::V2 => (RingFormat::V2, V2_SLOT),
                 RingLayout::V3 => (RingFormat::V3, V3_BLOCK),
             };
             let bytes = (RING_BYTES_PER_SIDE / workers as u32).max(RING_MIN_BYTES);

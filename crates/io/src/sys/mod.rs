@@ -499,11 +499,15 @@ pub(crate) const PACKET_RX_RING: c_int = 5;
 pub(crate) const PACKET_VERSION: c_int = 10;
 pub(crate) const PACKET_FANOUT: c_int = 18;
 pub(crate) const TPACKET_V2: c_int = 1;
+pub(crate) const PACKET_COPY_THRESH: c_int = 7;
 pub(crate) const TPACKET_V3: c_int = 2;
 pub(crate) const PACKET_FANOUT_HASH: u32 = 0;
 pub(crate) const PACKET_FANOUT_FLAG_IGNORE_OUTGOING: u32 = 0x4000;
 const TP_STATUS_KERNEL: u32 = 0;
 const TP_STATUS_USER: u32 = 1;
+/// V2: the frame did not fit its slot; the slot holds its head and the whole frame waits
+/// on the socket's receive queue (with `PACKET_COPY_THRESH` set).
+const TP_STATUS_COPY: u32 = 2;
 
 // Offsets in `struct tpacket_block_desc` (version, offset_to_priv, then the
 // `tpacket_hdr_v1` at 8) and in `struct tpacket3_hdr` followed by its `sockaddr_ll`
@@ -767,14 +771,27 @@ struct TpacketReq {
     tp_frame_nr: u32,
 }
 
+/// The kernel block that holds whole `slot_size` slots: a page, or the slot itself when
+/// it is larger (`slot_size` divides the page size or is a multiple of it).
+pub(crate) fn v2_block_size(slot_size: u32) -> u32 {
+    slot_size.max(page_size())
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(size).unwrap_or(4096)
+}
+
 /// `setsockopt(PACKET_RX_RING)` with a `tpacket_req` for a TPACKET_V2 ring of `slots`
-/// slots of `slot_size` bytes, one slot per block, so that slot `i` starts at
-/// `i * slot_size` in the mapping (the socket must be TPACKET_V2; `slot_size` a multiple
-/// of the page size).
+/// slots of `slot_size` bytes in blocks of [`v2_block_size`], so that slot `i` starts at
+/// `i * slot_size` in the mapping (the socket must be TPACKET_V2; `slots` a multiple of
+/// the slots per block).
 pub(crate) fn set_rx_ring_v2(fd: BorrowedFd<'_>, slot_size: u32, slots: u32) -> io::Result<()> {
+    let block_size = v2_block_size(slot_size);
     let req = TpacketReq {
-        tp_block_size: slot_size,
-        tp_block_nr: slots,
+        tp_block_size: block_size,
+        tp_block_nr: slots / (block_size / slot_size),
         tp_frame_size: slot_size,
         tp_frame_nr: slots,
     };
@@ -800,6 +817,9 @@ pub(crate) struct SlotFrame {
     mac: usize,
     /// `sll_pkttype`.
     pub pkttype: u8,
+    /// The frame did not fit: the slot holds its head, and the whole frame is the next
+    /// one on the socket's receive queue.
+    pub on_queue: bool,
 }
 
 /// A TPACKET_V2 receive ring mapped into this process: `slots` slots of `slot_size`
@@ -880,7 +900,8 @@ impl SlotRing {
     /// The frame in `slot` if the kernel handed it to us (`Some(Err(()))` when its header
     /// points outside the slot: never seen; refused rather than read past), else `None`.
     pub(crate) fn ready(&self, slot: usize) -> Option<Result<SlotFrame, ()>> {
-        if self.status(slot).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+        let status = self.status(slot).load(Ordering::Acquire);
+        if status & TP_STATUS_USER == 0 {
             return None;
         }
         let mac = (self.read_u32(slot, SLOT_MAC_AT) & 0xffff) as usize;
@@ -895,6 +916,7 @@ impl SlotRing {
             wire_len: self.read_u32(slot, SLOT_LEN_AT) as usize,
             mac,
             pkttype,
+            on_queue: status & TP_STATUS_COPY != 0,
         }))
     }
 
