@@ -4,16 +4,42 @@
 //!   through `Worker::handle_frame` with N live connections in the table (the forwarding
 //!   cost should stay flat as N grows);
 //! - `handle_frame/new_connection`: a SYN that is scheduled (rr) and inserted.
+//!
+//! Scaling curves (issue #6: the cost per frame should stay flat), each measuring one
+//! client→server frame of an established connection (`established/…`) and a new
+//! connection's SYN, scheduled and inserted (`new_connection/…`):
+//! - `scaling_services/{established,new_connection}/S`: S = 1, 100, 1000 services (200
+//!   VIPs × up to 5 ports, 2 real servers each), the measured one in the middle, 10k live
+//!   connections;
+//! - `scaling_dests/{established,new_connection}/SCHED_D`: the measured service with
+//!   D = 2 or 1000 real servers under rr or wlc, 10k live connections;
+//! - `scaling_conns/{new_connection,established_spread}/N`: N = 1k, 100k, 1M live
+//!   connections. `handle_frame/established/N` above sends every frame on one connection,
+//!   whose entry stays in the CPU's caches; `established_spread` picks a random live
+//!   connection for each frame (its source address and port patched into the template,
+//!   as `new_connection` does, a constant cost at every N), so that a table larger than
+//!   the caches shows.
+//!
+//! The SYNs come from a pool of 10 % of the live count (at least 100) clients that have no
+//! entry. Between rounds of one pool, outside the timed region, the clock moves 61 s on
+//! and `housekeeping` expires the pool's entries (SYN_RECV lives 60 s) while the live
+//! connections stay (ESTABLISHED, with the tcp timeout raised), so every measured SYN
+//! creates an entry and the table stays between N and 1.1 N.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use masq::core::control::{
-    Control, DestKey, DestParams, FwdMethod, Protocol, ServiceKey, ServiceParams,
+    Control, DestKey, DestParams, FwdMethod, Protocol, ServiceKey, ServiceParams, Timeouts,
 };
 use masq::core::director::{DirectorConfig, SideConfig};
-use masq::core::{Director, FrameMeta, Side, Timestamp, Verdict};
+use masq::core::{Director, FrameMeta, Side, Timestamp, Verdict, Worker};
 use masq::wire::arp;
 use masq::wire::checksum::L4Checksum;
 use masq::wire::ethernet::MacAddr;
@@ -27,9 +53,13 @@ const DIP_MAC: MacAddr = MacAddr([2, 0xd1, 0, 0, 0, 2]);
 const CLIENT_MAC: MacAddr = MacAddr([2, 0xc1, 0, 0, 0, 1]);
 
 fn frame(src: (Ipv4Addr, u16), syn: bool, payload: usize) -> Vec<u8> {
+    frame_to(src, (VIP, 80), syn, payload)
+}
+
+fn frame_to(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), syn: bool, payload: usize) -> Vec<u8> {
     let b = etherparse::PacketBuilder::ethernet2(CLIENT_MAC.0, VIP_MAC.0)
-        .ipv4(src.0.octets(), VIP.octets(), 64)
-        .tcp(src.1, 80, 1, 64240);
+        .ipv4(src.0.octets(), dst.0.octets(), 64)
+        .tcp(src.1, dst.1, 1, 64240);
     let b = if syn { b.syn() } else { b.ack(1) };
     let mut out = Vec::new();
     b.write(&mut out, &vec![0x61; payload]).unwrap();
@@ -217,5 +247,260 @@ fn handle_frame(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, nat_rewrite, handle_frame);
+/// A director for the scaling curves, with `live` established connections to the measured
+/// service and a pool of clients without an entry for the SYNs.
+struct Scale {
+    director: Arc<Director>,
+    worker: Worker,
+    now: Timestamp,
+    live: usize,
+    /// ARP replies of every real server, fed again each round so that none goes stale.
+    arp: Vec<Vec<u8>>,
+    /// The pool's SYNs back to back (each `syn_len` bytes), and the copy they are
+    /// rewritten in.
+    pristine: Vec<u8>,
+    work: Vec<u8>,
+    syn_len: usize,
+    /// An established connection's frame (64 bytes of payload).
+    established: Vec<u8>,
+}
+
+const SCALE_DIP: Ipv4Addr = Ipv4Addr::new(172, 16, 255, 1);
+
+/// Real server `j`: 172.16.x.y, on-link on the DIP side's /16.
+fn rip(j: usize) -> Ipv4Addr {
+    Ipv4Addr::new(172, 16, (j / 250) as u8, 1 + (j % 250) as u8)
+}
+
+/// Service `k`'s VIP and port: 200 VIPs, then the next port.
+fn scale_vip(k: usize) -> (Ipv4Addr, u16) {
+    (
+        Ipv4Addr::new(192, 168, 0, 10 + (k % 200) as u8),
+        80 + (k / 200) as u16,
+    )
+}
+
+impl Scale {
+    /// `services` services; the measured one (number `services / 2`) has `dests` real
+    /// servers and `scheduler`, the others 2 real servers and rr.
+    fn new(services: usize, dests: usize, scheduler: &str, live: usize) -> Self {
+        let director = Director::new(DirectorConfig {
+            vip_side: SideConfig {
+                mac: VIP_MAC,
+                addrs: vec![(VIP, 24)],
+            },
+            dip_side: SideConfig {
+                mac: DIP_MAC,
+                addrs: vec![(SCALE_DIP, 16)],
+            },
+            vip_gateway: Some(Ipv4Addr::new(192, 168, 0, 1)),
+            // Room for 1.1M entries without secure_tcp's table or eviction.
+            max_conns: 1 << 22,
+        });
+        let now = Timestamp::from_secs(1);
+        let ctl = director.control(now);
+        // The live connections must outlive every round's 61 s step.
+        ctl.set_timeouts(Timeouts {
+            tcp: 100_000_000,
+            ..Timeouts::default()
+        })
+        .unwrap();
+        let measured = services / 2;
+        for k in 0..services {
+            let (addr, port) = scale_vip(k);
+            let key = ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                addr: IpAddr::V4(addr),
+                port,
+            };
+            let (n, sched) = if k == measured {
+                (dests, scheduler)
+            } else {
+                (2, "rr")
+            };
+            ctl.add_service(
+                key,
+                ServiceParams {
+                    scheduler: sched.into(),
+                    ..ServiceParams::default()
+                },
+            )
+            .unwrap();
+            for j in 0..n {
+                let dest = DestKey {
+                    addr: IpAddr::V4(rip(j)),
+                    port: 80,
+                };
+                let params = DestParams {
+                    fwd: FwdMethod::Masq,
+                    ..DestParams::default()
+                };
+                ctl.add_dest(key, dest, params).unwrap();
+            }
+        }
+        let arp = (0..dests.max(2))
+            .map(|j| {
+                let mut reply = vec![0u8; arp::FRAME_LEN];
+                let mac = MacAddr([2, 0, 0, 0, (j >> 8) as u8, j as u8]);
+                arp::write_frame(
+                    &mut reply,
+                    arp::OP_REPLY,
+                    (mac, rip(j)),
+                    (DIP_MAC, SCALE_DIP),
+                );
+                reply
+            })
+            .collect();
+        let vip = scale_vip(measured);
+        let worker = director.worker();
+        let pool = (live / 10).max(100);
+        let mut s = Scale {
+            established: frame_to(client(live as u32 / 2), vip, false, 64),
+            director,
+            worker,
+            now,
+            live,
+            arp,
+            pristine: Vec::new(),
+            work: Vec::new(),
+            syn_len: 0,
+        };
+        s.feed_arp();
+        for i in 0..live as u32 {
+            for syn in [true, false] {
+                let mut f = frame_to(client(i), vip, syn, 0);
+                let v = s
+                    .worker
+                    .handle_frame(now, Side::Vip, &mut f, FrameMeta::default());
+                assert_eq!(v, Verdict::Forward(Side::Dip));
+            }
+        }
+        assert_eq!(s.director.connection_count(), live);
+        for i in live..live + pool {
+            s.pristine.extend(frame_to(client(i as u32), vip, true, 0));
+        }
+        s.syn_len = s.pristine.len() / pool;
+        s.work = s.pristine.clone();
+        s
+    }
+
+    fn feed_arp(&mut self) {
+        for reply in &self.arp {
+            let mut f = reply.clone();
+            self.worker
+                .handle_frame(self.now, Side::Dip, &mut f, FrameMeta::default());
+        }
+    }
+
+    /// The timed cost of `iters` SYNs, in rounds of at most the pool's size.
+    fn new_connections(&mut self, iters: u64) -> Duration {
+        let pool = (self.pristine.len() / self.syn_len) as u64;
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let k = left.min(pool) as usize;
+            // Untimed: the previous round's entries expire, the live ones stay.
+            self.now = self.now + Duration::from_secs(61);
+            self.director.housekeeping(self.now, &mut |_, _| {});
+            assert_eq!(self.director.connection_count(), self.live);
+            self.feed_arp();
+            let bytes = k * self.syn_len;
+            self.work[..bytes].copy_from_slice(&self.pristine[..bytes]);
+            let t0 = Instant::now();
+            for syn in self.work[..bytes].chunks_exact_mut(self.syn_len) {
+                black_box(
+                    self.worker
+                        .handle_frame(self.now, Side::Vip, syn, FrameMeta::default()),
+                );
+            }
+            total += t0.elapsed();
+            assert_eq!(self.director.connection_count(), self.live + k);
+            left -= k as u64;
+        }
+        total
+    }
+
+    /// A frame of live connection `i` (0 ≤ i < live): the established template with its
+    /// source patched.
+    fn established_of(&mut self, i: u32, buf: &mut [u8]) -> Verdict {
+        buf.copy_from_slice(&self.established);
+        let (addr, port) = client(i);
+        let mut ip = Ipv4Packet::new_checked(&mut buf[14..]).unwrap();
+        nat::rewrite(&mut ip, Endpoint::Source, addr, port, L4Checksum::Full).unwrap();
+        ip.fill_checksum();
+        self.worker
+            .handle_frame(self.now, Side::Vip, buf, FrameMeta::default())
+    }
+
+    /// One established connection's frame (copied from its template each time, as in
+    /// `handle_frame/established`).
+    fn established(&mut self, buf: &mut [u8]) -> Verdict {
+        buf.copy_from_slice(&self.established);
+        self.worker
+            .handle_frame(self.now, Side::Vip, buf, FrameMeta::default())
+    }
+}
+
+/// Both measurements on one scaling director.
+fn scale_pair(g: &mut BenchmarkGroup<'_, WallTime>, id: &str, s: &mut Scale) {
+    let mut buf = s.established.clone();
+    assert_eq!(s.established(&mut buf), Verdict::Forward(Side::Dip));
+    g.bench_function(BenchmarkId::new("established", id), |b| {
+        b.iter(|| black_box(s.established(&mut buf)))
+    });
+    g.bench_function(BenchmarkId::new("new_connection", id), |b| {
+        b.iter_custom(|iters| s.new_connections(iters))
+    });
+}
+
+/// Each scaling group: 10 samples of 2 s (the 1M-connection director alone takes seconds
+/// to build).
+fn scale_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(1))
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    g
+}
+
+fn scaling(c: &mut Criterion) {
+    let mut g = scale_group(c, "scaling_services");
+    for services in [1, 100, 1000] {
+        let mut s = Scale::new(services, 2, "rr", 10_000);
+        scale_pair(&mut g, &services.to_string(), &mut s);
+    }
+    g.finish();
+
+    let mut g = scale_group(c, "scaling_dests");
+    for scheduler in ["rr", "wlc"] {
+        for dests in [2, 1000] {
+            let mut s = Scale::new(1, dests, scheduler, 10_000);
+            scale_pair(&mut g, &format!("{scheduler}_{dests}"), &mut s);
+        }
+    }
+    g.finish();
+
+    let mut g = scale_group(c, "scaling_conns");
+    for live in [1_000, 100_000, 1_000_000] {
+        let mut s = Scale::new(1, 2, "rr", live);
+        let mut buf = s.established.clone();
+        assert_eq!(s.established_of(7, &mut buf), Verdict::Forward(Side::Dip));
+        let mut x = 0x2545_f491u32;
+        g.bench_function(BenchmarkId::new("established_spread", live), |b| {
+            b.iter(|| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                black_box(s.established_of(x % live as u32, &mut buf))
+            })
+        });
+        g.bench_function(BenchmarkId::new("new_connection", live), |b| {
+            b.iter_custom(|iters| s.new_connections(iters))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, nat_rewrite, handle_frame, scaling);
 criterion_main!(benches);

@@ -1,13 +1,24 @@
 //! The connection table: every flow the director has scheduled, found from either side.
 //!
 //! Keyed the way IPVS keys it: client-to-VIP packets by (protocol, client, VIP:vport),
-//! real-server-to-client packets by (protocol, RIP:rport, client). Both maps point at the
+//! real-server-to-client packets by (protocol, RIP:rport, client). Both maps hold the
 //! same shared [`Conn`]. A connection's mutable state (TCP state, expiry) is atomics, so
 //! workers on either side update it without a lock; the dashmap shard locks are held only
 //! inside single map calls, never across two (its known deadlock).
 //!
+//! Memory: each map is a set of `Arc<Conn>` (8 bytes a bucket) whose key is read from the
+//! `Conn` itself — `InboundKeyed` and `OutboundKeyed` hash and compare by the
+//! [`FlowKey`] stored in the entry and lend it out through `Borrow`, so a lookup by
+//! `&FlowKey` needs no key copy in the table. A (FlowKey, Arc) bucket would be 24 bytes,
+//! and a hash table runs between 44 % and 88 % full, so storing keys in the maps cost
+//! 55–110 bytes per connection; this way it is 20–41. A lookup touches the same lines as
+//! before (control bytes, slot, then the `Conn`, whose counts sit next to the key). Measured with
+//! `benches/conntable.rs`, in `docs/benchmarks.md`.
+//!
 //! Lock order when both maps are touched in one operation: inbound before outbound.
 
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -39,12 +50,12 @@ pub struct FlowKey {
 /// One connection (the kernel's `struct ip_vs_conn`).
 #[derive(Debug)]
 pub struct Conn {
-    pub protocol: u8,
-    pub client: SocketAddrV4,
-    /// VIP and virtual port the client addressed.
-    pub vaddr: SocketAddrV4,
-    /// Real server address and port the connection is forwarded to.
-    pub daddr: SocketAddrV4,
+    /// (protocol, client, VIP:vport): the key of client-to-VIP packets. Never changes
+    /// while the entry is in a table (the inbound map hashes it in place).
+    inbound: FlowKey,
+    /// (protocol, RIP:rport, client): the key of real-server-to-client packets. Never
+    /// changes while the entry is in a table.
+    outbound: FlowKey,
     pub service: Arc<VirtualService>,
     pub dest: Arc<Destination>,
     /// The persistence template that created this connection, if any.
@@ -74,10 +85,12 @@ impl Conn {
             ConnState::Udp
         };
         Conn {
-            protocol: flow.protocol,
-            client: flow.src,
-            vaddr: flow.dst,
-            daddr,
+            inbound: flow,
+            outbound: FlowKey {
+                protocol: flow.protocol,
+                src: daddr,
+                dst: flow.src,
+            },
             service,
             dest,
             template,
@@ -90,20 +103,32 @@ impl Conn {
 
     /// Key of client-to-VIP packets.
     pub fn inbound_key(&self) -> FlowKey {
-        FlowKey {
-            protocol: self.protocol,
-            src: self.client,
-            dst: self.vaddr,
-        }
+        self.inbound
     }
 
     /// Key of real-server-to-client packets.
     pub fn outbound_key(&self) -> FlowKey {
-        FlowKey {
-            protocol: self.protocol,
-            src: self.daddr,
-            dst: self.client,
-        }
+        self.outbound
+    }
+
+    /// IP protocol number (TCP or UDP).
+    pub fn protocol(&self) -> u8 {
+        self.inbound.protocol
+    }
+
+    /// Client address and port.
+    pub fn client(&self) -> SocketAddrV4 {
+        self.inbound.src
+    }
+
+    /// VIP and virtual port the client addressed.
+    pub fn vaddr(&self) -> SocketAddrV4 {
+        self.inbound.dst
+    }
+
+    /// Real server address and port the connection is forwarded to.
+    pub fn daddr(&self) -> SocketAddrV4 {
+        self.outbound.src
     }
 
     /// Marks the connection as traced (a listener wanted it when it was created).
@@ -147,7 +172,7 @@ impl Conn {
         table: TcpTable,
         now: Timestamp,
     ) -> (ConnState, ConnState) {
-        let (old, new) = if self.protocol == PROTO_TCP {
+        let (old, new) = if self.protocol() == PROTO_TCP {
             // Compare-and-swap so that packets racing on two workers each apply their
             // transition to the state the other left, as under the kernel's state lock.
             let mut old = self.state.load(Relaxed);
@@ -178,14 +203,46 @@ impl Conn {
     }
 }
 
+/// An entry of the inbound map: a connection hashed and compared by its inbound key.
+#[derive(Debug)]
+struct InboundKeyed(Arc<Conn>);
+
+/// An entry of the outbound map: a connection hashed and compared by its outbound key.
+#[derive(Debug)]
+struct OutboundKeyed(Arc<Conn>);
+
+// Hash, Eq and Borrow all go through the same stored FlowKey, as `Borrow` requires.
+macro_rules! keyed_by {
+    ($entry:ident, $field:ident) => {
+        impl Borrow<FlowKey> for $entry {
+            fn borrow(&self) -> &FlowKey {
+                &self.0.$field
+            }
+        }
+        impl Hash for $entry {
+            fn hash<H: Hasher>(&self, state: &mut H) {
+                self.0.$field.hash(state);
+            }
+        }
+        impl PartialEq for $entry {
+            fn eq(&self, other: &Self) -> bool {
+                self.0.$field == other.0.$field
+            }
+        }
+        impl Eq for $entry {}
+    };
+}
+keyed_by!(InboundKeyed, inbound);
+keyed_by!(OutboundKeyed, outbound);
+
 /// The shared connection table.
 #[derive(Debug, Default)]
 pub struct ConnTable {
-    inbound: DashMap<FlowKey, Arc<Conn>>,
+    inbound: DashMap<InboundKeyed, ()>,
     /// Entries in the table, kept alongside the maps: `DashMap::len` takes every shard's
     /// lock, too much for a check made on each new connection.
     count: AtomicUsize,
-    outbound: DashMap<FlowKey, Arc<Conn>>,
+    outbound: DashMap<OutboundKeyed, ()>,
 }
 
 /// Result of [`ConnTable::insert`].
@@ -200,27 +257,33 @@ pub enum Inserted {
 impl ConnTable {
     /// Finds the connection of a client-to-VIP packet.
     pub fn lookup_inbound(&self, key: &FlowKey) -> Option<Arc<Conn>> {
-        self.inbound.get(key).map(|c| c.value().clone())
+        self.inbound.get(key).map(|c| c.key().0.clone())
     }
 
     /// Finds the connection of a real-server-to-client packet.
     pub fn lookup_outbound(&self, key: &FlowKey) -> Option<Arc<Conn>> {
-        self.outbound.get(key).map(|c| c.value().clone())
+        self.outbound.get(key).map(|c| c.key().0.clone())
     }
 
-    /// Adds a connection under both keys unless its inbound key is taken.
+    /// Adds a connection under both keys unless its inbound key is taken. An outbound key
+    /// already present (another connection to the same real server from the same client
+    /// address and port) is taken over by the new connection.
     pub fn insert(&self, conn: Conn) -> Inserted {
         use dashmap::mapref::entry::Entry;
         let conn = Arc::new(conn);
-        match self.inbound.entry(conn.inbound_key()) {
+        match self.inbound.entry(InboundKeyed(conn.clone())) {
             Entry::Occupied(existing) => {
-                let existing = existing.get().clone();
+                let existing = existing.key().0.clone();
                 conn.unbind();
                 Inserted::Existing(existing)
             }
             Entry::Vacant(slot) => {
-                self.outbound.insert(conn.outbound_key(), conn.clone());
-                slot.insert(conn.clone());
+                // The key lives in the entry: replace the entry, not only its (empty) value.
+                match self.outbound.entry(OutboundKeyed(conn.clone())) {
+                    Entry::Occupied(taken) => drop(taken.replace_entry(())),
+                    Entry::Vacant(free) => drop(free.insert(())),
+                }
+                slot.insert(());
                 self.count.fetch_add(1, Relaxed);
                 Inserted::New(conn)
             }
@@ -232,12 +295,12 @@ impl ConnTable {
     pub fn remove(&self, conn: &Arc<Conn>) -> bool {
         let removed = self
             .inbound
-            .remove_if(&conn.inbound_key(), |_, c| Arc::ptr_eq(c, conn))
+            .remove_if(&conn.inbound, |c, _| Arc::ptr_eq(&c.0, conn))
             .is_some();
         if removed {
             self.count.fetch_sub(1, Relaxed);
             self.outbound
-                .remove_if(&conn.outbound_key(), |_, c| Arc::ptr_eq(c, conn));
+                .remove_if(&conn.outbound, |c, _| Arc::ptr_eq(&c.0, conn));
             conn.unbind();
         }
         removed
@@ -246,12 +309,12 @@ impl ConnTable {
     /// Removes every entry whose timer ran out by `now`; returns how many went.
     pub fn expire(&self, now: Timestamp) -> usize {
         let mut expired = 0;
-        self.inbound.retain(|_, conn| {
+        self.inbound.retain(|InboundKeyed(conn), _| {
             if conn.expires() > now {
                 return true;
             }
             self.outbound
-                .remove_if(&conn.outbound_key(), |_, c| Arc::ptr_eq(c, conn));
+                .remove_if(&conn.outbound, |c, _| Arc::ptr_eq(&c.0, conn));
             conn.unbind();
             expired += 1;
             self.count.fetch_sub(1, Relaxed);
@@ -271,8 +334,8 @@ impl ConnTable {
             if found == limit.min(victims.len()) {
                 break;
             }
-            if entry.value().state() == ConnState::SynRecv {
-                victims[found] = Some(entry.value().clone());
+            if entry.key().0.state() == ConnState::SynRecv {
+                victims[found] = Some(entry.key().0.clone());
                 found += 1;
             }
         }
@@ -297,7 +360,104 @@ impl ConnTable {
     /// Calls `f` on every connection (for listings; holds one shard lock at a time).
     pub fn for_each(&self, mut f: impl FnMut(&Arc<Conn>)) {
         for entry in self.inbound.iter() {
-            f(entry.value());
+            f(&entry.key().0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{DestKey, DestParams, Protocol, ServiceKey, ServiceParams};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
+    const RIP: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(192, 168, 100, 7), 80);
+
+    fn service(vip: Ipv4Addr) -> Arc<VirtualService> {
+        let key = ServiceKey::Addr {
+            protocol: Protocol::Tcp,
+            addr: IpAddr::V4(vip),
+            port: 80,
+        };
+        let sched = crate::sched::create("rr", &[]).expect("rr exists");
+        Arc::new(VirtualService::new(key, ServiceParams::default(), sched))
+    }
+
+    fn dest() -> Arc<Destination> {
+        let key = DestKey {
+            addr: IpAddr::V4(*RIP.ip()),
+            port: RIP.port(),
+        };
+        Arc::new(Destination::new(key, &DestParams::default()))
+    }
+
+    /// The same client (address and port) to two VIPs that share a real server.
+    fn conn(vip: Ipv4Addr, dest: &Arc<Destination>) -> Conn {
+        let flow = FlowKey {
+            protocol: PROTO_TCP,
+            src: CLIENT,
+            dst: SocketAddrV4::new(vip, 80),
+        };
+        Conn::new(flow, RIP, service(vip), dest.clone(), None, Timestamp::ZERO)
+    }
+
+    fn new(inserted: Inserted) -> Arc<Conn> {
+        match inserted {
+            Inserted::New(conn) => conn,
+            Inserted::Existing(_) => panic!("the flow was taken"),
+        }
+    }
+
+    #[test]
+    fn both_keys_find_the_entry_and_a_second_insert_gets_the_first() {
+        let table = ConnTable::default();
+        let rs = dest();
+        let vip = Ipv4Addr::new(192, 168, 0, 10);
+        let first = new(table.insert(conn(vip, &rs)));
+        let inbound = first.inbound_key();
+        let outbound = first.outbound_key();
+        assert_eq!((outbound.src, outbound.dst), (RIP, CLIENT));
+        assert!(Arc::ptr_eq(
+            &table.lookup_inbound(&inbound).unwrap(),
+            &first
+        ));
+        assert!(Arc::ptr_eq(
+            &table.lookup_outbound(&outbound).unwrap(),
+            &first
+        ));
+        match table.insert(conn(vip, &rs)) {
+            Inserted::Existing(c) => assert!(Arc::ptr_eq(&c, &first)),
+            Inserted::New(_) => panic!("the same flow went in twice"),
+        }
+        assert_eq!(table.len(), 1);
+        assert_eq!(rs.inact_conns(), 1, "the loser's hold is released");
+        assert!(table.remove(&first));
+        assert!(table.lookup_inbound(&inbound).is_none());
+        assert!(table.lookup_outbound(&outbound).is_none());
+        assert_eq!((table.len(), rs.inact_conns()), (0, 0));
+    }
+
+    #[test]
+    fn a_shared_outbound_key_belongs_to_the_newest_until_it_goes() {
+        let table = ConnTable::default();
+        let rs = dest();
+        let older = new(table.insert(conn(Ipv4Addr::new(192, 168, 0, 10), &rs)));
+        let newer = new(table.insert(conn(Ipv4Addr::new(192, 168, 0, 11), &rs)));
+        let outbound = older.outbound_key();
+        assert_eq!(outbound, newer.outbound_key());
+        assert!(Arc::ptr_eq(
+            &table.lookup_outbound(&outbound).unwrap(),
+            &newer
+        ));
+        // Removing the older one leaves the newer one's outbound entry alone.
+        assert!(table.remove(&older));
+        assert!(Arc::ptr_eq(
+            &table.lookup_outbound(&outbound).unwrap(),
+            &newer
+        ));
+        assert_eq!(table.expire(Timestamp::from_secs(4)), 1);
+        assert!(table.lookup_outbound(&outbound).is_none());
+        assert!(table.is_empty());
     }
 }

@@ -275,14 +275,14 @@ impl Control for DirectorControl<'_> {
         self.director.conns.for_each(|c| {
             let remaining = c.expires().as_millis().saturating_sub(self.now.as_millis());
             out.push(ConnView {
-                protocol: if c.protocol == masq_wire::ipv4::PROTO_TCP {
+                protocol: if c.protocol() == masq_wire::ipv4::PROTO_TCP {
                     "TCP"
                 } else {
                     "UDP"
                 },
-                client: (IpAddr::V4(*c.client.ip()), c.client.port()),
-                virtual_: (IpAddr::V4(*c.vaddr.ip()), c.vaddr.port()),
-                dest: (IpAddr::V4(*c.daddr.ip()), c.daddr.port()),
+                client: (IpAddr::V4(*c.client().ip()), c.client().port()),
+                virtual_: (IpAddr::V4(*c.vaddr().ip()), c.vaddr().port()),
+                dest: (IpAddr::V4(*c.daddr().ip()), c.daddr().port()),
                 state: c.state().name(),
                 expires_secs: remaining / 1000,
                 template: false,

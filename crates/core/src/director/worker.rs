@@ -158,14 +158,14 @@ impl Worker {
     fn trace_step(&self, conn: &Conn, now: Timestamp, step: TracedStep, frame: &[u8]) {
         let hub = &self.director.trace;
         let first = conn.mark_shown(step.dir);
-        let every = hub.wants_every_packet(conn.protocol, conn.vaddr);
+        let every = hub.wants_every_packet(conn.protocol(), conn.vaddr());
         let emit = |kind| {
             hub.emit(
-                conn.protocol,
+                conn.protocol(),
                 TraceEvent {
                     at: now,
-                    client: conn.client,
-                    vaddr: conn.vaddr,
+                    client: conn.client(),
+                    vaddr: conn.vaddr(),
                     kind,
                 },
             )
@@ -176,12 +176,12 @@ impl Worker {
         };
         let capture = |stage: Stage, bytes: &[u8]| {
             hub.emit_frame(
-                conn.protocol,
+                conn.protocol(),
                 CapturedFrame {
                     at: now,
                     stage,
-                    client: conn.client,
-                    vaddr: conn.vaddr,
+                    client: conn.client(),
+                    vaddr: conn.vaddr(),
                     bytes: bytes.to_vec(),
                 },
             )
@@ -379,7 +379,7 @@ impl Worker {
         if let Some(drop) = self.check_mtu(frame, Side::Vip, Side::Dip, meta) {
             return drop;
         }
-        let daddr = conn.daddr;
+        let daddr = conn.daddr();
         if let Err(verdict) = rewrite(frame, Endpoint::Destination, daddr, meta) {
             if verdict == Verdict::Drop(DropReason::TtlExpired) {
                 self.reply_time_exceeded(frame);
@@ -437,8 +437,12 @@ impl Worker {
         };
         let tracing = self.director.trace.is_active() && conn.is_traced();
         let before = if tracing { frame_view(frame) } else { None };
-        let arrived = (tracing && self.director.trace.wants_frames(conn.protocol, conn.vaddr))
-            .then(|| frame.to_vec());
+        let arrived = (tracing
+            && self
+                .director
+                .trace
+                .wants_frames(conn.protocol(), conn.vaddr()))
+        .then(|| frame.to_vec());
         let states = conn.on_packet(
             Direction::Out,
             flow.tcp_flags,
@@ -460,13 +464,13 @@ impl Worker {
         if let Some(drop) = self.check_mtu(frame, Side::Dip, Side::Vip, meta) {
             return drop;
         }
-        if let Err(verdict) = rewrite(frame, Endpoint::Source, conn.vaddr, meta) {
+        if let Err(verdict) = rewrite(frame, Endpoint::Source, conn.vaddr(), meta) {
             if verdict == Verdict::Drop(DropReason::TtlExpired) {
                 self.reply_time_exceeded(frame);
             }
             return verdict;
         }
-        let client = *conn.client.ip();
+        let client = *conn.client().ip();
         let Some(next_hop) = self.director.config.next_hop_to_client(client) else {
             return Verdict::Drop(DropReason::NoRouteToClient);
         };
@@ -589,7 +593,7 @@ impl Worker {
                 conn.service.stats.count_conn();
                 conn.dest.stats.count_conn();
                 self.director.totals.count_conn();
-                if self.director.trace.wants(conn.protocol, conn.vaddr) {
+                if self.director.trace.wants(conn.protocol(), conn.vaddr()) {
                     conn.set_traced();
                 }
                 conn
@@ -598,7 +602,7 @@ impl Worker {
         };
         let choice = Choice {
             scheduler: scheduler_name,
-            dest: conn.daddr,
+            dest: conn.daddr(),
             weight: conn.dest.weight(),
             active: conn.dest.active_conns(),
             inactive: conn.dest.inact_conns(),
@@ -655,7 +659,7 @@ impl Worker {
                 let Some(conn) = self.director.conns.lookup_inbound(&key) else {
                     return Verdict::NotOurs;
                 };
-                let rip = conn.daddr;
+                let rip = conn.daddr();
                 (
                     conn,
                     Endpoint::Destination,
@@ -668,7 +672,7 @@ impl Worker {
                 let Some(conn) = self.director.conns.lookup_outbound(&key) else {
                     return Verdict::NotOurs;
                 };
-                let vip = conn.vaddr;
+                let vip = conn.vaddr();
                 (
                     conn,
                     Endpoint::Source,
@@ -703,8 +707,8 @@ impl Worker {
             ip.fill_checksum();
         }
         let next_hop = match out_side {
-            Side::Dip => Some(*conn.daddr.ip()),
-            Side::Vip => self.director.config.next_hop_to_client(*conn.client.ip()),
+            Side::Dip => Some(*conn.daddr().ip()),
+            Side::Vip => self.director.config.next_hop_to_client(*conn.client().ip()),
         };
         let Some(next_hop) = next_hop else {
             return Verdict::Drop(DropReason::NoRouteToClient);
@@ -727,10 +731,10 @@ impl Worker {
         let conn = self.director.fragments.lookup(&key, now)?;
         self.count_packet(&conn, dir, ip_len);
         let (side, next_hop) = match dir {
-            Direction::In => (Side::Dip, Some(*conn.daddr.ip())),
+            Direction::In => (Side::Dip, Some(*conn.daddr().ip())),
             Direction::Out => (
                 Side::Vip,
-                self.director.config.next_hop_to_client(*conn.client.ip()),
+                self.director.config.next_hop_to_client(*conn.client().ip()),
             ),
         };
         {
@@ -739,8 +743,8 @@ impl Worker {
                 return Some(Verdict::Drop(DropReason::TtlExpired));
             }
             match dir {
-                Direction::In => ip.set_dst_addr(*conn.daddr.ip()),
-                Direction::Out => ip.set_src_addr(*conn.vaddr.ip()),
+                Direction::In => ip.set_dst_addr(*conn.daddr().ip()),
+                Direction::Out => ip.set_src_addr(*conn.vaddr().ip()),
             }
             ip.fill_checksum();
         }
