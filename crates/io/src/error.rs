@@ -152,6 +152,55 @@ pub enum IoError {
         /// What was asked, why it cannot be done and what to change.
         reason: &'static str,
     },
+    /// A `bpf()` call of the AF_XDP back end failed (creating or updating a map).
+    #[error("{call} for {iface}: {source}")]
+    Bpf {
+        /// The call, e.g. `bpf(BPF_MAP_CREATE, XSKMAP)` or `bpf(BPF_MAP_UPDATE_ELEM)`.
+        call: &'static str,
+        /// The interface the map serves.
+        iface: String,
+        /// The OS error, e.g. `EPERM` without `CAP_BPF`/`CAP_NET_ADMIN`.
+        source: io::Error,
+    },
+    /// The kernel refused the XDP program (the verifier, usually).
+    #[error(
+        "bpf(BPF_PROG_LOAD) of the XDP program for {iface}: {source}; verifier log: {verifier_log}"
+    )]
+    BpfProgLoad {
+        /// The interface the program was for.
+        iface: String,
+        /// The OS error (`EACCES` or `EINVAL` from the verifier).
+        source: io::Error,
+        /// The last lines of the verifier's log.
+        verifier_log: String,
+    },
+    /// Neither native (driver) nor generic XDP could be attached to the interface.
+    #[error(
+        "bpf(BPF_LINK_CREATE, BPF_XDP) on {iface}: native mode: {native}; generic mode: {source}"
+    )]
+    XdpAttach {
+        /// The interface.
+        iface: String,
+        /// Why native mode (`XDP_FLAGS_DRV_MODE`) was refused.
+        native: io::Error,
+        /// Why generic mode (`XDP_FLAGS_SKB_MODE`) was refused.
+        source: io::Error,
+    },
+    /// Setting up the `AF_XDP` socket failed.
+    #[error("{call} of the AF_XDP socket on {iface} queue {queue}: {source}")]
+    Xsk {
+        /// The call, e.g. `setsockopt(XDP_UMEM_REG)`, `mmap(XDP_RX_RING)`, `bind(AF_XDP)`.
+        call: &'static str,
+        /// The interface.
+        iface: String,
+        /// The interface queue the socket is for.
+        queue: u32,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// An [`crate::XdpOptions`] value the back end cannot use.
+    #[error("invalid AF_XDP option: {0}")]
+    XdpOption(&'static str),
     /// The other port of a [`crate::MemoryLink`] is gone.
     #[error("memory link: the peer port was dropped")]
     PeerGone,

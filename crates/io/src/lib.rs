@@ -13,6 +13,9 @@
 //! - [`FrameIo`]: the small device trait the worker loop runs over; implemented by
 //!   [`PacketSocket`], [`RingSocket`], [`PnetPort`], by the in-memory [`MemoryPort`] for
 //!   tests, and by the [`PcapTap`] decorator that wraps any of them.
+//! - [`XdpPort`]: an `AF_XDP` back end (copy mode) with a small XDP program, assembled in
+//!   Rust, that steals only the service traffic and passes the rest (ARP, the host's own
+//!   traffic) to the kernel, where the port's [`PacketSocket`] still reads it.
 //!
 //! Invariants: all `unsafe` code lives in the private `sys` module; the receive and send
 //! paths allocate nothing and, but for [`PnetPort`] (there to be compared), make one
@@ -32,11 +35,14 @@ mod ring;
 mod socket;
 #[allow(unsafe_code)]
 mod sys;
+mod xdp;
 
 #[cfg(test)]
 mod netns_tests;
 #[cfg(test)]
 mod pnet_netns_tests;
+#[cfg(test)]
+mod xdp_netns_tests;
 
 use std::time::Duration;
 
@@ -51,6 +57,7 @@ pub use socket::{
     KernelStats, PacketSocket, PacketType, Received, RecvBatch, SendBatch, SocketOptions,
     SocketStats,
 };
+pub use xdp::{XdpMode, XdpOptions, XdpPort, XdpSide, XdpStats};
 
 /// A device that receives and sends whole Ethernet frames, each with its [`Offload`]
 /// description. The worker loop is written against this trait so it runs unchanged over a

@@ -956,3 +956,4 @@ impl Drop for SlotRing {
         }
     }
 }
+pub(crate) mod xdp;
