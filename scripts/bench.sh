@@ -24,7 +24,7 @@
 #   nftables   kernel DNAT, `numgen inc mod 2` over RS1/RS2: the kernel baseline
 #   haproxy    HAProxy `mode tcp`, roundrobin, on VIP:80 (no UDP: n/a)
 #   masq       masqd with its default I/O back end
-#   masq-IO    masqd --io IO (masq-pnet, masq-ring): measured when this masqd has that back
+#   masq-IO    masqd --io IO (masq-pnet, masq-ring, masq-xdp): measured when this masqd has that back
 #              end, reported as not implemented otherwise
 #   masq-IO:ARG[:ARG…]  the same with more masqd arguments, e.g. masq-ring:--workers=1 or
 #              masq-ring:--ring-format=v3 (each ARG one word; the whole name labels the
@@ -62,7 +62,7 @@ INSTALL=1
 CONTENDERS_ARG=
 
 # Every contender this script knows, in the order of the tables.
-CONTENDERS_ALL=(direct nftables haproxy masq masq-pnet masq-ring)
+CONTENDERS_ALL=(direct nftables haproxy masq masq-pnet masq-ring masq-xdp)
 
 VIP=192.168.0.10
 CLIENT_IP=192.168.0.101
@@ -331,6 +331,10 @@ unavailable() {
         masq-*)
             local io extra=()
             masq_variant "$1"
+            if [ "$io" = xdp ] && [ "$OFFLOADS" = on ]; then
+                echo "needs --offloads off (AF_XDP frames carry no checksum-offload state)"
+                return 1
+            fi
             "$BIN/masqd" --io "$io" "${extra[@]}" --help >/dev/null 2>&1 && return 0
             echo "not implemented yet (this masqd refuses --io $io ${extra[*]})"
             ;;

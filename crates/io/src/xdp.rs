@@ -14,11 +14,15 @@
 //! The program (assembled below, no compiler involved) looks the IPv4 addresses of a frame
 //! up in the hash map `addrs` (key: the address as it is on the wire, value: flags
 //! VIP = 1, RIP = 2, LOCAL = 4). On the VIP side it steals a frame whose destination is
-//! a VIP; on the DIP side one whose source is a real server and whose destination is not
-//! one of the host's own addresses (so replies to the host's own health checks reach its
-//! sockets). Everything else goes to the kernel, where the port's [`PacketSocket`] still
-//! sees it: AF_PACKET taps run after XDP. The map is filled by
-//! [`XdpPort::set_addresses`].
+//! a VIP; when that VIP is also one of the host's own addresses (LOCAL, as in the classic
+//! lab), only the frames masqd serves: TCP/UDP to a port in the `services` map (key: VIP,
+//! port, protocol), ICMP errors, and later fragments; the host keeps the rest of its
+//! traffic to that address (ssh, ping, a closed port answered with RST). On the DIP side it
+//! steals a frame whose source is a real server and whose destination is not one of the
+//! host's own addresses (so replies to the host's own health checks reach its sockets).
+//! Everything else goes to the kernel, where the port's [`PacketSocket`] still sees it:
+//! AF_PACKET taps run after XDP. The maps are filled by [`XdpPort::set_addresses`] and
+//! [`XdpPort::set_service_ports`].
 //!
 //! Invariants:
 //! - the UMEM is cut in two halves: receive frames circulate fill ring → RX ring → fill
@@ -155,6 +159,9 @@ const FAIRNESS_STREAK: u32 = 8;
 const XDP_PACKET_HEADROOM: u32 = 256;
 /// Longest wait for a free transmit frame before a send fails.
 const TX_STALL: Duration = Duration::from_secs(1);
+/// Entries of the `addrs` and `services` maps.
+const MAP_ENTRIES: u32 = 4096;
+
 /// Entries of the XSKMAP, so the most queues a port binds.
 const MAX_QUEUES: u32 = 64;
 
@@ -202,6 +209,8 @@ pub struct XdpPort {
     tx: Vec<Mutex<TxPath>>,
     kernel: PacketSocket,
     addrs: OwnedFd,
+    /// The VIP side's `(VIP, protocol, port)` keys, see [`XdpPort::set_service_ports`].
+    services: OwnedFd,
     _xsks: OwnedFd,
     _prog: OwnedFd,
     control: Mutex<()>,
@@ -382,11 +391,18 @@ impl XdpPort {
                 .unwrap_or(1)
                 .clamp(1, MAX_QUEUES)
         });
-        let addrs = xsys::map_create(xsys::BPF_MAP_TYPE_HASH, 4096, "masq_addrs")
+        let addrs = xsys::map_create(xsys::BPF_MAP_TYPE_HASH, 4, MAP_ENTRIES, "masq_addrs")
             .map_err(bpf_err("bpf(BPF_MAP_CREATE, HASH)"))?;
-        let xsks = xsys::map_create(xsys::BPF_MAP_TYPE_XSKMAP, MAX_QUEUES, "masq_xsks")
+        let services = xsys::map_create(xsys::BPF_MAP_TYPE_HASH, 8, MAP_ENTRIES, "masq_services")
+            .map_err(bpf_err("bpf(BPF_MAP_CREATE, HASH)"))?;
+        let xsks = xsys::map_create(xsys::BPF_MAP_TYPE_XSKMAP, 4, MAX_QUEUES, "masq_xsks")
             .map_err(bpf_err("bpf(BPF_MAP_CREATE, XSKMAP)"))?;
-        let prog = load_program(name, options.side, addrs.as_fd(), xsks.as_fd())?;
+        let maps = ProgramMaps {
+            addrs: addrs.as_raw_fd(),
+            services: services.as_raw_fd(),
+            xsks: xsks.as_raw_fd(),
+        };
+        let prog = load_insns(name, &steal_program(options.side, maps))?;
 
         let mut sockets = Vec::new();
         let mut rx_paths = Vec::new();
@@ -413,6 +429,7 @@ impl XdpPort {
             tx: tx_paths,
             kernel,
             addrs,
+            services,
             _xsks: xsks,
             _prog: prog,
             control: Mutex::new(()),
@@ -472,37 +489,28 @@ impl XdpPort {
                 *wanted.entry(map_key(*addr)).or_default() |= flag;
             }
         }
-        let err = |call: &'static str| {
-            let iface = self.iface.clone();
-            move |source| IoError::Bpf {
-                call,
-                iface,
-                source,
-            }
-        };
-        for (&key, &flags) in &wanted {
-            xsys::map_update(self.addrs.as_fd(), key, flags)
-                .map_err(err("bpf(BPF_MAP_UPDATE_ELEM, addrs)"))?;
-        }
-        let mut stale = Vec::new();
-        let mut key = None;
-        while let Some(next) = xsys::map_next_key(self.addrs.as_fd(), key)
-            .map_err(err("bpf(BPF_MAP_GET_NEXT_KEY, addrs)"))?
-        {
-            if !wanted.contains_key(&next) {
-                stale.push(next);
-            }
-            key = Some(next);
-        }
-        for key in stale {
-            match xsys::map_delete(self.addrs.as_fd(), key) {
-                Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
-                    return Err(err("bpf(BPF_MAP_DELETE_ELEM, addrs)")(e))
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        replace_map(self.addrs.as_fd(), &wanted, &self.iface, "addrs")
+    }
+
+    /// Replaces the services the VIP side steals for a VIP that is also one of the host's
+    /// own addresses (in `locals` of [`XdpPort::set_addresses`]): `(VIP, IP protocol,
+    /// port)`, port 0 for a service on every port. To such a VIP only these TCP/UDP
+    /// ports, ICMP errors and non-first fragments go to the port; anything else (ssh to the
+    /// VIP, a ping, a closed port) stays with the kernel, which answers it as before. A VIP
+    /// that is not the host's own has all its traffic stolen. Same swap order and limits
+    /// as [`XdpPort::set_addresses`].
+    ///
+    /// # Errors
+    ///
+    /// [`IoError::Bpf`] when the map refuses an update (`E2BIG`: more than 4096
+    /// services) or a deletion.
+    pub fn set_service_ports(&self, services: &[(Ipv4Addr, u8, u16)]) -> Result<(), IoError> {
+        let _one_writer = self.control.lock().unwrap_or_else(|e| e.into_inner());
+        let wanted: HashMap<[u8; 8], u32> = services
+            .iter()
+            .map(|&(vip, protocol, port)| (service_key(vip, protocol, port), 1))
+            .collect();
+        replace_map(self.services.as_fd(), &wanted, &self.iface, "services")
     }
 
     /// The port's counters, with the kernel's for the AF_XDP sockets.
@@ -890,6 +898,54 @@ fn map_key(addr: Ipv4Addr) -> u32 {
     u32::from_ne_bytes(addr.octets())
 }
 
+/// The `services` map key of `(vip, protocol, port)`: the bytes the program writes on its
+/// stack, i.e. the address and the port as they are on the wire, the protocol, a zero.
+fn service_key(vip: Ipv4Addr, protocol: u8, port: u16) -> [u8; 8] {
+    let [a, b, c, d] = vip.octets();
+    let [p0, p1] = port.to_be_bytes();
+    [a, b, c, d, p0, p1, protocol, 0]
+}
+
+/// Makes `map` hold exactly `wanted`: new entries are written before stale ones are
+/// removed, so a key in both the old and the new set is never missing.
+fn replace_map<K>(
+    map: BorrowedFd<'_>,
+    wanted: &HashMap<K, u32>,
+    iface: &str,
+    name: &'static str,
+) -> Result<(), IoError>
+where
+    K: xsys::MapKey + Eq + std::hash::Hash,
+{
+    let err = |call: &'static str| {
+        move |source| IoError::Bpf {
+            call,
+            iface: format!("{iface} ({name} map)"),
+            source,
+        }
+    };
+    for (&key, &value) in wanted {
+        xsys::map_update(map, key, value).map_err(err("bpf(BPF_MAP_UPDATE_ELEM)"))?;
+    }
+    let mut stale = Vec::new();
+    let mut key = None;
+    while let Some(next) = xsys::map_next_key(map, key).map_err(err("bpf(BPF_MAP_GET_NEXT_KEY)"))? {
+        if !wanted.contains_key(&next) {
+            stale.push(next);
+        }
+        key = Some(next);
+    }
+    for key in stale {
+        match xsys::map_delete(map, key) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => {
+                return Err(err("bpf(BPF_MAP_DELETE_ELEM)")(e))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Attaches `prog` to the interface: native mode first, generic when refused.
 fn attach(
     iface: &Interface,
@@ -912,17 +968,6 @@ fn attach(
             }),
         },
     }
-}
-
-/// Loads the program; on failure loads it again with the verifier's log on.
-fn load_program(
-    iface: &str,
-    side: XdpSide,
-    addrs: BorrowedFd<'_>,
-    xsks: BorrowedFd<'_>,
-) -> Result<OwnedFd, IoError> {
-    let insns = steal_program(side, addrs.as_raw_fd(), xsks.as_raw_fd());
-    load_insns(iface, &insns)
 }
 
 /// Loads `insns` as an XDP program; on failure loads them again with the verifier's log
@@ -958,7 +1003,7 @@ fn log_tail(log: &[u8], lines: usize) -> String {
 // the program uses are named here.
 
 /// eBPF registers: r0 return value, r1–r5 arguments (clobbered by calls), r6–r9 kept
-/// across calls, r10 the read-only frame pointer. (r5 is not used by the program.)
+/// across calls, r10 the read-only frame pointer.
 #[derive(Clone, Copy)]
 #[repr(u8)]
 enum Reg {
@@ -967,6 +1012,7 @@ enum Reg {
     R2 = 2,
     R3 = 3,
     R4 = 4,
+    R5 = 5,
     R6 = 6,
     R7 = 7,
     R8 = 8,
@@ -978,6 +1024,7 @@ enum Reg {
 const BPF_LD: u8 = 0x00;
 const BPF_LDX: u8 = 0x01;
 const BPF_STX: u8 = 0x03;
+const BPF_B: u8 = 0x10; // 8-bit access
 const BPF_JMP: u8 = 0x05;
 const BPF_ALU64: u8 = 0x07;
 const BPF_W: u8 = 0x00; // 32-bit access
@@ -989,6 +1036,7 @@ const BPF_K: u8 = 0x00; // operand: the immediate
 const BPF_X: u8 = 0x08; // operand: the source register
 const BPF_ADD: u8 = 0x00;
 const BPF_AND: u8 = 0x50;
+const BPF_LSH: u8 = 0x60;
 const BPF_MOV: u8 = 0xb0;
 const BPF_JA: u8 = 0x00;
 const BPF_JEQ: u8 = 0x10;
@@ -1012,6 +1060,13 @@ const ETH_TYPE_AT: i16 = 12;
 const IP_SADDR_AT: i16 = 14 + 12;
 const IP_DADDR_AT: i16 = 14 + 16;
 const ETH_AND_IP_HDR: i32 = 14 + 20;
+const ETH_HDR: i16 = 14;
+const IP_FRAG_AT: i16 = 14 + 6;
+const IP_PROTO_AT: i16 = 14 + 9;
+const IPPROTO_ICMP: i32 = 1;
+/// ICMP errors masqd translates for its connections: destination unreachable, source
+/// quench, time exceeded (the core's `is_error`).
+const ICMP_ERRORS: [i32; 3] = [3, 4, 11];
 
 /// One eBPF instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1052,6 +1107,7 @@ impl Insn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Label {
     DipSide,
+    Icmp,
     Steal,
     Pass,
 }
@@ -1086,6 +1142,16 @@ impl Asm {
         self.emit(Insn::new(BPF_ALU64 | BPF_ADD | BPF_K, dst, Reg::R0, 0, imm))
     }
 
+    /// `dst += src` (a packet pointer plus a bounded offset, here).
+    fn add(&mut self, dst: Reg, src: Reg) -> &mut Self {
+        self.emit(Insn::new(BPF_ALU64 | BPF_ADD | BPF_X, dst, src, 0, 0))
+    }
+
+    /// `dst <<= imm`.
+    fn lsh_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
+        self.emit(Insn::new(BPF_ALU64 | BPF_LSH | BPF_K, dst, Reg::R0, 0, imm))
+    }
+
     /// `dst &= imm`.
     fn and_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
         self.emit(Insn::new(BPF_ALU64 | BPF_AND | BPF_K, dst, Reg::R0, 0, imm))
@@ -1099,6 +1165,21 @@ impl Asm {
     /// `dst = *(u16 *)(src + off)`.
     fn load16(&mut self, dst: Reg, src: Reg, off: i16) -> &mut Self {
         self.emit(Insn::new(BPF_LDX | BPF_MEM | BPF_H, dst, src, off, 0))
+    }
+
+    /// `dst = *(u8 *)(src + off)`.
+    fn load8(&mut self, dst: Reg, src: Reg, off: i16) -> &mut Self {
+        self.emit(Insn::new(BPF_LDX | BPF_MEM | BPF_B, dst, src, off, 0))
+    }
+
+    /// `*(u16 *)(dst + off) = src`.
+    fn store16(&mut self, dst: Reg, off: i16, src: Reg) -> &mut Self {
+        self.emit(Insn::new(BPF_STX | BPF_MEM | BPF_H, dst, src, off, 0))
+    }
+
+    /// `*(u8 *)(dst + off) = src`.
+    fn store8(&mut self, dst: Reg, off: i16, src: Reg) -> &mut Self {
+        self.emit(Insn::new(BPF_STX | BPF_MEM | BPF_B, dst, src, off, 0))
     }
 
     /// `*(u32 *)(dst + off) = src`.
@@ -1160,9 +1241,14 @@ impl Asm {
     /// register `key` stored on the stack at r10 - 4, where the helper reads it.
     fn lookup(&mut self, addrs_fd: i32, key: Reg) -> &mut Self {
         self.store32(Reg::R10, -4, key) // *(u32 *)(fp - 4) = key
-            .load_map(Reg::R1, addrs_fd) // r1 = &addrs
+            .lookup_stack_key(addrs_fd, -4)
+    }
+
+    /// `r0 = map[key]` for the key already on the stack at r10 + `at`.
+    fn lookup_stack_key(&mut self, map_fd: i32, at: i32) -> &mut Self {
+        self.load_map(Reg::R1, map_fd) // r1 = &map
             .mov(Reg::R2, Reg::R10) // r2 = fp
-            .add_imm(Reg::R2, -4) // r2 = fp - 4: the key's address
+            .add_imm(Reg::R2, at) // r2 = the key's address
             .call(BPF_FUNC_MAP_LOOKUP_ELEM) // r0 = bpf_map_lookup_elem(r1, r2)
     }
 
@@ -1182,14 +1268,23 @@ impl Asm {
     }
 }
 
-/// The steal program for `side`, over the maps with these descriptors. The side is the
-/// immediate of one `mov` (r9 = 0 VIP side, 1 DIP side), so both sides are one program
-/// text and the verifier checks both paths.
-fn steal_program(side: XdpSide, addrs_fd: i32, xsks_fd: i32) -> Vec<[u8; 8]> {
-    use Label::{DipSide, Pass, Steal};
-    use Reg::{R0, R1, R2, R3, R4, R6, R7, R8, R9};
-    // The EtherType as the 16-bit load sees the wire bytes 08 00.
+/// The descriptors of the maps a program is built over.
+#[derive(Clone, Copy)]
+struct ProgramMaps {
+    addrs: i32,
+    services: i32,
+    xsks: i32,
+}
+
+/// The steal program for `side`, over `maps`. The side is the immediate of one `mov`
+/// (r9 = 0 VIP side, 1 DIP side), so both sides are one program text and the verifier
+/// checks both paths.
+fn steal_program(side: XdpSide, maps: ProgramMaps) -> Vec<[u8; 8]> {
+    use Label::{DipSide, Icmp, Pass, Steal};
+    use Reg::{R0, R1, R10, R2, R3, R4, R5, R6, R7, R8, R9};
+    // Multi-byte constants as the program's loads see the wire bytes.
     let ethertype_ipv4 = i32::from(u16::from_ne_bytes([0x08, 0x00]));
+    let fragment_offset = i32::from(u16::from_ne_bytes([0x1f, 0xff]));
     let side_imm = match side {
         XdpSide::Vip => 0,
         XdpSide::Dip => 1,
@@ -1207,28 +1302,68 @@ fn steal_program(side: XdpSide, addrs_fd: i32, xsks_fd: i32) -> Vec<[u8; 8]> {
         .load32(R8, R2, IP_DADDR_AT) // r8 = destination address, wire order
         .mov_imm(R9, side_imm) // r9 = side: the immediate chosen at load time
         .jne_imm(R9, 0, DipSide) // DIP side: go there
-        // VIP side: steal when flags(daddr) has VIP.
-        .lookup(addrs_fd, R8) // r0 = &addrs[daddr]
+        // VIP side: steal when flags(daddr) has VIP…
+        .lookup(maps.addrs, R8) // r0 = &addrs[daddr]
         .jeq_imm(R0, 0, Pass) // unknown destination: pass
         .load32(R1, R0, 0) // r1 = flags
-        .and_imm(R1, VIP as i32) // r1 &= VIP
-        .jeq_imm(R1, 0, Pass) // not a VIP: pass
-        .ja(Steal) // a VIP: steal
+        .mov(R2, R1) // r2 = flags
+        .and_imm(R2, VIP as i32) // r2 &= VIP
+        .jeq_imm(R2, 0, Pass) // not a VIP: pass
+        .and_imm(R1, LOCAL as i32) // r1 &= LOCAL
+        .jeq_imm(R1, 0, Steal) // a VIP the host does not own: all of it is masqd's
+        // …and, for a VIP that is also the host's, only service ports, ICMP errors and
+        // later fragments: the kernel keeps its own traffic to that address (ssh, ping).
+        .load32(R2, R6, MD_DATA) // r2 = data, again (the call clobbered r2 and r3)
+        .load32(R3, R6, MD_DATA_END) // r3 = data_end
+        .mov(R4, R2) // r4 = data
+        .add_imm(R4, ETH_AND_IP_HDR) // r4 = data + 34
+        .jgt(R4, R3, Pass) // (cannot happen; the verifier wants it shown again)
+        .load16(R4, R2, IP_FRAG_AT) // r4 = flags and fragment offset
+        .and_imm(R4, fragment_offset) // r4 = fragment offset
+        .jne_imm(R4, 0, Steal) // a later fragment: masqd follows its datagram
+        .load8(R4, R2, IP_PROTO_AT) // r4 = protocol
+        .load8(R5, R2, ETH_HDR) // r5 = version and header length
+        .and_imm(R5, 0x0f) // r5 = header length in words
+        .lsh_imm(R5, 2) // r5 = header length in bytes (at most 60)
+        .add(R2, R5) // r2 = data + header length: L4 header at r2 + 14
+        .mov(R5, R2) // r5 = r2
+        .add_imm(R5, i32::from(ETH_HDR) + 4) // r5 = end of the L4 header's first 4 bytes
+        .jgt(R5, R3, Pass) // too short for ports or an ICMP type: pass
+        .jeq_imm(R4, IPPROTO_ICMP, Icmp) // ICMP: by type
+        .load16(R5, R2, ETH_HDR + 2) // r5 = destination port, wire order
+        .store32(R10, -8, R8) // key: VIP…
+        .store16(R10, -4, R5) // …port…
+        .store8(R10, -2, R4) // …protocol…
+        .mov_imm(R5, 0) // r5 = 0
+        .store8(R10, -1, R5) // …and a zero byte
+        .lookup_stack_key(maps.services, -8) // r0 = &services[(daddr, port, protocol)]
+        .jne_imm(R0, 0, Steal) // a service: steal
+        .mov_imm(R5, 0) // r5 = 0
+        .store16(R10, -4, R5) // the same key with port 0: a service on every port
+        .lookup_stack_key(maps.services, -8) // r0 = &services[(daddr, 0, protocol)]
+        .jne_imm(R0, 0, Steal) // an every-port service: steal
+        .ja(Pass) // the host's own traffic: pass
+        .label(Icmp)
+        .load8(R5, R2, ETH_HDR) // r5 = ICMP type
+        .jeq_imm(R5, ICMP_ERRORS[0], Steal) // errors about connections: steal
+        .jeq_imm(R5, ICMP_ERRORS[1], Steal)
+        .jeq_imm(R5, ICMP_ERRORS[2], Steal)
+        .ja(Pass) // echo and the rest: the kernel answers
         // DIP side: steal when flags(saddr) has RIP and flags(daddr) lacks LOCAL.
         .label(DipSide)
-        .lookup(addrs_fd, R7) // r0 = &addrs[saddr]
+        .lookup(maps.addrs, R7) // r0 = &addrs[saddr]
         .jeq_imm(R0, 0, Pass) // unknown source: pass
         .load32(R1, R0, 0) // r1 = flags
         .and_imm(R1, RIP as i32) // r1 &= RIP
         .jeq_imm(R1, 0, Pass) // not from a real server: pass
-        .lookup(addrs_fd, R8) // r0 = &addrs[daddr]
+        .lookup(maps.addrs, R8) // r0 = &addrs[daddr]
         .jeq_imm(R0, 0, Steal) // destination unknown, so not local: steal
         .load32(R1, R0, 0) // r1 = flags
         .and_imm(R1, LOCAL as i32) // r1 &= LOCAL
         .jne_imm(R1, 0, Pass) // to this host (a health-check reply): pass
         // Steal: redirect to the AF_XDP socket of the queue the frame arrived on.
         .label(Steal)
-        .load_map(R1, xsks_fd) // r1 = &xsks
+        .load_map(R1, maps.xsks) // r1 = &xsks
         .load32(R2, R6, MD_RX_QUEUE_INDEX) // r2 = ctx->rx_queue_index: the map key
         .mov_imm(R3, XDP_PASS) // r3 = XDP_PASS: the action when no socket is there
         .call(BPF_FUNC_REDIRECT_MAP) // r0 = bpf_redirect_map(r1, r2, r3)
@@ -1280,8 +1415,13 @@ mod tests {
 
     #[test]
     fn program_jumps_stay_inside_and_both_sides_differ_only_in_the_side() {
-        let vip = steal_program(XdpSide::Vip, 3, 4);
-        let dip = steal_program(XdpSide::Dip, 3, 4);
+        let maps = ProgramMaps {
+            addrs: 3,
+            services: 4,
+            xsks: 5,
+        };
+        let vip = steal_program(XdpSide::Vip, maps);
+        let dip = steal_program(XdpSide::Dip, maps);
         assert_eq!(vip.len(), dip.len());
         let differ: Vec<usize> = (0..vip.len()).filter(|&i| vip[i] != dip[i]).collect();
         assert_eq!(differ.len(), 1, "only the side immediate differs");

@@ -638,6 +638,82 @@ fn generic_mode_steals_the_same() {
     assert_eq!((stats.rx_xdp, stats.rx_kernel), (1, 1), "{stats:?}");
 }
 
+/// `frame` with byte `at` set to `value` (checksums left as they were: the program and a
+/// tap never look at them).
+fn patched(frame: &[u8], edits: &[(usize, u8)]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    for &(at, value) in edits {
+        f[at] = value;
+    }
+    f
+}
+
+#[test]
+fn a_vip_the_host_owns_gives_up_only_service_traffic() {
+    let Some(lab) = Lab::pair("own") else { return };
+    let iface_a = lab.running("a", "va");
+    let mac_b = lab.running("b", "vb").mac;
+    let port = lab.xdp("a", "va", XdpSide::Vip);
+    // The VIP is one of A's own addresses (as in the classic lab), serving UDP port 80.
+    port.set_addresses(&[VIP], &[], &[IP_A, VIP]).unwrap();
+    port.set_service_ports(&[(VIP, 17, 80)]).unwrap();
+    let tap = lab.socket("a", "va");
+    let b = lab.socket("b", "vb");
+    let stolen = |frame: &[u8]| -> bool {
+        let before = port.stats().unwrap().rx_xdp;
+        b.send(&Offload::NONE, frame).unwrap();
+        let by_port = recv_matching(&port, WAIT, |f| f == frame).is_some();
+        assert!(by_port, "the port gets every frame, one way or the other");
+        let seen_by_kernel =
+            recv_matching(&tap, Duration::from_millis(200), |f| f == frame).is_some();
+        let by_xdp = port.stats().unwrap().rx_xdp - before;
+        assert_eq!(by_xdp == 1, !seen_by_kernel, "stolen xor passed");
+        by_xdp == 1
+    };
+
+    let to_service = udp_frame(iface_a.mac, mac_b, IP_B, VIP, b"to the service");
+    assert!(stolen(&to_service), "UDP to VIP:80, the service");
+    // Bytes 36–37: the UDP destination port; 23: the IP protocol; 34: the ICMP type;
+    // 20–21: flags and fragment offset.
+    let other_port = patched(&to_service, &[(37, 81)]);
+    assert!(
+        !stolen(&other_port),
+        "UDP to VIP:81, no service: the kernel's"
+    );
+    let tcp_80 = patched(&to_service, &[(23, 6)]);
+    assert!(!stolen(&tcp_80), "TCP to VIP:80, only UDP is served");
+    let echo = patched(&to_service, &[(23, 1), (34, 8), (35, 0)]);
+    assert!(!stolen(&echo), "a ping to the VIP: the kernel answers it");
+    let unreachable = patched(&to_service, &[(23, 1), (34, 3), (35, 3)]);
+    let redirect = patched(&to_service, &[(23, 1), (34, 5), (35, 1)]);
+    assert!(!stolen(&redirect), "an ICMP redirect is the kernel's");
+    assert!(
+        stolen(&unreachable),
+        "an ICMP error may be about a connection"
+    );
+    let later_fragment = patched(&other_port, &[(20, 0), (21, 100)]);
+    assert!(
+        stolen(&later_fragment),
+        "a later fragment has no ports to look at"
+    );
+
+    // A service on every port of the VIP takes them all.
+    port.set_service_ports(&[(VIP, 17, 0)]).unwrap();
+    assert!(
+        stolen(&other_port),
+        "UDP to VIP:81 with an every-port service"
+    );
+    assert!(!stolen(&tcp_80), "still only UDP");
+
+    // A VIP the host does not own: everything to it is the director's.
+    port.set_addresses(&[VIP], &[], &[IP_A]).unwrap();
+    port.set_service_ports(&[]).unwrap();
+    assert!(
+        stolen(&tcp_80) && stolen(&echo),
+        "a foreign VIP's traffic is all masqd's"
+    );
+}
+
 #[test]
 fn dropping_the_port_detaches_the_program() {
     let Some(lab) = Lab::pair("drop") else { return };

@@ -28,6 +28,8 @@ pub struct ControlContext {
     pub dip_iface: String,
     /// Real servers' health, when `--health-check` runs.
     pub health: crate::health::HealthMap,
+    /// With `--io xdp`: the programs that must know the service addresses.
+    pub steering: Option<crate::steering::XdpSteering>,
 }
 
 /// Binds the control socket at `path`, refusing if another daemon answers there.
@@ -124,6 +126,12 @@ pub fn execute(ctx: &ControlContext, request: &Request) -> Outcome {
     let mut guard = ctx.guard.lock().unwrap_or_else(|e| e.into_inner());
     if let Err(e) = guard.sync(&ctx.director.services()) {
         tracing::error!("{e:#}");
+    }
+    drop(guard);
+    if let Some(steering) = &ctx.steering {
+        if let Err(e) = steering.sync(&ctx.director.services()) {
+            tracing::error!("{e:#}");
+        }
     }
     for failure in &outcome.restore_failures {
         tracing::warn!(

@@ -1,4 +1,4 @@
-//! The packet threads and the sockets they run over, in one of three back ends:
+//! The packet threads and the sockets they run over, in one of four back ends:
 //!
 //! - `socket` ([`PacketSocket`], `recvmmsg`): one socket and one packet thread per interface;
 //! - `pnet` ([`PnetPort`], a `pnet_datalink` channel): the same shape, one `recvfrom` and
@@ -9,7 +9,12 @@
 //!   group and N packet threads. The kernel hashes each flow to one member (so a flow's
 //!   frames stay in order); the two directions of a connection cross different interfaces
 //!   with different addresses, so they generally land on different threads, which is fine
-//!   because the connection table is shared by every [`Worker`].
+//!   because the connection table is shared by every [`Worker`];
+//! - `xdp` ([`XdpPort`], AF_XDP in copy mode): one port and one packet thread per
+//!   interface; an XDP program hands service traffic to the port's AF_XDP sockets before
+//!   the kernel builds a socket buffer for it, everything else goes on to the kernel. Its
+//!   frames carry no offload metadata: senders must not leave checksums to offloads (see
+//!   [`warn_of_partial_checksums`]).
 //!
 //! Each thread receives on its own socket, hands frames to its own core [`Worker`] and sends
 //! what comes out on the socket of the right side (in ring mode, the one with its own
@@ -29,7 +34,8 @@ use masq_core::{Side, Verdict, Worker};
 use masq_io::host::Offloads;
 use masq_io::{
     FrameIo, Interface, IoError, Offload, PacketSocket, PnetOptions, PnetPort, RecvBatch,
-    RingFormat, RingOptions, RingSocket, SendBatch, SocketOptions, V2_SLOT, VNET_HDR_LEN,
+    RingFormat, RingOptions, RingSocket, SendBatch, SocketOptions, XdpOptions, XdpPort, XdpSide,
+    V2_SLOT, VNET_HDR_LEN,
 };
 
 use crate::clock::Clock;
@@ -89,6 +95,9 @@ pub enum IoBackend {
     /// A `pnet_datalink` channel per interface, a syscall per frame, one packet thread
     /// each; MTU-sized frames only. For comparison.
     Pnet,
+    /// AF_XDP sockets fed by an XDP program that steals only service traffic, one packet
+    /// thread per interface; MTU-sized frames with complete checksums only.
+    Xdp,
 }
 
 /// The sockets of one packet thread (or of the housekeeping loop), by side.
@@ -112,6 +121,8 @@ impl<P: ?Sized> Ports<P> {
 pub struct Datapath {
     pub threads: Vec<JoinHandle<()>>,
     pub control: Arc<Ports<dyn FrameIo>>,
+    /// With `--io xdp`: the ports, whose programs must learn the service addresses.
+    pub xdp: Option<Ports<XdpPort>>,
 }
 
 /// Opens the sockets of `backend` on both interfaces and starts the packet threads
@@ -158,6 +169,31 @@ pub fn start(
                 dip: Arc::new(PnetPort::open(dip, &options).context("opening the DIP side")?),
             };
             one_thread_per_side(ports, director, clock, stop, errors)
+        }
+        IoBackend::Xdp => {
+            warn_of_partial_checksums();
+            let open = |iface: &Interface, side: XdpSide, what: &str| -> Result<Arc<XdpPort>> {
+                let port = XdpPort::open(iface, &XdpOptions::new(side))
+                    .with_context(|| format!("opening the {what} side"))?;
+                tracing::info!(
+                    "{}: XDP program attached in {:?} mode, {} AF_XDP socket(s)",
+                    iface.name,
+                    port.mode(),
+                    port.queues()
+                );
+                Ok(Arc::new(port))
+            };
+            let ports = Ports {
+                vip: open(vip, XdpSide::Vip, "VIP")?,
+                dip: open(dip, XdpSide::Dip, "DIP")?,
+            };
+            let steered = Ports {
+                vip: ports.vip.clone(),
+                dip: ports.dip.clone(),
+            };
+            let mut datapath = one_thread_per_side(ports, director, clock, stop, errors)?;
+            datapath.xdp = Some(steered);
+            Ok(datapath)
         }
         IoBackend::Ring => {
             let workers = tuning.workers.max(1);
@@ -211,7 +247,11 @@ pub fn start(
                 vip: vips[0].clone(),
                 dip: dips[0].clone(),
             });
-            Ok(Datapath { threads, control })
+            Ok(Datapath {
+                threads,
+                control,
+                xdp: None,
+            })
         }
     }
 }
@@ -244,7 +284,11 @@ fn one_thread_per_side<P: FrameIo + 'static>(
         vip: ports.vip.clone(),
         dip: ports.dip.clone(),
     });
-    Ok(Datapath { threads, control })
+    Ok(Datapath {
+        threads,
+        control,
+        xdp: None,
+    })
 }
 
 /// `--io pnet` has no virtio-net header: a GRO- or LRO-merged super-frame reaches it as
@@ -273,6 +317,16 @@ fn super_frame_warning(name: &str, state: &Offloads) -> Option<String> {
     Some(format!(
         "{name}: {merging} on: --io pnet cannot forward the super-frames they merge; they will be dropped as frag_needed/too_big (fix: ethtool -K {name} gro off lro off)"
     ))
+}
+
+/// AF_XDP frames come without the virtio-net header that says "checksum not filled in
+/// yet": a sender on this host (a veth peer, a container) that leaves its TCP/UDP checksum
+/// to transmit offload hands over frames masqd cannot tell from complete ones, and the
+/// receiver drops them. Frames from a physical wire are always complete. Said once.
+fn warn_of_partial_checksums() {
+    tracing::warn!(
+        "--io xdp: frames carry no offload metadata; local senders behind veth peers must have transmit checksumming off (ethtool -K PEER tx off), or their TCP/UDP checksums arrive unfinished and are dropped by the receiver"
+    );
 }
 
 /// The fanout group id for `iface`'s rings. Ids are per network namespace: mixing in the

@@ -122,22 +122,7 @@ impl KernelGuard {
             })
             .collect();
         wanted.sort();
-        let mut real_servers: Vec<Ipv4Addr> = table
-            .services
-            .iter()
-            .flat_map(|s| {
-                s.lock()
-                    .dests
-                    .iter()
-                    .filter_map(|d| match d.key.addr {
-                        IpAddr::V4(addr) => Some(addr),
-                        IpAddr::V6(_) => None,
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        real_servers.sort();
-        real_servers.dedup();
+        let real_servers = crate::steering::real_server_addrs(table);
         let rules = Rules {
             services: wanted,
             real_servers,

@@ -15,6 +15,7 @@ mod guard;
 mod health;
 mod metrics;
 mod rules;
+mod steering;
 mod trace_stream;
 mod web;
 
@@ -98,8 +99,10 @@ struct Args {
     #[arg(long, requires = "web")]
     web_admin: bool,
     /// Packet I/O: `ring` (TPACKET_V2/V3 rings, --workers threads per interface in a
-    /// PACKET_FANOUT group), `socket` (recvmmsg, one thread per interface) or `pnet`
-    /// (pnet_datalink, a syscall per frame, MTU-sized frames only: for comparison).
+    /// PACKET_FANOUT group), `socket` (recvmmsg, one thread per interface), `xdp` (AF_XDP
+    /// sockets fed by an XDP program that takes only service traffic from the kernel;
+    /// MTU-sized frames, senders' checksum offload off; all IPv4 to a VIP goes to masqd)
+    /// or `pnet` (pnet_datalink, a syscall per frame, MTU-sized frames only: for comparison).
     #[arg(long, value_enum, default_value = "socket")]
     io: IoBackend,
     /// Packet threads per interface with --io ring (default: the number of CPUs).
@@ -201,6 +204,19 @@ fn run(args: Args) -> Result<()> {
         args.io, &tuning, &host.vip, &host.dip, &director, clock, &stop, &errors,
     )?;
     let (threads, ports) = (datapath.threads, datapath.control);
+    let steering = datapath.xdp.map(|xdp| {
+        let locals = host
+            .vip
+            .ipv4
+            .iter()
+            .chain(&host.dip.ipv4)
+            .map(|&(addr, _)| addr)
+            .collect();
+        steering::XdpSteering::new(xdp.vip, xdp.dip, locals)
+    });
+    if let Some(steering) = &steering {
+        steering.sync(&director.services())?;
+    }
     tracing::info!(
         "masqd up: VIP side {} ({}), DIP side {} ({}), {} packet threads ({:?} I/O), control socket {}",
         host.vip.name,
@@ -219,6 +235,7 @@ fn run(args: Args) -> Result<()> {
         vip_iface: host.vip.name.clone(),
         dip_iface: host.dip.name.clone(),
         health: Default::default(),
+        steering,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -336,6 +353,12 @@ async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports<dyn FrameIo>>, errors
         };
         ctx.director
             .housekeeping(now, &mut |side, frame| send(side, frame));
+        // Health checks and the web page change destinations outside control requests.
+        if let Some(steering) = &ctx.steering {
+            if let Err(e) = steering.sync(&ctx.director.services()) {
+                tracing::error!("{e:#}");
+            }
+        }
         announce_new_vips(&ctx.director, &mut announced, &send);
         odd = !odd;
         if !odd {

@@ -123,11 +123,16 @@ fn name16(name: &str) -> [u8; 16] {
     out
 }
 
-/// Creates a BPF map with `u32` keys and values.
-pub(crate) fn map_create(map_type: u32, max_entries: u32, name: &str) -> io::Result<OwnedFd> {
+/// Creates a BPF map with `u32` values and keys of `key_size` bytes.
+pub(crate) fn map_create(
+    map_type: u32,
+    key_size: u32,
+    max_entries: u32,
+    name: &str,
+) -> io::Result<OwnedFd> {
     let mut attr = MapCreateAttr {
         map_type,
-        key_size: 4,
+        key_size,
         value_size: 4,
         max_entries,
         map_name: name16(name),
@@ -136,8 +141,14 @@ pub(crate) fn map_create(map_type: u32, max_entries: u32, name: &str) -> io::Res
     owned_fd(bpf(BPF_MAP_CREATE, &mut attr)?)
 }
 
+/// A map key: plain bytes the kernel copies (`u32`, `[u8; N]`), of the size the map was
+/// created with.
+pub(crate) trait MapKey: Copy + Default {}
+impl MapKey for u32 {}
+impl MapKey for [u8; 8] {}
+
 /// `map[key] = value` (creates or replaces; `BPF_ANY`).
-pub(crate) fn map_update(map: BorrowedFd<'_>, key: u32, value: u32) -> io::Result<()> {
+pub(crate) fn map_update<K: MapKey>(map: BorrowedFd<'_>, key: K, value: u32) -> io::Result<()> {
     // `key` and `value` live on this stack frame until `bpf` returns.
     let mut attr = MapElemAttr {
         map_fd: map.as_raw_fd() as u32,
@@ -150,7 +161,7 @@ pub(crate) fn map_update(map: BorrowedFd<'_>, key: u32, value: u32) -> io::Resul
 }
 
 /// Deletes `map[key]`; `ENOENT` when it is absent.
-pub(crate) fn map_delete(map: BorrowedFd<'_>, key: u32) -> io::Result<()> {
+pub(crate) fn map_delete<K: MapKey>(map: BorrowedFd<'_>, key: K) -> io::Result<()> {
     let mut attr = MapElemAttr {
         map_fd: map.as_raw_fd() as u32,
         key: ptr::from_ref(&key) as u64,
@@ -162,9 +173,12 @@ pub(crate) fn map_delete(map: BorrowedFd<'_>, key: u32) -> io::Result<()> {
 
 /// The key after `key` in the map's iteration order (the first key for `None`); `None`
 /// at the end.
-pub(crate) fn map_next_key(map: BorrowedFd<'_>, key: Option<u32>) -> io::Result<Option<u32>> {
-    let current = key.unwrap_or(0);
-    let mut next = 0u32;
+pub(crate) fn map_next_key<K: MapKey>(
+    map: BorrowedFd<'_>,
+    key: Option<K>,
+) -> io::Result<Option<K>> {
+    let current = key.unwrap_or_default();
+    let mut next = K::default();
     let mut attr = MapElemAttr {
         map_fd: map.as_raw_fd() as u32,
         // A null key asks for the first one.
