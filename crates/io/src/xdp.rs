@@ -155,6 +155,10 @@ pub struct XdpStats {
 /// How many full XDP batches in a row before a slot is kept for the kernel path, so ARP
 /// replies are not starved under load.
 const FAIRNESS_STREAK: u32 = 8;
+
+/// The most batches between two reads of the packet socket while the thread, busy with
+/// XDP frames, does not `poll` (which would say when the socket has frames).
+const KERNEL_CHECK_EVERY: u32 = 8;
 /// The headroom the kernel keeps in front of a frame it copies into the UMEM.
 const XDP_PACKET_HEADROOM: u32 = 256;
 /// Longest wait for a free transmit frame before a send fails.
@@ -184,6 +188,13 @@ struct Receiver {
     full_streak: u32,
     /// The queue read first by the next call (round robin).
     next: usize,
+    /// Whether the packet socket may hold frames: the last `poll` said so, or the last
+    /// read of it filled all the room it had. Saves a `recvmmsg` that would find nothing
+    /// on every batch, twice per wake-up under request/response traffic.
+    kernel_ready: bool,
+    /// Batches since the packet socket was last read; it is read at least every
+    /// [`KERNEL_CHECK_EVERY`] batches while the XDP path keeps the thread from polling.
+    batches_since_kernel: u32,
 }
 
 /// The transmit half of one queue: TX and completion rings, the free transmit frames.
@@ -425,6 +436,8 @@ impl XdpPort {
                 kernel_batch: RecvBatch::new(64),
                 full_streak: 0,
                 next: 0,
+                kernel_ready: true,
+                batches_since_kernel: 0,
             }),
             tx: tx_paths,
             kernel,
@@ -593,10 +606,17 @@ impl XdpPort {
             return Ok(count);
         }
         receiver.full_streak = 0;
+        if !receiver.kernel_ready && receiver.batches_since_kernel < KERNEL_CHECK_EVERY {
+            receiver.batches_since_kernel += 1;
+            return Ok(count);
+        }
+        receiver.batches_since_kernel = 0;
         let kernel_batch = &mut receiver.kernel_batch;
+        let room = limit - count;
         let got = self
             .kernel
             .recv_batch(kernel_batch, &mut bufs[count..limit], Duration::ZERO)?;
+        receiver.kernel_ready = got == room.min(kernel_batch.capacity());
         for received in &kernel_batch.received()[..got] {
             batch.push(*received);
         }
@@ -866,11 +886,13 @@ impl FrameIo for XdpPort {
                 .iter()
                 .map(AsFd::as_fd)
                 .chain(std::iter::once(self.kernel.as_fd()));
-            xsys::poll_many(fds, libc::POLLIN, timeout_ms).map_err(|source| IoError::Recv {
-                call: "poll",
-                iface: self.iface.clone(),
-                source,
-            })?;
+            // The packet socket goes last, so `poll` says whether it has frames.
+            receiver.kernel_ready =
+                xsys::poll_many(fds, libc::POLLIN, timeout_ms).map_err(|source| IoError::Recv {
+                    call: "poll",
+                    iface: self.iface.clone(),
+                    source,
+                })?;
         }
     }
 

@@ -359,12 +359,14 @@ pub(crate) fn wake_rx(fd: BorrowedFd<'_>) -> io::Result<()> {
 pub(crate) const POLL_MAX: usize = 65;
 
 /// Waits up to `timeout_ms` (-1: forever) until one of `fds` (the first [`POLL_MAX`]) has
-/// `events`. Returns on timeout and on a signal too; the caller re-checks.
+/// `events`. Returns on timeout and on a signal too; the caller re-checks. Says whether
+/// the last descriptor passed had any of `events` (the caller puts the one it wants to
+/// know about last).
 pub(crate) fn poll_many<'a>(
     fds: impl IntoIterator<Item = BorrowedFd<'a>>,
     events: i16,
     timeout_ms: c_int,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     let mut pfds = [libc::pollfd {
         fd: -1,
         events: 0,
@@ -378,8 +380,8 @@ pub(crate) fn poll_many<'a>(
     }
     // SAFETY: `pfds` holds POLL_MAX live pollfds and the count passed is at most that.
     match syscall!(poll(pfds.as_mut_ptr(), count as libc::nfds_t, timeout_ms)) {
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(()),
+        Ok(_) => Ok(count > 0 && pfds[count - 1].revents & events != 0),
+        Err(err) if err.kind() == io::ErrorKind::Interrupted => Ok(false),
         Err(err) => Err(err),
     }
 }
