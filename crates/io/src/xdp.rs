@@ -171,8 +171,6 @@ const MAX_QUEUES: u32 = 64;
 
 /// The receive half of one queue: RX and fill rings and the receive frames.
 struct RxPath {
-    /// Index into `XdpPort::sockets` (the queue number).
-    queue: usize,
     rx: xsys::Ring,
     fill: xsys::Ring,
     umem: UmemRegion,
@@ -254,15 +252,17 @@ const BIND_BUSY_WAIT: Duration = Duration::from_secs(2);
 /// Binds the socket to `queue` in copy mode. A socket closed a moment ago (a port just
 /// dropped, masqd restarted) lets go of its queue in deferred kernel work, and until then
 /// `bind` answers `EBUSY`; so `EBUSY` is retried for a bounded time before it is reported.
+///
+/// Without `XDP_USE_NEED_WAKEUP`, deliberately: with it, every `poll` of a copy-mode
+/// socket also transmits what its TX ring holds, under the socket's mutex — so the VIP
+/// side's thread, waiting for frames, ended up sending the DIP side thread's frames out of
+/// the VIP interface while that thread spun on the mutex to kick them itself (10 % of
+/// masqd's samples in `mutex_spin_on_owner` under an iperf3 load). Copy mode needs a
+/// `sendto` kick for every transmit anyway, and never a wake-up for the fill ring.
 fn bind_when_free(fd: BorrowedFd<'_>, ifindex: u32, queue: u32) -> io::Result<()> {
     let deadline = Instant::now() + BIND_BUSY_WAIT;
     loop {
-        match xsys::bind_xdp(
-            fd,
-            ifindex,
-            queue,
-            libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
-        ) {
+        match xsys::bind_xdp(fd, ifindex, queue, libc::XDP_COPY) {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -340,7 +340,6 @@ fn open_queue(
     Ok((
         xsk,
         RxPath {
-            queue: index,
             rx,
             fill,
             umem: rx_umem,
@@ -677,11 +676,6 @@ impl XdpPort {
         }
         path.returned.truncate(keep);
         path.fill.submit(room as u32);
-        if path.fill.needs_wakeup() {
-            // Only zero-copy drivers sleep on the fill ring; nothing to do on failure,
-            // the next receive wakes it again.
-            let _ = xsys::wake_rx(self.socket(path.queue));
-        }
     }
 
     /// Moves finished transmit frames from the completion ring to the free list.
@@ -704,9 +698,10 @@ impl XdpPort {
             tx.tx.submit(*written);
             *written = 0;
         }
-        // Copy mode sends at most 32 frames per kick; allow a few refusals beyond that.
+        // Copy mode sends only inside a kick, at most 32 frames per kick; allow a few
+        // refusals beyond that.
         let mut kicks = tx.tx.pending() / 32 + 8;
-        while tx.tx.pending() > 0 && tx.tx.needs_wakeup() && kicks > 0 {
+        while tx.tx.pending() > 0 && kicks > 0 {
             kicks -= 1;
             match xsys::kick_tx(self.socket(tx.queue)) {
                 Ok(()) => {}

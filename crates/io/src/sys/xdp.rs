@@ -341,20 +341,6 @@ pub(crate) fn kick_tx(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Wakes the kernel to take buffers from the fill ring (`recvfrom` with no buffer).
-pub(crate) fn wake_rx(fd: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: no buffer and no address: the kernel writes nothing to us.
-    syscall!(recvfrom(
-        fd.as_raw_fd(),
-        ptr::null_mut(),
-        0,
-        libc::MSG_DONTWAIT,
-        ptr::null_mut(),
-        ptr::null_mut()
-    ))?;
-    Ok(())
-}
-
 /// The most descriptors [`poll_many`] waits on.
 pub(crate) const POLL_MAX: usize = 65;
 
@@ -621,7 +607,6 @@ pub(crate) struct Ring {
     map_len: usize,
     producer: usize,
     consumer: usize,
-    flags: usize,
     descs: usize,
     mask: u32,
     /// Our own index (producer for Fill/Tx, consumer for Rx/Completion), as published.
@@ -646,6 +631,8 @@ impl Ring {
     ) -> io::Result<Ring> {
         let ring_off = kind.offsets(off);
         let field = |value: u64| usize::try_from(value).map_err(io::Error::other);
+        // The flags word is only read with XDP_USE_NEED_WAKEUP, which the port does not
+        // use; it is still checked to lie inside the header like the indices.
         let (producer, consumer, flags, descs) = (
             field(ring_off.producer)?,
             field(ring_off.consumer)?,
@@ -682,7 +669,6 @@ impl Ring {
             map_len,
             producer,
             consumer,
-            flags,
             descs,
             mask: entries - 1,
             local: 0,
@@ -716,11 +702,6 @@ impl Ring {
     /// Number of entries.
     pub(crate) fn entries(&self) -> u32 {
         self.mask + 1
-    }
-
-    /// The kernel set `XDP_RING_NEED_WAKEUP`: it will not look at the ring until woken.
-    pub(crate) fn needs_wakeup(&self) -> bool {
-        self.word(self.flags).load(Ordering::Acquire) & libc::XDP_RING_NEED_WAKEUP != 0
     }
 
     /// Producer side: free slots (re-reading the kernel's index).
