@@ -214,6 +214,8 @@ pub struct XdpPort {
     // sockets it redirects to are closed.
     link: OwnedFd,
     sockets: Vec<Socket>,
+    /// Per queue, the transmit socket sharing the receive socket's UMEM.
+    tx_sockets: Vec<Socket>,
     rx: Mutex<Receiver>,
     tx: Vec<Mutex<TxPath>>,
     kernel: PacketSocket,
@@ -253,16 +255,12 @@ const BIND_BUSY_WAIT: Duration = Duration::from_secs(2);
 /// dropped, masqd restarted) lets go of its queue in deferred kernel work, and until then
 /// `bind` answers `EBUSY`; so `EBUSY` is retried for a bounded time before it is reported.
 ///
-/// Without `XDP_USE_NEED_WAKEUP`, deliberately: with it, every `poll` of a copy-mode
-/// socket also transmits what its TX ring holds, under the socket's mutex — so the VIP
-/// side's thread, waiting for frames, ended up sending the DIP side thread's frames out of
-/// the VIP interface while that thread spun on the mutex to kick them itself (10 % of
-/// masqd's samples in `mutex_spin_on_owner` under an iperf3 load). Copy mode needs a
-/// `sendto` kick for every transmit anyway, and never a wake-up for the fill ring.
+/// Without `XDP_USE_NEED_WAKEUP`: copy mode needs a `sendto` kick for every transmit
+/// anyway, and never a wake-up for the fill ring.
 fn bind_when_free(fd: BorrowedFd<'_>, ifindex: u32, queue: u32) -> io::Result<()> {
     let deadline = Instant::now() + BIND_BUSY_WAIT;
     loop {
-        match xsys::bind_xdp(fd, ifindex, queue, libc::XDP_COPY) {
+        match xsys::bind_xdp(fd, ifindex, queue, libc::XDP_COPY, None) {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -271,11 +269,21 @@ fn bind_when_free(fd: BorrowedFd<'_>, ifindex: u32, queue: u32) -> io::Result<()
     }
 }
 
-/// One queue's socket and its two halves, as [`open_queue`] builds them.
-type QueueParts = (Socket, RxPath, TxPath);
+/// One queue's receive and transmit sockets and its two halves, as [`open_queue`] builds
+/// them.
+type QueueParts = (Socket, Socket, RxPath, TxPath);
 
-/// Creates, maps and binds the AF_XDP socket of queue `queue`, with its own UMEM whose
-/// receive half is all on the fill ring, and registers it in the XSKMAP.
+/// Creates, maps and binds the AF_XDP sockets of queue `queue` and registers the receive
+/// one in the XSKMAP. The receive socket owns the queue's UMEM (whose receive half is all
+/// on the fill ring) and has RX, fill and completion rings but no TX ring; a second
+/// socket shares the UMEM and has only the TX ring.
+///
+/// Why two: in copy mode every `poll` of a socket with a TX ring also transmits what that
+/// ring holds, under the socket's mutex. With one socket per queue, the thread waiting
+/// for frames on one side ended up sending the other side's thread's frames out of its
+/// interface, while that thread spun on the mutex to kick them itself (10–11 % of masqd's
+/// samples in `mutex_spin_on_owner` under an iperf3 load). A socket without a TX ring
+/// makes `poll` only wait.
 fn open_queue(
     iface: &Interface,
     queue: u32,
@@ -309,7 +317,6 @@ fn open_queue(
         (RingKind::Fill, "setsockopt(XDP_UMEM_FILL_RING)"),
         (RingKind::Completion, "setsockopt(XDP_UMEM_COMPLETION_RING)"),
         (RingKind::Rx, "setsockopt(XDP_RX_RING)"),
-        (RingKind::Tx, "setsockopt(XDP_TX_RING)"),
     ];
     for (kind, call) in rings {
         xsys::set_ring_size(fd, kind, half).map_err(xsk_err(call))?;
@@ -319,7 +326,14 @@ fn open_queue(
     let mut fill = map(RingKind::Fill, "mmap(XDP_UMEM_PGOFF_FILL_RING)")?;
     let completion = map(RingKind::Completion, "mmap(XDP_UMEM_PGOFF_COMPLETION_RING)")?;
     let rx = map(RingKind::Rx, "mmap(XDP_PGOFF_RX_RING)")?;
-    let tx = map(RingKind::Tx, "mmap(XDP_PGOFF_TX_RING)")?;
+
+    let tx_xsk = Socket::new(Domain::from(libc::AF_XDP), Type::RAW, None)
+        .map_err(xsk_err("socket(AF_XDP, SOCK_RAW) for transmit"))?;
+    let tx_fd = tx_xsk.as_fd();
+    xsys::set_ring_size(tx_fd, RingKind::Tx, half).map_err(xsk_err("setsockopt(XDP_TX_RING)"))?;
+    let tx_offsets = xsys::mmap_offsets(tx_fd).map_err(xsk_err("getsockopt(XDP_MMAP_OFFSETS)"))?;
+    let tx = xsys::Ring::map(tx_fd, RingKind::Tx, &tx_offsets, half)
+        .map_err(xsk_err("mmap(XDP_PGOFF_TX_RING)"))?;
 
     // The receive frames all go to the kernel now; the transmit frames are all free.
     let frame_addr = |i: u32| u64::from(i) * frame_size as u64;
@@ -331,6 +345,9 @@ fn open_queue(
     let free = (half..frame_count).map(frame_addr).collect();
 
     bind_when_free(fd, iface.index, queue).map_err(xsk_err("bind(AF_XDP)"))?;
+    xsys::bind_xdp(tx_fd, iface.index, queue, libc::XDP_SHARED_UMEM, Some(fd)).map_err(xsk_err(
+        "bind(AF_XDP, XDP_SHARED_UMEM) of the transmit socket",
+    ))?;
     xsys::map_update(xsks, queue, fd.as_raw_fd() as u32).map_err(|source| IoError::Bpf {
         call: "bpf(BPF_MAP_UPDATE_ELEM, XSKMAP)",
         iface: iface.name.clone(),
@@ -339,6 +356,7 @@ fn open_queue(
     let index = queue as usize;
     Ok((
         xsk,
+        tx_xsk,
         RxPath {
             rx,
             fill,
@@ -415,11 +433,13 @@ impl XdpPort {
         let prog = load_insns(name, &steal_program(options.side, maps))?;
 
         let mut sockets = Vec::new();
+        let mut tx_sockets = Vec::new();
         let mut rx_paths = Vec::new();
         let mut tx_paths = Vec::new();
         for queue in 0..queues {
-            let (socket, rx, tx) = open_queue(iface, queue, options, xsks.as_fd())?;
+            let (socket, tx_socket, rx, tx) = open_queue(iface, queue, options, xsks.as_fd())?;
             sockets.push(socket);
+            tx_sockets.push(tx_socket);
             rx_paths.push(rx);
             tx_paths.push(Mutex::new(tx));
         }
@@ -430,6 +450,7 @@ impl XdpPort {
         Ok(XdpPort {
             link,
             sockets,
+            tx_sockets,
             rx: Mutex::new(Receiver {
                 paths: rx_paths,
                 kernel_batch: RecvBatch::new(64),
@@ -539,7 +560,7 @@ impl XdpPort {
             malformed: self.malformed.load(Ordering::Relaxed),
             ..XdpStats::default()
         };
-        for socket in &self.sockets {
+        for socket in self.sockets.iter().chain(&self.tx_sockets) {
             let kernel =
                 xsys::xdp_statistics(socket.as_fd()).map_err(|source| IoError::GetSockOpt {
                     option: "XDP_STATISTICS",
@@ -555,6 +576,10 @@ impl XdpPort {
 
     fn socket(&self, queue: usize) -> BorrowedFd<'_> {
         self.sockets[queue].as_fd()
+    }
+
+    fn tx_socket(&self, queue: usize) -> BorrowedFd<'_> {
+        self.tx_sockets[queue].as_fd()
     }
 
     /// A transmit queue no other sender holds, else queue 0 (waiting for it).
@@ -703,7 +728,7 @@ impl XdpPort {
         let mut kicks = tx.tx.pending() / 32 + 8;
         while tx.tx.pending() > 0 && kicks > 0 {
             kicks -= 1;
-            match xsys::kick_tx(self.socket(tx.queue)) {
+            match xsys::kick_tx(self.tx_socket(tx.queue)) {
                 Ok(()) => {}
                 // EAGAIN: more to send, or the completion ring is full; EBUSY: the
                 // device dropped a frame (counted by the device); ENOBUFS: no memory for
@@ -746,7 +771,7 @@ impl XdpPort {
                     "no transmit frame came back from the kernel",
                 ));
             }
-            xsys::poll_many(std::iter::once(self.socket(tx.queue)), libc::POLLOUT, 1)?;
+            xsys::poll_many(std::iter::once(self.tx_socket(tx.queue)), libc::POLLOUT, 1)?;
         }
     }
 

@@ -307,14 +307,21 @@ pub(crate) fn mmap_offsets(fd: BorrowedFd<'_>) -> io::Result<libc::xdp_mmap_offs
     Ok(off)
 }
 
-/// Binds the socket to one queue of an interface.
-pub(crate) fn bind_xdp(fd: BorrowedFd<'_>, ifindex: u32, queue: u32, flags: u16) -> io::Result<()> {
+/// Binds the socket to one queue of an interface; with `shared_umem`, to the UMEM of that
+/// socket (already bound to the same queue), and `flags` must then be `XDP_SHARED_UMEM`.
+pub(crate) fn bind_xdp(
+    fd: BorrowedFd<'_>,
+    ifindex: u32,
+    queue: u32,
+    flags: u16,
+    shared_umem: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let addr = libc::sockaddr_xdp {
         sxdp_family: libc::AF_XDP as u16,
         sxdp_flags: flags,
         sxdp_ifindex: ifindex,
         sxdp_queue_id: queue,
-        sxdp_shared_umem_fd: 0,
+        sxdp_shared_umem_fd: shared_umem.map_or(0, |owner| owner.as_raw_fd() as u32),
     };
     // SAFETY: `addr` is a live sockaddr_xdp and the length passed is its size.
     syscall!(bind(
