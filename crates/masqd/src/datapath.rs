@@ -89,8 +89,8 @@ pub struct Tuning {
 pub enum IoBackend {
     /// One `AF_PACKET` socket per interface, `recvmmsg`/`sendmmsg`, one packet thread each.
     Socket,
-    /// TPACKET_V3 receive rings in a `PACKET_FANOUT` group, `--workers` threads per
-    /// interface, `sendmmsg`.
+    /// TPACKET_V2 (or V3) receive rings in a `PACKET_FANOUT` group, `--workers` threads
+    /// per interface, `sendmmsg`.
     Ring,
     /// A `pnet_datalink` channel per interface, a syscall per frame, one packet thread
     /// each; MTU-sized frames only. For comparison.

@@ -101,7 +101,7 @@ struct Args {
     /// Packet I/O: `ring` (TPACKET_V2/V3 rings, --workers threads per interface in a
     /// PACKET_FANOUT group), `socket` (recvmmsg, one thread per interface), `xdp` (AF_XDP
     /// sockets fed by an XDP program that takes only service traffic from the kernel;
-    /// MTU-sized frames, senders' checksum offload off; all IPv4 to a VIP goes to masqd)
+    /// MTU-sized frames, senders' checksum offload off)
     /// or `pnet` (pnet_datalink, a syscall per frame, MTU-sized frames only: for comparison).
     #[arg(long, value_enum, default_value = "socket")]
     io: IoBackend,
@@ -185,7 +185,7 @@ fn run(args: Args) -> Result<()> {
 
     if args.workers.is_some() && args.io != IoBackend::Ring {
         tracing::warn!(
-            "--workers only applies to --io ring; --io socket and --io pnet run one packet thread per interface"
+            "--workers only applies to --io ring; --io socket, xdp and pnet run one packet thread per interface"
         );
     }
     let workers = match args.workers {
