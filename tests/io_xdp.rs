@@ -56,7 +56,7 @@ fn stats_of(listing: &str, prefix: &str) -> Vec<u64> {
 fn xdp_backend_balances_tcp_and_udp_through_the_vip() {
     let Some(lab) = Lab::up_with(LabOptions {
         offloads_off: true,
-        masqd_args: &["--io", "xdp"],
+        masqd_args: &["--io", "xdp", "--metrics", "127.0.0.1:9101"],
         ..LabOptions::default()
     }) else {
         return;
@@ -137,6 +137,37 @@ fn xdp_backend_balances_tcp_and_udp_through_the_vip() {
         "UDP conns, in and out packets:\n{listing}"
     );
     assert!(udp[3] > 0 && udp[4] > 0, "UDP bytes:\n{listing}");
+
+    // The ports' counters: the traffic came through the AF_XDP sockets on both sides,
+    // and the kernel dropped nothing.
+    let scrape = lab.exec(
+        "dir",
+        &["curl", "-sf", "-m", "5", "http://127.0.0.1:9101/metrics"],
+    );
+    assert!(scrape.status.success(), "scrape:\n{}", describe(&scrape));
+    let metrics = String::from_utf8_lossy(&scrape.stdout).into_owned();
+    let counter = |labels: &str| -> u64 {
+        let prefix = format!("masq_xdp_frames_total{{{labels}}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?} in\n{metrics}"))
+    };
+    for side in ["vip", "dip"] {
+        for direction in ["received", "sent"] {
+            let n = counter(&format!(
+                "side=\"{side}\",path=\"xdp\",direction=\"{direction}\""
+            ));
+            assert!(n >= 20 * 4, "{side} side, {direction} through AF_XDP: {n}");
+        }
+    }
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("masq_xdp_kernel_dropped_frames_total{"))
+    {
+        assert!(line.ends_with(" 0"), "the kernel dropped frames: {line}");
+    }
 
     // The VIP is also the director's own address: what is not a service (here TCP port
     // 81) still reaches its kernel, which refuses the connection at once (curl exit 7)

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use crate::clock::Clock;
 use crate::control_server::ControlContext;
 use crate::health::HealthMap;
+use crate::steering::XdpSteering;
 
 type Labels = Vec<(String, String)>;
 
@@ -44,8 +45,14 @@ fn with(mut labels: Labels, more: &[(&str, String)]) -> Labels {
     labels
 }
 
-/// Renders every metric in the OpenMetrics text format.
-pub fn render(director: &Director, clock: &Clock, health: &HealthMap) -> String {
+/// Renders every metric in the OpenMetrics text format; with `--io xdp`, the ports'
+/// counters too.
+pub fn render(
+    director: &Director,
+    clock: &Clock,
+    health: &HealthMap,
+    xdp: Option<&XdpSteering>,
+) -> String {
     let mut registry = Registry::default();
     macro_rules! family {
         ($name:literal, $help:literal, $kind:ty) => {{
@@ -192,10 +199,62 @@ pub fn render(director: &Director, clock: &Clock, health: &HealthMap) -> String 
         );
         up.get_or_create(&l).set(i64::from(h.up));
     }
+    if let Some(xdp) = xdp {
+        render_xdp(&mut registry, xdp);
+    }
     let mut out = String::new();
     // Encoding into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// The AF_XDP ports' counters: which path each frame took, and what the kernel dropped.
+fn render_xdp(registry: &mut Registry, xdp: &XdpSteering) {
+    let frames = Family::<Labels, Counter>::default();
+    registry.register(
+        "masq_xdp_frames",
+        "Frames through an --io xdp port, by side, path (xdp: an AF_XDP socket; kernel: the packet socket, for what the XDP program passed or what needed offload work) and direction",
+        frames.clone(),
+    );
+    let dropped = Family::<Labels, Counter>::default();
+    registry.register(
+        "masq_xdp_kernel_dropped_frames",
+        "Frames the kernel dropped on an --io xdp port, by side and reason (rx: stolen frames with no room in the RX or fill ring; tx_invalid: refused transmit descriptors)",
+        dropped.clone(),
+    );
+    for (side, stats) in xdp.stats() {
+        let stats = match stats {
+            Ok(stats) => stats,
+            Err(e) => {
+                tracing::debug!("XDP counters of the {side} side: {e}");
+                continue;
+            }
+        };
+        let label = |more: &[(&str, &str)]| -> Labels {
+            std::iter::once(("side".to_string(), side.to_string()))
+                .chain(more.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .collect()
+        };
+        for (path, direction, n) in [
+            ("xdp", "received", stats.rx_xdp),
+            ("kernel", "received", stats.rx_kernel),
+            ("xdp", "sent", stats.tx_xdp),
+            ("kernel", "sent", stats.tx_kernel),
+        ] {
+            frames
+                .get_or_create(&label(&[("path", path), ("direction", direction)]))
+                .inc_by(n);
+        }
+        for (reason, n) in [
+            ("rx", stats.rx_dropped),
+            ("tx_invalid", stats.tx_invalid),
+            ("malformed_descriptor", stats.malformed),
+        ] {
+            dropped
+                .get_or_create(&label(&[("reason", reason)]))
+                .inc_by(n);
+        }
+    }
 }
 
 /// Serves `/metrics` on `listener` until the task is cancelled.
@@ -221,7 +280,12 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ControlContext>) {
                 if line.starts_with("GET /metrics ") || line.starts_with("GET / ") {
                     (
                         "200 OK",
-                        render(&ctx.director, &ctx.clock, &ctx.health),
+                        render(
+                            &ctx.director,
+                            &ctx.clock,
+                            &ctx.health,
+                            ctx.steering.as_ref(),
+                        ),
                         "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     )
                 } else {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use masq_core::control::{Protocol, ServiceKey};
 use masq_core::service::ServiceTable;
-use masq_io::XdpPort;
+use masq_io::{IoError, XdpPort, XdpStats};
 
 /// The addresses the programs were last given.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -70,6 +70,14 @@ impl XdpSteering {
         }
         *installed = Some(wanted);
         Ok(())
+    }
+}
+
+impl XdpSteering {
+    /// Each side's port counters, by side name (`vip`, `dip`).
+    pub fn stats(&self) -> [(&'static str, Result<XdpStats, IoError>); 2] {
+        let [vip, dip] = &self.ports;
+        [("vip", vip.stats()), ("dip", dip.stats())]
     }
 }
 
