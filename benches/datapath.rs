@@ -73,20 +73,28 @@ fn client(i: u32) -> (Ipv4Addr, u16) {
     )
 }
 
-fn director() -> std::sync::Arc<Director> {
-    let d = Director::new(DirectorConfig {
+/// The director's configuration: the VIP side as in the lab, the DIP side on `dip`; the
+/// clients (10.x) are reached through a gateway.
+fn director_config(dip: (Ipv4Addr, u8), max_conns: usize) -> DirectorConfig {
+    DirectorConfig {
         vip_side: SideConfig {
             mac: VIP_MAC,
             addrs: vec![(VIP, 24)],
         },
         dip_side: SideConfig {
             mac: DIP_MAC,
-            addrs: vec![(DIP, 24)],
+            addrs: vec![dip],
         },
-        // Clients are 10.x: reached through a gateway.
         vip_gateway: Some(Ipv4Addr::new(192, 168, 0, 1)),
-        max_conns: masq::core::director::DEFAULT_MAX_CONNS,
-    });
+        max_conns,
+    }
+}
+
+fn director() -> std::sync::Arc<Director> {
+    let d = Director::new(director_config(
+        (DIP, 24),
+        masq::core::director::DEFAULT_MAX_CONNS,
+    ));
     let svc = ServiceKey::Addr {
         protocol: Protocol::Tcp,
         addr: IpAddr::V4(VIP),
@@ -284,19 +292,8 @@ impl Scale {
     /// `services` services; the measured one (number `services / 2`) has `dests` real
     /// servers and `scheduler`, the others 2 real servers and rr.
     fn new(services: usize, dests: usize, scheduler: &str, live: usize) -> Self {
-        let director = Director::new(DirectorConfig {
-            vip_side: SideConfig {
-                mac: VIP_MAC,
-                addrs: vec![(VIP, 24)],
-            },
-            dip_side: SideConfig {
-                mac: DIP_MAC,
-                addrs: vec![(SCALE_DIP, 16)],
-            },
-            vip_gateway: Some(Ipv4Addr::new(192, 168, 0, 1)),
-            // Room for 1.1M entries without secure_tcp's table or eviction.
-            max_conns: 1 << 22,
-        });
+        // Room for 1.1M entries without secure_tcp's table or eviction.
+        let director = Director::new(director_config((SCALE_DIP, 16), 1 << 22));
         let now = Timestamp::from_secs(1);
         let ctl = director.control(now);
         // The live connections must outlive every round's 61 s step.

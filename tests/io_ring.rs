@@ -15,16 +15,6 @@ const URL: &str = "http://192.168.0.10/";
 const V2: &[&str] = &["--io", "ring", "--workers", "2", "--ring-format", "v2"];
 const V3: &[&str] = &["--io", "ring", "--workers", "2", "--ring-format", "v3"];
 
-fn masqadm_ok(lab: &Lab, args: &[&str]) -> String {
-    let (stdout, stderr, code) = lab.masqadm(args);
-    assert!(
-        code == 0 && stderr.is_empty(),
-        "masqadm {} failed: exit {code}\nstdout: {stdout}\nstderr: {stderr}",
-        args.join(" ")
-    );
-    stdout
-}
-
 fn lab_with(masqd_args: &'static [&'static str], exclusive: bool) -> Option<Lab> {
     Lab::up_with(LabOptions {
         masqd_args,
@@ -39,9 +29,9 @@ fn seed_through(masqd_args: &'static [&'static str]) {
     let Some(lab) = lab_with(masqd_args, false) else {
         return;
     };
-    masqadm_ok(&lab, &["-A", "-t", SERVICE, "-s", "rr"]);
-    masqadm_ok(&lab, &["-a", "-t", SERVICE, "-r", "192.168.100.7", "-m"]);
-    masqadm_ok(&lab, &["-a", "-t", SERVICE, "-r", "192.168.100.9", "-m"]);
+    lab.masqadm_ok(&["-A", "-t", SERVICE, "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", "192.168.100.7", "-m"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", "192.168.100.9", "-m"]);
     let picks: Vec<String> = (0..12).map(|_| lab.curl(URL)).collect();
     let expected: Vec<String> = ["RS2 192.168.100.9\n", "RS1 192.168.100.7\n"]
         .repeat(6)
@@ -60,11 +50,8 @@ fn seed_through(masqd_args: &'static [&'static str]) {
         );
     }
 
-    masqadm_ok(&lab, &["-A", "-u", "192.168.0.10:7", "-s", "rr"]);
-    masqadm_ok(
-        &lab,
-        &["-a", "-u", "192.168.0.10:7", "-r", "192.168.100.7", "-m"],
-    );
+    lab.masqadm_ok(&["-A", "-u", "192.168.0.10:7", "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-u", "192.168.0.10:7", "-r", "192.168.100.7", "-m"]);
     let labsrv = lab.bin("masq-labsrv");
     let out = lab.exec(
         "client",
@@ -90,8 +77,8 @@ fn bulk_through(masqd_args: &'static [&'static str]) {
     let Some(lab) = lab_with(masqd_args, true) else {
         return;
     };
-    masqadm_ok(&lab, &["-A", "-t", SERVICE, "-s", "rr"]);
-    masqadm_ok(&lab, &["-a", "-t", SERVICE, "-r", "192.168.100.7", "-m"]);
+    lab.masqadm_ok(&["-A", "-t", SERVICE, "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", "192.168.100.7", "-m"]);
     let size = 20 << 20;
     let out = lab.curl_with(
         "client",
@@ -110,7 +97,7 @@ fn bulk_through(masqd_args: &'static [&'static str]) {
         size.to_string(),
         "bytes downloaded through {masqd_args:?}"
     );
-    let stats = masqadm_ok(&lab, &["-L", "-n", "--stats", "--exact"]);
+    let stats = lab.masqadm_ok(&["-L", "-n", "--stats", "--exact"]);
     let out_packets: u64 = stats
         .lines()
         .find(|l| l.contains("192.168.100.7:80"))

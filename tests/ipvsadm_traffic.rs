@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::seed::stats_of;
 use common::{Lab, CLIENT_IP, RS1_IP, RS2_IP, VIP};
 
 const SERVICE: &str = "192.168.0.10:80";
@@ -79,18 +80,8 @@ fn stats_agree_with_what_the_client_sent_and_received() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     let after = client_counters(&lab);
     let listing = ok(&lab, &["-L", "-n", "--stats", "--exact"]);
-    let service_line = listing
-        .lines()
-        .find(|l| l.starts_with(&format!("TCP  {SERVICE}")))
-        .unwrap_or_else(|| panic!("no service line in\n{listing}"));
-    let numbers: Vec<u64> = service_line
-        .split_whitespace()
-        .skip(2)
-        .map(|n| n.parse().expect("a number"))
-        .collect();
-    let [conns, inpkts, outpkts, inbytes, outbytes] = numbers[..] else {
-        panic!("five counters expected: {service_line}")
-    };
+    let [conns, inpkts, outpkts, inbytes, outbytes] =
+        stats_of(&listing, &format!("TCP  {SERVICE}"));
     assert_eq!(conns, 10, "{listing}");
     assert_eq!(
         inpkts,

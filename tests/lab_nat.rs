@@ -11,6 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::seed::answered_by;
 use common::{describe, Lab, LabOptions, CLIENT_IP, RCLIENT_IP, RS1_IP, RS2_IP, VIP};
 
 const SERVICE: &str = "192.168.0.10:80";
@@ -48,32 +49,11 @@ const WRR_RULES: &str = concat!(
     "-a -t 192.168.0.10:80 -r 192.168.100.9:80 -m -w 1\n",
 );
 
-/// Runs `masqadm ARGS` and insists it succeeds silently but for stdout.
-fn masqadm_ok(lab: &Lab, args: &[&str]) -> String {
-    let (stdout, stderr, code) = lab.masqadm(args);
-    assert!(
-        code == 0 && stderr.is_empty(),
-        "masqadm {} failed: exit {code}\nstdout: {stdout}\nstderr: {stderr}",
-        args.join(" ")
-    );
-    stdout
-}
-
 /// The seed: `-A -t VIP:80 -s rr`, then RS1 and RS2 with `-m`, in that order.
 fn seed_rr(lab: &Lab) {
-    masqadm_ok(lab, &["-A", "-t", SERVICE, "-s", "rr"]);
-    masqadm_ok(lab, &["-a", "-t", SERVICE, "-r", RS1_IP, "-m"]);
-    masqadm_ok(lab, &["-a", "-t", SERVICE, "-r", RS2_IP, "-m"]);
-}
-
-/// The last octet of the real server that wrote `body`, checking that the name and the
-/// address it reports agree.
-fn answered_by(body: &str) -> u8 {
-    match body {
-        "RS1 192.168.100.7\n" => 7,
-        "RS2 192.168.100.9\n" => 9,
-        other => panic!("not an answer of RS1 or RS2: {other:?}"),
-    }
+    lab.masqadm_ok(&["-A", "-t", SERVICE, "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS1_IP, "-m"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS2_IP, "-m"]);
 }
 
 /// `n` new connections from the client (one curl each): who answered them, in order.
@@ -86,7 +66,7 @@ fn picks(lab: &Lab, n: usize) -> Vec<u8> {
 fn assert_listing_becomes(lab: &Lab, args: &[&str], expected: &str) {
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        let listing = masqadm_ok(lab, args);
+        let listing = lab.masqadm_ok(args);
         if listing == expected {
             return;
         }
@@ -164,8 +144,8 @@ fn seed_sequence_matches_the_kernel_and_survives_save_flush_restore() {
     assert_eq!(picks(&lab, 6), [9, 7, 9, 7, 9, 7], "a.txt: PICKS a-rr");
     assert_listing_becomes(&lab, &["-L", "-n"], RR_LISTING);
 
-    masqadm_ok(&lab, &["-E", "-t", SERVICE, "-s", "wrr"]);
-    masqadm_ok(&lab, &["-e", "-t", SERVICE, "-r", RS1_IP, "-m", "-w", "3"]);
+    lab.masqadm_ok(&["-E", "-t", SERVICE, "-s", "wrr"]);
+    lab.masqadm_ok(&["-e", "-t", SERVICE, "-r", RS1_IP, "-m", "-w", "3"]);
     assert_eq!(
         picks(&lab, 8),
         [9, 7, 7, 7, 9, 7, 7, 7],
@@ -173,11 +153,11 @@ fn seed_sequence_matches_the_kernel_and_survives_save_flush_restore() {
     );
     assert_listing_becomes(&lab, &["-L", "-n"], WRR_LISTING);
 
-    let rules = masqadm_ok(&lab, &["-S", "-n"]);
+    let rules = lab.masqadm_ok(&["-S", "-n"]);
     assert_eq!(rules, WRR_RULES, "masqadm -S -n differs from ipvsadm's");
 
-    masqadm_ok(&lab, &["-C"]);
-    assert_eq!(masqadm_ok(&lab, &["-L", "-n"]), EMPTY_LISTING);
+    lab.masqadm_ok(&["-C"]);
+    assert_eq!(lab.masqadm_ok(&["-L", "-n"]), EMPTY_LISTING);
     let out = lab.exec("client", &["curl", "-sS", "--max-time", "2", URL]);
     assert!(
         !out.status.success(),
@@ -191,8 +171,8 @@ fn seed_sequence_matches_the_kernel_and_survives_save_flush_restore() {
         ("", "", 0),
         "masqadm -R"
     );
-    assert_eq!(masqadm_ok(&lab, &["-S", "-n"]), WRR_RULES, "restored rules");
-    let listing = masqadm_ok(&lab, &["-L", "-n"]);
+    assert_eq!(lab.masqadm_ok(&["-S", "-n"]), WRR_RULES, "restored rules");
+    let listing = lab.masqadm_ok(&["-L", "-n"]);
     assert!(
         listing.contains("TCP  192.168.0.10:80 wrr\n")
             && listing.contains("  -> 192.168.100.7:80             Masq    3      ")
@@ -328,9 +308,9 @@ fn tcpdump_on_the_director_shows_the_four_stages() {
 fn udp_echo_round_trips_through_the_director() {
     let Some(lab) = Lab::up() else { return };
     let udp_service = "192.168.0.10:7";
-    masqadm_ok(&lab, &["-A", "-u", udp_service, "-s", "rr"]);
-    masqadm_ok(&lab, &["-a", "-u", udp_service, "-r", RS1_IP, "-m"]);
-    masqadm_ok(&lab, &["-a", "-u", udp_service, "-r", RS2_IP, "-m"]);
+    lab.masqadm_ok(&["-A", "-u", udp_service, "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-u", udp_service, "-r", RS1_IP, "-m"]);
+    lab.masqadm_ok(&["-a", "-u", udp_service, "-r", RS2_IP, "-m"]);
     let labsrv = lab.bin("masq-labsrv");
     let labsrv = labsrv.to_str().expect("a UTF-8 path");
     let udp_client = |message: &str, count: &str| {
@@ -388,11 +368,8 @@ fn iperf3_through_the_director(offloads_off: bool) {
         return;
     };
     let service = "192.168.0.10:5201";
-    masqadm_ok(&lab, &["-A", "-t", service, "-s", "rr"]);
-    masqadm_ok(
-        &lab,
-        &["-a", "-t", service, "-r", "192.168.100.7:5201", "-m"],
-    );
+    lab.masqadm_ok(&["-A", "-t", service, "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-t", service, "-r", "192.168.100.7:5201", "-m"]);
     let _server = lab.spawn(
         "rs1",
         "iperf3-server",
@@ -482,8 +459,8 @@ fn bulk_http_download_completes() {
 #[test]
 fn adding_a_destination_twice_is_refused_like_ipvsadm() {
     let Some(lab) = Lab::up() else { return };
-    masqadm_ok(&lab, &["-A", "-t", SERVICE, "-s", "rr"]);
-    masqadm_ok(&lab, &["-a", "-t", SERVICE, "-r", RS1_IP, "-m"]);
+    lab.masqadm_ok(&["-A", "-t", SERVICE, "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS1_IP, "-m"]);
     let (stdout, stderr, code) = lab.masqadm(&["-a", "-t", SERVICE, "-r", RS1_IP, "-m"]);
     assert_eq!(
         (stdout.as_str(), stderr.as_str(), code),
@@ -491,7 +468,7 @@ fn adding_a_destination_twice_is_refused_like_ipvsadm() {
         "g-errors.txt"
     );
     assert_eq!(
-        masqadm_ok(&lab, &["-S", "-n"]),
+        lab.masqadm_ok(&["-S", "-n"]),
         "-A -t 192.168.0.10:80 -s rr\n-a -t 192.168.0.10:80 -r 192.168.100.7:80 -m -w 1\n",
         "the table is unchanged"
     );
@@ -567,11 +544,8 @@ fn a_vip_that_is_not_a_host_address_is_answered_by_masqd_alone() {
     let Some(lab) = Lab::up() else { return };
     // 192.168.0.20 is no address of the director's kernel: only masqd answers ARP for it.
     let vip2 = "192.168.0.20";
-    masqadm_ok(&lab, &["-A", "-t", &format!("{vip2}:80"), "-s", "rr"]);
-    masqadm_ok(
-        &lab,
-        &["-a", "-t", &format!("{vip2}:80"), "-r", RS2_IP, "-m"],
-    );
+    lab.masqadm_ok(&["-A", "-t", &format!("{vip2}:80"), "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-t", &format!("{vip2}:80"), "-r", RS2_IP, "-m"]);
     let body = lab.curl(&format!("http://{vip2}/"));
     assert_eq!(answered_by(&body), 9);
     let neigh = lab.exec("client", &["ip", "neigh", "show", vip2]);
@@ -594,8 +568,8 @@ fn a_vip_that_is_not_a_host_address_is_answered_by_masqd_alone() {
 fn a_fragmented_udp_datagram_crosses_the_director_both_ways() {
     let Some(lab) = Lab::up() else { return };
     let udp_service = "192.168.0.10:7";
-    masqadm_ok(&lab, &["-A", "-u", udp_service, "-s", "rr"]);
-    masqadm_ok(&lab, &["-a", "-u", udp_service, "-r", RS1_IP, "-m"]);
+    lab.masqadm_ok(&["-A", "-u", udp_service, "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-u", udp_service, "-r", RS1_IP, "-m"]);
     // 4000 bytes over a 1500-byte MTU: the client's IP layer sends three fragments, and
     // the real server's echo comes back in three as well.
     let message = "x".repeat(4000);
@@ -616,7 +590,7 @@ fn a_fragmented_udp_datagram_crosses_the_director_both_ways() {
         String::from_utf8_lossy(&out.stdout),
         format!("RS1 {message}\n")
     );
-    let stats = masqadm_ok(&lab, &["-L", "-n", "--stats", "-u", udp_service]);
+    let stats = lab.masqadm_ok(&["-L", "-n", "--stats", "-u", udp_service]);
     let line = stats
         .lines()
         .find(|l| l.starts_with("UDP  "))
@@ -644,8 +618,8 @@ fn path_mtu_discovery_works_through_the_director() {
         let out = lab.exec(ns, &["ip", "link", "set", &lab.iface(iface), "mtu", "1400"]);
         assert!(out.status.success(), "{}", describe(&out));
     }
-    masqadm_ok(&lab, &["-A", "-t", "192.168.0.10:5201", "-s", "rr"]);
-    masqadm_ok(&lab, &["-a", "-t", "192.168.0.10:5201", "-r", RS1_IP, "-m"]);
+    lab.masqadm_ok(&["-A", "-t", "192.168.0.10:5201", "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-t", "192.168.0.10:5201", "-r", RS1_IP, "-m"]);
     // masqd rereads its interfaces' MTU every two seconds.
     std::thread::sleep(Duration::from_millis(2500));
     let server = lab.spawn(

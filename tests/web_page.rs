@@ -53,21 +53,11 @@ fn artifacts(lab: &Lab) -> PathBuf {
     dir
 }
 
-fn masqadm_ok(lab: &Lab, args: &[&str]) -> String {
-    let (stdout, stderr, code) = lab.masqadm(args);
-    assert!(
-        code == 0 && stderr.is_empty(),
-        "masqadm {} failed: exit {code}\nstdout: {stdout}\nstderr: {stderr}",
-        args.join(" ")
-    );
-    stdout
-}
-
 /// The seed's weighted round robin: RS1 weight 3, RS2 weight 1.
 fn seed_wrr(lab: &Lab) {
-    masqadm_ok(lab, &["-A", "-t", SERVICE, "-s", "wrr"]);
-    masqadm_ok(lab, &["-a", "-t", SERVICE, "-r", RS1_IP, "-m", "-w", "3"]);
-    masqadm_ok(lab, &["-a", "-t", SERVICE, "-r", RS2_IP, "-m", "-w", "1"]);
+    lab.masqadm_ok(&["-A", "-t", SERVICE, "-s", "wrr"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS1_IP, "-m", "-w", "3"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS2_IP, "-m", "-w", "1"]);
 }
 
 /// `curl` in the director namespace against the page's server: (HTTP status, body).
@@ -580,7 +570,9 @@ fn the_page_shows_the_lab_and_wrr_3_to_1_in_a_browser() {
     assert!(raw(&lab, &huge).starts_with("HTTP/1.1 413 "));
     assert_eq!(http(&lab, &[], "/api/state").0, 200);
     // Nothing changed.
-    assert!(masqadm_ok(&lab, &["-L", "-n"]).contains("TCP  192.168.0.10:80 wrr"));
+    assert!(lab
+        .masqadm_ok(&["-L", "-n"])
+        .contains("TCP  192.168.0.10:80 wrr"));
 }
 
 #[test]
@@ -629,7 +621,7 @@ fn with_web_admin_the_page_changes_weights_and_nothing_else() {
         complaints.join("\n")
     );
     b.close();
-    let listing = masqadm_ok(&lab, &["-L", "-n"]);
+    let listing = lab.masqadm_ok(&["-L", "-n"]);
     assert!(
         listing.contains("  -> 192.168.100.9:80             Masq    2"),
         "{listing}"
@@ -683,7 +675,7 @@ fn with_web_admin_the_page_changes_weights_and_nothing_else() {
         let (code, reply) = post(body, extra);
         assert_eq!(code, want, "{body} {extra:?}: {reply}");
     }
-    let listing = masqadm_ok(&lab, &["-L", "-n"]);
+    let listing = lab.masqadm_ok(&["-L", "-n"]);
     assert!(listing.contains("TCP  192.168.0.10:80 rr"), "{listing}");
     assert_eq!(listing.matches("Masq").count(), 2, "{listing}");
 }

@@ -13,6 +13,7 @@
 // Every test file includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod seed;
 pub mod standalone;
 
 use std::io::Write;
@@ -307,6 +308,17 @@ impl Lab {
             describe(&out)
         );
         String::from_utf8(out.stdout).expect("curl's output is UTF-8")
+    }
+
+    /// `masqadm ARGS…`, insisting that it succeeds with nothing on stderr; its stdout.
+    pub fn masqadm_ok(&self, args: &[&str]) -> String {
+        let (stdout, stderr, code) = self.masqadm(args);
+        assert!(
+            code == 0 && stderr.is_empty(),
+            "masqadm {} failed: exit {code}\nstdout: {stdout}\nstderr: {stderr}",
+            args.join(" ")
+        );
+        stdout
     }
 
     /// `masqadm ARGS…` against this lab's masqd: (stdout, stderr, exit code).

@@ -206,6 +206,48 @@ impl ServiceTable {
     pub fn find(&self, key: &ServiceKey) -> Option<&Arc<VirtualService>> {
         self.services.iter().find(|s| s.key == *key)
     }
+
+    /// (protocol, VIP, port) of every service the data path forwards — IPv4 TCP and UDP;
+    /// neither SCTP, fwmark nor IPv6 services are forwarded — sorted, each once. Port 0
+    /// is a service on every port.
+    pub fn forwarded_services(&self) -> Vec<(Protocol, Ipv4Addr, u16)> {
+        let mut services: Vec<_> = self
+            .services
+            .iter()
+            .filter_map(|s| match s.key {
+                ServiceKey::Addr {
+                    protocol: protocol @ (Protocol::Tcp | Protocol::Udp),
+                    addr: IpAddr::V4(vip),
+                    port,
+                } => Some((protocol, vip, port)),
+                _ => None,
+            })
+            .collect();
+        services.sort_unstable();
+        services.dedup();
+        services
+    }
+
+    /// Every IPv4 real server of every service, sorted, each once.
+    pub fn real_server_addrs(&self) -> Vec<Ipv4Addr> {
+        let mut addrs: Vec<Ipv4Addr> = self
+            .services
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .dests
+                    .iter()
+                    .filter_map(|d| match d.key.addr {
+                        IpAddr::V4(addr) => Some(addr),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        addrs
+    }
 }
 
 #[cfg(test)]

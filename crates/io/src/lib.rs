@@ -38,6 +38,8 @@ mod sys;
 mod xdp;
 
 #[cfg(test)]
+mod netns_lab;
+#[cfg(test)]
 mod netns_tests;
 #[cfg(test)]
 mod pnet_netns_tests;

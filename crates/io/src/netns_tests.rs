@@ -2,20 +2,18 @@
 //! (`va` in namespace A, `vb` in namespace B), so no frame leaves this machine.
 //!
 //! Each test builds its own pair of namespaces and deletes them when it ends, also when
-//! it fails (the [`Lab`] guard). Sockets are created by a thread that moved itself into a
-//! namespace with `setns`; a socket stays in the namespace it was created in, so the test
-//! thread then uses it directly. Skipped (with a message) when not running as root.
+//! it fails (`netns_lab`). Skipped (with a message) when not running as root.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::host::{ip_forward_enabled, offload_state, set_offload, Feature};
+use crate::netns_lab::{in_ns, recv_until, Namespaces};
 use crate::socket::{PacketType, RecvBatch, SendBatch, SocketOptions};
 use crate::{
-    sys, FrameIo, GsoType, Interface, Offload, PacketSocket, RingFormat, RingOptions, RingSocket,
+    FrameIo, GsoType, Interface, Offload, PacketSocket, RingFormat, RingOptions, RingSocket,
     V2_SLOT,
 };
 
@@ -29,58 +27,29 @@ const WAIT: Duration = Duration::from_secs(3);
 struct Lab {
     a: String,
     b: String,
-    created: Vec<String>,
     mac_a: [u8; 6],
     mac_b: [u8; 6],
+    namespaces: Namespaces,
 }
 
 impl Lab {
     /// `None` (after saying why) when not root.
     fn new(tag: &str) -> Option<Lab> {
-        if !sys::is_root() {
-            eprintln!("skipping {tag}: namespace tests need root");
-            return None;
-        }
-        let pid = std::process::id();
-        let mut lab = Lab {
-            a: format!("mqio-{pid}-{tag}-a"),
-            b: format!("mqio-{pid}-{tag}-b"),
-            created: Vec::new(),
-            mac_a: [0; 6],
-            mac_b: [0; 6],
-        };
-        for ns in [lab.a.clone(), lab.b.clone()] {
-            run("ip", &["netns", "add", &ns]);
-            lab.created.push(ns.clone());
-            // No IPv6 chatter (DAD, router solicitations) on the link: every frame the
-            // tests see is one they caused. Absent when IPv6 is off in the kernel.
-            in_ns(&ns, || {
-                for conf in ["all", "default"] {
-                    let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
-                    let _ = std::fs::write(path, "1");
-                }
-            });
-        }
-        let (a, b) = (lab.a.clone(), lab.b.clone());
-        run(
-            "ip",
-            &[
-                "link", "add", "va", "netns", &a, "type", "veth", "peer", "name", "vb", "netns", &b,
-            ],
+        let mut namespaces = Namespaces::new("mqio", tag)?;
+        let (a, b) = (namespaces.add("a"), namespaces.add("b"));
+        namespaces.veth(
+            ("a", "va", Some("192.0.2.1/24")),
+            ("b", "vb", Some("192.0.2.2/24")),
         );
-        run(
-            "ip",
-            &["-n", &a, "addr", "add", "192.0.2.1/24", "dev", "va"],
-        );
-        run(
-            "ip",
-            &["-n", &b, "addr", "add", "192.0.2.2/24", "dev", "vb"],
-        );
-        run("ip", &["-n", &a, "link", "set", "va", "up"]);
-        run("ip", &["-n", &b, "link", "set", "vb", "up"]);
-        lab.mac_a = lab.running("A").mac;
-        lab.mac_b = lab.running("B").mac;
-        Some(lab)
+        let mac_a = namespaces.running("a", "va").mac;
+        let mac_b = namespaces.running("b", "vb").mac;
+        Some(Lab {
+            a,
+            b,
+            mac_a,
+            mac_b,
+            namespaces,
+        })
     }
 
     fn ns(&self, side: &str) -> &str {
@@ -101,15 +70,8 @@ impl Lab {
 
     /// The interface of `side`, once it has a carrier.
     fn running(&self, side: &str) -> Interface {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let iface = in_ns(self.ns(side), || Interface::by_name(Lab::ifname(side))).unwrap();
-            if iface.is_running || Instant::now() > deadline {
-                assert!(iface.is_up && iface.is_running, "{iface:?}");
-                return iface;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+        let short = if side == "A" { "a" } else { "b" };
+        self.namespaces.running(short, Lab::ifname(side))
     }
 
     fn socket(&self, side: &str) -> PacketSocket {
@@ -160,38 +122,6 @@ impl Lab {
         })
         .unwrap();
     }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in &self.created {
-            // Deleting the namespace also deletes its end of the veth pair, and with it
-            // the other end.
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs `f` on a thread that has entered the namespace `ns`.
-fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                sys::enter_netns(ns).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-    })
 }
 
 // ---- frames ----
@@ -306,17 +236,9 @@ fn partial(csum_offset: u16) -> Offload {
 fn recv_matching(
     socket: &impl FrameIo,
     buf: &mut [u8],
-    mut want: impl FnMut(&[u8]) -> bool,
+    want: impl FnMut(&[u8]) -> bool,
 ) -> Option<crate::Received> {
-    let deadline = Instant::now() + WAIT;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        if let Some(got) = socket.recv(buf, left).unwrap() {
-            if want(&buf[..got.len]) {
-                return Some(got);
-            }
-        }
-    }
-    None
+    recv_until(socket, buf, WAIT, want)
 }
 
 /// Whether `socket` receives a frame `is_ours` within `window`.

@@ -2,16 +2,13 @@
 //! veth pair (`pa` in namespace A, `pb` in namespace B), so no frame leaves this machine.
 //!
 //! As in `netns_tests`: each test builds its own namespaces and deletes them when it ends,
-//! also when it fails (the [`Link`] guard); ports are opened by a thread that entered the
-//! namespace, and are then used from the test thread. Skipped (with a message) when not
-//! running as root. The frames are of a local experimental EtherType (0x88b5) with no IP
+//! also when it fails (`netns_lab`). Skipped (with a message) when not running as root. The frames are of a local experimental EtherType (0x88b5) with no IP
 //! in them, and IPv6 is off in both namespaces, so nothing else crosses the link.
 
-use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{sys, FrameIo, GsoType, Interface, IoError, Offload, PacketType, PnetOptions};
+use crate::netns_lab::{in_ns, Namespaces};
+use crate::{FrameIo, GsoType, Interface, IoError, Offload, PacketType, PnetOptions};
 use crate::{PnetPort, RecvBatch};
 
 const WAIT: Duration = Duration::from_secs(3);
@@ -20,53 +17,17 @@ const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
 
 /// Two namespaces joined by a veth pair; deleted on drop.
 struct Link {
-    namespaces: Vec<String>,
+    namespaces: Namespaces,
 }
 
 impl Link {
     /// `None` (after saying why) when not root.
     fn new(tag: &str) -> Option<Link> {
-        if !sys::is_root() {
-            eprintln!("skipping {tag}: namespace tests need root");
-            return None;
-        }
-        let pid = std::process::id();
-        let mut link = Link {
-            namespaces: Vec::new(),
-        };
-        for side in ["a", "b"] {
-            let ns = format!("mqpn-{pid}-{tag}-{side}");
-            run("ip", &["netns", "add", &ns]);
-            link.namespaces.push(ns.clone());
-            in_ns(&ns, || {
-                for conf in ["all", "default"] {
-                    let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
-                    let _ = std::fs::write(path, "1");
-                }
-            });
-        }
-        let (a, b) = (link.ns("A").to_owned(), link.ns("B").to_owned());
-        run(
-            "ip",
-            &[
-                "link", "add", "pa", "netns", &a, "type", "veth", "peer", "name", "pb", "netns", &b,
-            ],
-        );
-        run("ip", &["-n", &a, "link", "set", "pa", "up"]);
-        run("ip", &["-n", &b, "link", "set", "pb", "up"]);
-        Some(link)
-    }
-
-    fn ns(&self, side: &str) -> &str {
-        &self.namespaces[usize::from(side == "B")]
-    }
-
-    fn ifname(side: &str) -> &'static str {
-        if side == "A" {
-            "pa"
-        } else {
-            "pb"
-        }
+        let mut namespaces = Namespaces::new("mqpn", tag)?;
+        namespaces.add("a");
+        namespaces.add("b");
+        namespaces.veth(("a", "pa", None), ("b", "pb", None));
+        Some(Link { namespaces })
     }
 
     /// The interface of `side` once it has a carrier, and a port on it.
@@ -75,58 +36,22 @@ impl Link {
     }
 
     fn port_with(&self, side: &str, qdisc_bypass: bool) -> (Interface, PnetPort) {
-        in_ns(self.ns(side), || {
-            let deadline = Instant::now() + WAIT;
-            let iface = loop {
-                let iface = Interface::by_name(Link::ifname(side)).unwrap();
-                if iface.is_running || Instant::now() > deadline {
-                    assert!(iface.is_up && iface.is_running, "{iface:?}");
-                    break iface;
-                }
-                thread::sleep(Duration::from_millis(10));
-            };
-            let port = PnetPort::open(
-                &iface,
-                &PnetOptions {
-                    recv_buffer: Some(1 << 20),
-                    qdisc_bypass,
-                },
-            )
-            .unwrap();
-            (iface, port)
+        let (short, ifname) = if side == "A" {
+            ("a", "pa")
+        } else {
+            ("b", "pb")
+        };
+        let iface = self.namespaces.running(short, ifname);
+        let options = PnetOptions {
+            recv_buffer: Some(1 << 20),
+            qdisc_bypass,
+        };
+        let port = in_ns(&self.namespaces.name(short), || {
+            PnetPort::open(&iface, &options)
         })
+        .unwrap();
+        (iface, port)
     }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            // Deleting a namespace deletes its end of the veth pair, and with it the other.
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs `f` on a thread that has entered the namespace `ns`.
-fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                sys::enter_netns(ns).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-    })
 }
 
 /// A frame from `src` to `dst` with `len` bytes in all, its payload a pattern from `seed`.

@@ -1,6 +1,6 @@
 //! [`XdpPort`] against the real kernel: network namespaces of our own joined by veth
-//! pairs, as in `netns_tests` (each test builds its own, uniquely named, and deletes them
-//! when it ends, also when it fails; skipped when not root).
+//! pairs (`netns_lab`: each test builds its own, uniquely named, and deletes them when it
+//! ends, also when it fails; skipped when not root).
 //!
 //! The usual lab: `va` in namespace A (192.0.2.1, where the port under test sits), `vb`
 //! in namespace B (192.0.2.2, the peer that sends and checks).
@@ -10,10 +10,9 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::netns_lab::{in_ns, recv_until, run, Namespaces};
 use crate::socket::{RecvBatch, SendBatch, SocketOptions};
-use crate::{
-    sys, FrameIo, Interface, Offload, PacketSocket, XdpMode, XdpOptions, XdpPort, XdpSide,
-};
+use crate::{FrameIo, Interface, Offload, PacketSocket, XdpMode, XdpOptions, XdpPort, XdpSide};
 
 const IP_A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const IP_B: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -25,84 +24,50 @@ const OTHER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 77);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 const WAIT: Duration = Duration::from_secs(3);
 
-/// Namespaces joined by veth pairs; deleted on drop.
+/// Namespaces joined by veth pairs ([`Namespaces`], which it derefs to); deleted on drop.
 struct Lab {
-    tag: String,
-    created: Vec<String>,
+    namespaces: Namespaces,
+}
+
+impl std::ops::Deref for Lab {
+    type Target = Namespaces;
+    fn deref(&self) -> &Namespaces {
+        &self.namespaces
+    }
+}
+
+impl std::ops::DerefMut for Lab {
+    fn deref_mut(&mut self) -> &mut Namespaces {
+        &mut self.namespaces
+    }
 }
 
 impl Lab {
     /// `None` (after saying why) when not root.
     fn new(tag: &str) -> Option<Lab> {
-        if !sys::is_root() {
-            eprintln!("skipping {tag}: namespace tests need root");
-            return None;
-        }
         Some(Lab {
-            tag: format!("mqxdp-{}-{tag}", std::process::id()),
-            created: Vec::new(),
+            namespaces: Namespaces::new("mqxdp", tag)?,
         })
     }
 
     /// The usual two-namespace lab: `va` (192.0.2.1) in A, `vb` (192.0.2.2) in B.
     fn pair(tag: &str) -> Option<Lab> {
         let mut lab = Lab::new(tag)?;
-        lab.namespace("a");
-        lab.namespace("b");
-        lab.link("a", "va", "192.0.2.1/24", "b", "vb", "192.0.2.2/24");
+        lab.add("a");
+        lab.add("b");
+        lab.link(("a", "va", "192.0.2.1/24"), ("b", "vb", "192.0.2.2/24"));
         Some(lab)
     }
 
-    fn ns(&self, short: &str) -> String {
-        format!("{}-{short}", self.tag)
-    }
-
-    fn namespace(&mut self, short: &str) {
-        let ns = self.ns(short);
-        run("ip", &["netns", "add", &ns]);
-        self.created.push(ns.clone());
-        // No IPv6 chatter on the links: every frame the tests see is one they caused.
-        in_ns(&ns, || {
-            for conf in ["all", "default"] {
-                let path = format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6");
-                let _ = std::fs::write(path, "1");
-            }
-        });
-    }
-
-    /// A veth pair `if1` (in `ns1`, address `addr1`) — `if2` (in `ns2`), both up.
-    fn link(&self, ns1: &str, if1: &str, addr1: &str, ns2: &str, if2: &str, addr2: &str) {
-        let (n1, n2) = (self.ns(ns1), self.ns(ns2));
-        run(
-            "ip",
-            &[
-                "link", "add", if1, "netns", &n1, "type", "veth", "peer", "name", if2, "netns", &n2,
-            ],
-        );
-        for (ns, ifname, addr) in [(&n1, if1, addr1), (&n2, if2, addr2)] {
-            run("ip", &["-n", ns, "addr", "add", addr, "dev", ifname]);
-            run("ip", &["-n", ns, "link", "set", ifname, "up"]);
-        }
-        for (ns, ifname) in [(ns1, if1), (ns2, if2)] {
-            self.running(ns, ifname);
-        }
-    }
-
-    /// The interface, once it has a carrier.
-    fn running(&self, ns: &str, ifname: &str) -> Interface {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let iface = in_ns(&self.ns(ns), || Interface::by_name(ifname)).unwrap();
-            if iface.is_running || Instant::now() > deadline {
-                assert!(iface.is_up && iface.is_running, "{iface:?}");
-                return iface;
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
+    /// A veth pair with an address on each end, both running.
+    fn link(&self, (ns1, if1, addr1): (&str, &str, &str), (ns2, if2, addr2): (&str, &str, &str)) {
+        self.veth((ns1, if1, Some(addr1)), (ns2, if2, Some(addr2)));
+        self.running(ns1, if1);
+        self.running(ns2, if2);
     }
 
     fn socket(&self, ns: &str, ifname: &str) -> PacketSocket {
-        in_ns(&self.ns(ns), || {
+        in_ns(&self.name(ns), || {
             let iface = Interface::by_name(ifname).unwrap();
             let options = SocketOptions {
                 recv_buffer: Some(4 << 20),
@@ -113,7 +78,7 @@ impl Lab {
     }
 
     fn xdp(&self, ns: &str, ifname: &str, side: XdpSide) -> XdpPort {
-        in_ns(&self.ns(ns), || {
+        in_ns(&self.name(ns), || {
             let iface = Interface::by_name(ifname).unwrap();
             XdpPort::open(&iface, &XdpOptions::new(side))
         })
@@ -123,42 +88,11 @@ impl Lab {
     /// `ip -d link show ifname` in namespace `ns`.
     fn link_show(&self, ns: &str, ifname: &str) -> String {
         let out = Command::new("ip")
-            .args(["-n", &self.ns(ns), "-d", "link", "show", ifname])
+            .args(["-n", &self.name(ns), "-d", "link", "show", ifname])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in &self.created {
-            // Deleting a namespace deletes its veth ends, and with them their peers.
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs `f` on a thread that has entered the namespace `ns`.
-fn in_ns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
-    thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                sys::enter_netns(ns).unwrap();
-                f()
-            })
-            .join()
-            .unwrap()
-    })
 }
 
 // ---- frames ----
@@ -231,15 +165,8 @@ fn recv_matching(
     want: impl Fn(&[u8]) -> bool,
 ) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 65536];
-    let deadline = Instant::now() + window;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        if let Some(got) = port.recv(&mut buf, left).unwrap() {
-            if want(&buf[..got.len]) {
-                return Some(buf[..got.len].to_vec());
-            }
-        }
-    }
-    None
+    let got = recv_until(port, &mut buf, window, want)?;
+    Some(buf[..got.len].to_vec())
 }
 
 // ---- tests ----
@@ -493,7 +420,7 @@ fn every_queue_gets_a_socket() {
             &[
                 "netns",
                 "exec",
-                &lab.ns(ns),
+                &lab.name(ns),
                 "ethtool",
                 "-L",
                 ifname,
@@ -539,7 +466,7 @@ fn every_queue_gets_a_socket() {
         "every frame stolen, on either queue: {stats:?}"
     );
     let out = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("a"), "ethtool", "-S", "va"])
+        .args(["netns", "exec", &lab.name("a"), "ethtool", "-S", "va"])
         .output()
         .unwrap();
     let per_queue = String::from_utf8_lossy(&out.stdout);
@@ -568,7 +495,7 @@ fn kernel_senders_checksum_state_is_measured() {
         "ip",
         &[
             "-n",
-            &lab.ns("b"),
+            &lab.name("b"),
             "neigh",
             "add",
             "192.0.2.100",
@@ -584,7 +511,7 @@ fn kernel_senders_checksum_state_is_measured() {
             &[
                 "netns",
                 "exec",
-                &lab.ns("b"),
+                &lab.name("b"),
                 "ethtool",
                 "-K",
                 "vb",
@@ -592,7 +519,7 @@ fn kernel_senders_checksum_state_is_measured() {
                 tx_csum,
             ],
         );
-        let sender = in_ns(&lab.ns("b"), || std::net::UdpSocket::bind((IP_B, 0))).unwrap();
+        let sender = in_ns(&lab.name("b"), || std::net::UdpSocket::bind((IP_B, 0))).unwrap();
         sender.send_to(&[7u8; 100], (VIP, 9)).unwrap();
         let f = recv_matching(&port, WAIT, |f| f.len() == 142 && f[30..34] == VIP.octets())
             .expect("the datagram was stolen");
@@ -623,7 +550,7 @@ fn generic_mode_steals_the_same() {
         force_generic: true,
         ..XdpOptions::new(XdpSide::Vip)
     };
-    let port = in_ns(&lab.ns("a"), || XdpPort::open(&iface_a, &options)).unwrap();
+    let port = in_ns(&lab.name("a"), || XdpPort::open(&iface_a, &options)).unwrap();
     assert_eq!(port.mode(), XdpMode::Generic);
     assert!(lab.link_show("a", "va").contains("xdpgeneric"));
     port.set_addresses(&[VIP], &[], &[IP_A]).unwrap();
@@ -743,10 +670,10 @@ fn xdp_forwarding_rate() {
         return;
     };
     for ns in ["gen", "fwd", "sink"] {
-        lab.namespace(ns);
+        lab.add(ns);
     }
-    lab.link("gen", "g0", "10.1.0.1/24", "fwd", "f0", "10.1.0.2/24");
-    lab.link("fwd", "f1", "10.2.0.1/24", "sink", "s0", "10.2.0.2/24");
+    lab.link(("gen", "g0", "10.1.0.1/24"), ("fwd", "f0", "10.1.0.2/24"));
+    lab.link(("fwd", "f1", "10.2.0.1/24"), ("sink", "s0", "10.2.0.2/24"));
     let g0 = lab.running("gen", "g0");
     let f0 = lab.running("fwd", "f0");
     let f1 = lab.running("fwd", "f1");
@@ -762,7 +689,7 @@ fn xdp_forwarding_rate() {
     // Frames the sink's interface received: what the forwarder really delivered.
     let sink_rx = || {
         let out = Command::new("ip")
-            .args(["-n", &lab.ns("sink"), "-s", "link", "show", "s0"])
+            .args(["-n", &lab.name("sink"), "-s", "link", "show", "s0"])
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();

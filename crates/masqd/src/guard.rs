@@ -18,11 +18,11 @@
 //! when masqd stops.
 
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use masq_core::control::{Protocol, ServiceKey};
+use masq_core::control::Protocol;
 use masq_core::service::ServiceTable;
 
 /// The nftables table masqd owns.
@@ -101,30 +101,22 @@ impl KernelGuard {
         if self.mode == GuardMode::Off || self.nft_missing {
             return Ok(());
         }
-        let mut wanted: Vec<Guarded> = table
-            .services
-            .iter()
-            .filter_map(|s| match s.key {
-                ServiceKey::Addr {
-                    protocol,
-                    addr: IpAddr::V4(vip),
-                    port,
-                } if protocol != Protocol::Sctp => Some(Guarded {
-                    protocol: if protocol == Protocol::Tcp {
-                        "tcp"
-                    } else {
-                        "udp"
-                    },
-                    vip,
-                    port,
-                }),
-                _ => None,
+        let services = table
+            .forwarded_services()
+            .into_iter()
+            .map(|(protocol, vip, port)| Guarded {
+                protocol: if protocol == Protocol::Tcp {
+                    "tcp"
+                } else {
+                    "udp"
+                },
+                vip,
+                port,
             })
             .collect();
-        wanted.sort();
-        let real_servers = crate::steering::real_server_addrs(table);
+        let real_servers = table.real_server_addrs();
         let rules = Rules {
-            services: wanted,
+            services,
             real_servers,
         };
         if self.installed.as_ref() == Some(&rules) {

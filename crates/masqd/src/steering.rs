@@ -9,11 +9,10 @@
 //! second (health checks and the web page change destinations too); nothing is written
 //! when the addresses did not change, so the once-a-second pass costs a comparison.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use masq_core::control::{Protocol, ServiceKey};
 use masq_core::service::ServiceTable;
 use masq_io::{IoError, XdpPort, XdpStats};
 
@@ -54,8 +53,12 @@ impl XdpSteering {
     pub fn sync(&self, table: &ServiceTable) -> Result<()> {
         let wanted = Addresses {
             vips: sorted(table.vips().to_vec()),
-            services: service_ports(table),
-            real_servers: real_server_addrs(table),
+            services: table
+                .forwarded_services()
+                .into_iter()
+                .map(|(protocol, vip, port)| (vip, protocol.number(), port))
+                .collect(),
+            real_servers: table.real_server_addrs(),
         };
         let mut installed = self.installed.lock().unwrap_or_else(|e| e.into_inner());
         if installed.as_ref() == Some(&wanted) {
@@ -71,60 +74,12 @@ impl XdpSteering {
         *installed = Some(wanted);
         Ok(())
     }
-}
 
-impl XdpSteering {
     /// Each side's port counters, by side name (`vip`, `dip`).
     pub fn stats(&self) -> [(&'static str, Result<XdpStats, IoError>); 2] {
         let [vip, dip] = &self.ports;
         [("vip", vip.stats()), ("dip", dip.stats())]
     }
-}
-
-/// (VIP, IP protocol, port) of every IPv4 TCP and UDP service, sorted. (masq forwards
-/// neither SCTP nor fwmark services.)
-fn service_ports(table: &ServiceTable) -> Vec<(Ipv4Addr, u8, u16)> {
-    let mut services: Vec<_> = table
-        .services
-        .iter()
-        .filter_map(|s| match s.key {
-            ServiceKey::Addr {
-                protocol,
-                addr: IpAddr::V4(vip),
-                port,
-            } => match protocol {
-                Protocol::Tcp => Some((vip, IPPROTO_TCP, port)),
-                Protocol::Udp => Some((vip, IPPROTO_UDP, port)),
-                Protocol::Sctp => None,
-            },
-            _ => None,
-        })
-        .collect();
-    services.sort_unstable();
-    services.dedup();
-    services
-}
-
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-
-/// Every IPv4 real server of every service, sorted, each once.
-pub fn real_server_addrs(table: &ServiceTable) -> Vec<Ipv4Addr> {
-    let addrs = table
-        .services
-        .iter()
-        .flat_map(|s| {
-            s.lock()
-                .dests
-                .iter()
-                .filter_map(|d| match d.key.addr {
-                    IpAddr::V4(addr) => Some(addr),
-                    IpAddr::V6(_) => None,
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    sorted(addrs)
 }
 
 fn sorted(mut addrs: Vec<Ipv4Addr>) -> Vec<Ipv4Addr> {

@@ -10,7 +10,7 @@ use masq_wire::ethernet::MacAddr;
 
 use super::*;
 use crate::control::{
-    Control, DestKey, DestParams, FwdMethod, Protocol, ServiceKey, ServiceParams,
+    Control, DestKey, DestParams, Family, FwdMethod, Protocol, ServiceKey, ServiceParams,
 };
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 101);
@@ -1284,4 +1284,42 @@ fn under_pressure_a_client_alone_cannot_establish_an_entry() {
     lab.handle(Side::Vip, &mut from_client(100, ACK));
     lab.handle(Side::Dip, &mut from_rs(RS1, RS1_MAC, 100, ACK));
     assert_eq!(state(&lab), Some("ESTABLISHED"));
+}
+
+#[test]
+fn forwarded_services_and_real_servers_leave_out_what_is_not_forwarded() {
+    let lab = Lab::seed();
+    let ctl = lab.ctl();
+    // RS1 again, on another port of another service: one address.
+    ctl.add_service(http(Protocol::Udp, 53), rr()).unwrap();
+    ctl.add_dest(http(Protocol::Udp, 53), rs(RS1, 53), masq(1))
+        .unwrap();
+    ctl.add_service(http(Protocol::Tcp, 0), rr()).unwrap();
+    // Not forwarded: SCTP, fwmark, IPv6.
+    ctl.add_service(http(Protocol::Sctp, 80), rr()).unwrap();
+    let fwmark = ServiceKey::Fwmark {
+        mark: 1,
+        family: Family::Inet,
+    };
+    ctl.add_service(fwmark, rr()).unwrap();
+    let v6 = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        port: 80,
+    };
+    ctl.add_service(v6, rr()).unwrap();
+    let other_rs = Ipv4Addr::new(192, 168, 100, 20);
+    ctl.add_dest(fwmark, rs(other_rs, 80), masq(1)).unwrap();
+
+    let table = lab.director.services();
+    assert_eq!(
+        table.forwarded_services(),
+        [
+            (Protocol::Tcp, VIP, 0),
+            (Protocol::Tcp, VIP, 80),
+            (Protocol::Udp, VIP, 53),
+        ]
+    );
+    // Real servers of every service, the fwmark one's included, each once, sorted.
+    assert_eq!(table.real_server_addrs(), [RS1, RS2, other_rs]);
 }

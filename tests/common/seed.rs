@@ -1,0 +1,104 @@
+//! What every packet I/O back end must do in the classic lab, checked the same way for
+//! each: the seed's rr over 20 connections, what the real servers see, a UDP echo through
+//! the VIP, and `masqadm -L -n --stats` counting it all.
+
+use super::{describe, Lab, CLIENT_IP, RS1_IP, RS2_IP};
+
+/// The seed's TCP service.
+pub const SERVICE: &str = "192.168.0.10:80";
+/// The UDP echo service the checks add.
+pub const UDP_SERVICE: &str = "192.168.0.10:7";
+/// What the client fetches.
+pub const URL: &str = "http://192.168.0.10/";
+
+/// The last octet of the real server that wrote `body`, checking that the name and the
+/// address it reports agree.
+pub fn answered_by(body: &str) -> u8 {
+    match body {
+        "RS1 192.168.100.7\n" => 7,
+        "RS2 192.168.100.9\n" => 9,
+        other => panic!("not an answer of RS1 or RS2: {other:?}"),
+    }
+}
+
+/// The counters of the `--stats` line that starts with `prefix`: Conns, InPkts, OutPkts,
+/// InBytes, OutBytes.
+pub fn stats_of(listing: &str, prefix: &str) -> [u64; 5] {
+    let line = listing
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in\n{listing}"));
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .skip(2)
+        .map(|n| n.parse().expect("a number"))
+        .collect();
+    numbers
+        .try_into()
+        .unwrap_or_else(|_| panic!("five counters expected: {line}"))
+}
+
+/// On a fresh lab: `-A -t SERVICE -s rr` with RS1 then RS2; 20 connections alternate
+/// RS2, RS1, … and each server logs 10, from the client's own address to its own; a UDP
+/// service to RS1 echoes 3 datagrams carrying `message`; the `--stats` counters hold 20
+/// TCP connections with packets and bytes both ways, and 1 UDP connection of 3 packets
+/// each way.
+pub fn forwards_rr_and_udp(lab: &Lab, message: &str) {
+    lab.masqadm_ok(&["-A", "-t", SERVICE, "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS1_IP, "-m"]);
+    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS2_IP, "-m"]);
+    let picks: Vec<u8> = (0..20).map(|_| answered_by(&lab.curl(URL))).collect();
+    assert_eq!(picks, [9, 7].repeat(10), "rr picks of 20 connections");
+    for (n, rs_ip) in [(1, RS1_IP), (2, RS2_IP)] {
+        let log = lab.rs_log(n);
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 10, "RS{n}'s log:\n{log}");
+        for line in lines {
+            assert!(
+                line.contains(&format!(" client={CLIENT_IP}:"))
+                    && line.ends_with(&format!(" local={rs_ip}:80")),
+                "RS{n} logged {line:?}"
+            );
+        }
+    }
+
+    lab.masqadm_ok(&["-A", "-u", UDP_SERVICE, "-s", "rr"]);
+    lab.masqadm_ok(&["-a", "-u", UDP_SERVICE, "-r", RS1_IP, "-m"]);
+    let labsrv = lab.bin("masq-labsrv");
+    let out = lab.exec(
+        "client",
+        &[
+            labsrv.to_str().expect("a UTF-8 path"),
+            "udp-client",
+            "--to",
+            UDP_SERVICE,
+            "--message",
+            message,
+            "--count",
+            "3",
+        ],
+    );
+    assert!(out.status.success(), "udp-client:\n{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("RS1 {message}\n").repeat(3)
+    );
+
+    let listing = lab.masqadm_ok(&["-L", "-n", "--stats", "--exact"]);
+    let tcp = stats_of(&listing, &format!("TCP  {SERVICE}"));
+    assert_eq!(tcp[0], 20, "TCP connections:\n{listing}");
+    // Each connection is a handshake, a request, its answer and the close: several packets
+    // and bytes each way.
+    assert!(
+        tcp[1] >= 20 * 4 && tcp[2] >= 20 * 4,
+        "TCP packets:\n{listing}"
+    );
+    assert!(tcp[3] > 0 && tcp[4] > 0, "TCP bytes:\n{listing}");
+    let udp = stats_of(&listing, &format!("UDP  {UDP_SERVICE}"));
+    assert_eq!(
+        udp[..3],
+        [1, 3, 3],
+        "UDP conns, in and out packets:\n{listing}"
+    );
+    assert!(udp[3] > 0 && udp[4] > 0, "UDP bytes:\n{listing}");
+}
