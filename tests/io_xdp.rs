@@ -66,10 +66,13 @@ fn xdp_backend_balances_tcp_and_udp_through_the_vip() {
             assert!(n >= 20 * 4, "{side} side, {direction} through AF_XDP: {n}");
         }
     }
-    for line in metrics
+    let dropped: Vec<&str> = metrics
         .lines()
         .filter(|l| l.starts_with("masq_xdp_kernel_dropped_frames_total{"))
-    {
+        .collect();
+    // Two sides × three reasons.
+    assert_eq!(dropped.len(), 6, "drop counters:\n{metrics}");
+    for line in dropped {
         assert!(line.ends_with(" 0"), "the kernel dropped frames: {line}");
     }
 

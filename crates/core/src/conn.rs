@@ -12,8 +12,8 @@
 //! `&FlowKey` needs no key copy in the table. A (FlowKey, Arc) bucket would be 24 bytes,
 //! and a hash table runs between 44 % and 88 % full, so storing keys in the maps cost
 //! 55–110 bytes per connection; this way it is 20–41. A lookup touches the same lines as
-//! before (control bytes, slot, then the `Conn`, whose counts sit next to the key). Measured with
-//! `benches/conntable.rs`, in `docs/benchmarks.md`.
+//! before (control bytes, slot, then the `Conn`, whose counts sit next to the key).
+//! Measured with `benches/conntable.rs`, in `docs/benchmarks.md`.
 //!
 //! Lock order when both maps are touched in one operation: inbound before outbound.
 

@@ -479,11 +479,6 @@ impl XdpPort {
         })
     }
 
-    /// The name of the interface.
-    pub fn interface(&self) -> &str {
-        &self.iface
-    }
-
     /// How the program is attached.
     pub fn mode(&self) -> XdpMode {
         self.mode
@@ -492,11 +487,6 @@ impl XdpPort {
     /// How many queues have an AF_XDP socket (queues `0..n`).
     pub fn queues(&self) -> usize {
         self.sockets.len()
-    }
-
-    /// The ordinary packet socket that carries the frames the program passes.
-    pub fn kernel_socket(&self) -> &PacketSocket {
-        &self.kernel
     }
 
     /// Replaces the addresses the program steals traffic for: `vips` get the VIP flag,
@@ -783,6 +773,9 @@ impl XdpPort {
         let mut tx = self.lock_tx();
         let mut written = 0u32;
         let mut sent = 0usize;
+        // Counted once per call: both packet threads send on every port, and a shared
+        // counter touched per frame would bounce its cache line between them.
+        let (mut via_xdp, mut via_kernel) = (0u64, 0u64);
         let fail = |sent: usize, call: &'static str, source: io::Error| IoError::BatchSend {
             sent,
             source: Box::new(IoError::Send {
@@ -807,7 +800,7 @@ impl XdpPort {
                     });
                     break;
                 }
-                self.tx_kernel.fetch_add(1, Ordering::Relaxed);
+                via_kernel += 1;
                 sent += 1;
                 continue;
             }
@@ -837,8 +830,10 @@ impl XdpPort {
             );
             written += 1;
             sent += 1;
-            self.tx_xdp.fetch_add(1, Ordering::Relaxed);
+            via_xdp += 1;
         }
+        self.tx_xdp.fetch_add(via_xdp, Ordering::Relaxed);
+        self.tx_kernel.fetch_add(via_kernel, Ordering::Relaxed);
         // Frames accepted before a failure still go out.
         if let Err(e) = self.flush(&mut tx, &mut written) {
             if result.is_ok() {

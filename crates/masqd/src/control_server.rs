@@ -30,6 +30,35 @@ pub struct ControlContext {
     pub health: crate::health::HealthMap,
     /// With `--io xdp`: the programs that must know the service addresses.
     pub steering: Option<crate::steering::XdpSteering>,
+    /// What [`ControlContext::follow_services`] last failed with.
+    pub sync_failures: Mutex<Vec<String>>,
+}
+
+impl ControlContext {
+    /// Brings what lives outside masqd up to date with the services: the kernel guard's
+    /// nftables rules and, with `--io xdp`, the XDP programs' maps. Cheap when nothing
+    /// changed; called after every control request and once a second (health checks
+    /// change destinations without one). Failures are logged; the next call retries.
+    pub fn follow_services(&self) {
+        let table = self.director.services();
+        let mut guard = self.guard.lock().unwrap_or_else(|e| e.into_inner());
+        let guarded = guard.sync(&table);
+        drop(guard);
+        let steered = match &self.steering {
+            Some(steering) => steering.sync(&table),
+            None => Ok(()),
+        };
+        // A failure that persists is said once, not every second.
+        let failures: Vec<String> = [guarded, steered]
+            .into_iter()
+            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
+            .collect();
+        let mut said = self.sync_failures.lock().unwrap_or_else(|e| e.into_inner());
+        for failure in failures.iter().filter(|f| !said.contains(f)) {
+            tracing::error!("{failure}");
+        }
+        *said = failures;
+    }
 }
 
 /// Binds the control socket at `path`, refusing if another daemon answers there.
@@ -114,7 +143,8 @@ async fn handle(mut stream: UnixStream, ctx: &ControlContext) -> Result<()> {
     reply(&mut stream, &outcome).await
 }
 
-/// Runs one request against the director and brings the kernel guard up to date.
+/// Runs one request against the director and brings the kernel guard and the XDP maps up
+/// to date.
 pub fn execute(ctx: &ControlContext, request: &Request) -> Outcome {
     let env = Env {
         program: &request.program,
@@ -123,16 +153,7 @@ pub fn execute(ctx: &ControlContext, request: &Request) -> Outcome {
     };
     let control = ctx.director.control(ctx.clock.now());
     let outcome = masq_ctl::run(&request.args, &env, &control);
-    let mut guard = ctx.guard.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = guard.sync(&ctx.director.services()) {
-        tracing::error!("{e:#}");
-    }
-    drop(guard);
-    if let Some(steering) = &ctx.steering {
-        if let Err(e) = steering.sync(&ctx.director.services()) {
-            tracing::error!("{e:#}");
-        }
-    }
+    ctx.follow_services();
     for failure in &outcome.restore_failures {
         tracing::warn!(
             "{} -R: {failure}: {}",

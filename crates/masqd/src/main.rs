@@ -236,6 +236,7 @@ fn run(args: Args) -> Result<()> {
         dip_iface: host.dip.name.clone(),
         health: Default::default(),
         steering,
+        sync_failures: Mutex::default(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -353,12 +354,8 @@ async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports<dyn FrameIo>>, errors
         };
         ctx.director
             .housekeeping(now, &mut |side, frame| send(side, frame));
-        // Health checks and the web page change destinations outside control requests.
-        if let Some(steering) = &ctx.steering {
-            if let Err(e) = steering.sync(&ctx.director.services()) {
-                tracing::error!("{e:#}");
-            }
-        }
+        // Health checks change destinations outside control requests.
+        ctx.follow_services();
         announce_new_vips(&ctx.director, &mut announced, &send);
         odd = !odd;
         if !odd {
