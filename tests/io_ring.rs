@@ -8,10 +8,9 @@
 
 mod common;
 
-use common::{describe, Lab, LabOptions, CLIENT_IP};
+use common::seed::SERVICE;
+use common::{Lab, LabOptions};
 
-const SERVICE: &str = "192.168.0.10:80";
-const URL: &str = "http://192.168.0.10/";
 const V2: &[&str] = &["--io", "ring", "--workers", "2", "--ring-format", "v2"];
 const V3: &[&str] = &["--io", "ring", "--workers", "2", "--ring-format", "v3"];
 
@@ -23,51 +22,13 @@ fn lab_with(masqd_args: &'static [&'static str], exclusive: bool) -> Option<Lab>
     })
 }
 
-/// rr over the seed's two servers: 12 connections alternate RS2, RS1, … and every one
-/// reaches its server from the client's own address; a UDP datagram is echoed back.
+/// The seed's rr, what the real servers see, a UDP echo and the counters
+/// ([`common::seed::forwards_rr_and_udp`]) through `masqd_args`.
 fn seed_through(masqd_args: &'static [&'static str]) {
     let Some(lab) = lab_with(masqd_args, false) else {
         return;
     };
-    lab.masqadm_ok(&["-A", "-t", SERVICE, "-s", "rr"]);
-    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", "192.168.100.7", "-m"]);
-    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", "192.168.100.9", "-m"]);
-    let picks: Vec<String> = (0..12).map(|_| lab.curl(URL)).collect();
-    let expected: Vec<String> = ["RS2 192.168.100.9\n", "RS1 192.168.100.7\n"]
-        .repeat(6)
-        .into_iter()
-        .map(String::from)
-        .collect();
-    assert_eq!(picks, expected, "rr picks through {masqd_args:?}");
-    for n in [1, 2] {
-        let log = lab.rs_log(n);
-        assert_eq!(
-            log.lines()
-                .filter(|l| l.contains(&format!(" client={CLIENT_IP}:")))
-                .count(),
-            6,
-            "RS{n}'s log:\n{log}"
-        );
-    }
-
-    lab.masqadm_ok(&["-A", "-u", "192.168.0.10:7", "-s", "rr"]);
-    lab.masqadm_ok(&["-a", "-u", "192.168.0.10:7", "-r", "192.168.100.7", "-m"]);
-    let labsrv = lab.bin("masq-labsrv");
-    let out = lab.exec(
-        "client",
-        &[
-            labsrv.to_str().expect("a UTF-8 path"),
-            "udp-client",
-            "--to",
-            "192.168.0.10:7",
-            "--message",
-            "ring",
-            "--count",
-            "3",
-        ],
-    );
-    assert!(out.status.success(), "udp-client:\n{}", describe(&out));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "RS1 ring\n".repeat(3));
+    common::seed::forwards_rr_and_udp(&lab, "ring");
 }
 
 /// A 20 MiB download with the veth offloads on: the real server's TSO hands the director

@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::seed::answered_by;
+use common::seed::{answered_by, each_server_logged, log_lines};
 use common::{describe, Lab, LabOptions, CLIENT_IP, RCLIENT_IP, RS1_IP, RS2_IP, VIP};
 
 const SERVICE: &str = "192.168.0.10:80";
@@ -100,20 +100,6 @@ fn wait_listening(lab: &Lab, ns: &str, proto: char, port: u16) {
     }
 }
 
-/// The lines of the connection log, checked for form.
-fn log_lines(log: &str) -> Vec<&str> {
-    log.lines()
-        .inspect(|line| {
-            let mut fields = line.split(' ');
-            let ms = fields.next().unwrap_or_default();
-            assert!(
-                ms.parse::<u64>().is_ok() && fields.count() == 2,
-                "malformed log line {line:?}"
-            );
-        })
-        .collect()
-}
-
 #[test]
 fn rr_alternates_from_the_most_recently_added_server() {
     let Some(lab) = Lab::up() else { return };
@@ -123,18 +109,7 @@ fn rr_alternates_from_the_most_recently_added_server() {
     assert_eq!(picks(&lab, 20), expected, "rr picks of 20 connections");
 
     // Ten connections each, all from the client's own address, to the server's.
-    for (n, rs_ip) in [(1, RS1_IP), (2, RS2_IP)] {
-        let log = lab.rs_log(n);
-        let lines = log_lines(&log);
-        assert_eq!(lines.len(), 10, "RS{n}'s log:\n{log}");
-        for line in lines {
-            assert!(
-                line.contains(&format!(" client={CLIENT_IP}:"))
-                    && line.ends_with(&format!(" local={rs_ip}:80")),
-                "RS{n} logged {line:?}"
-            );
-        }
-    }
+    each_server_logged(&lab, 10);
 }
 
 #[test]

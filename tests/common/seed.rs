@@ -38,6 +38,38 @@ pub fn stats_of(listing: &str, prefix: &str) -> [u64; 5] {
         .unwrap_or_else(|_| panic!("five counters expected: {line}"))
 }
 
+/// The lines of a real server's connection log (`<ms> client=IP:PORT local=IP:PORT`),
+/// checked for form.
+pub fn log_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .inspect(|line| {
+            let mut fields = line.split(' ');
+            let ms = fields.next().unwrap_or_default();
+            assert!(
+                ms.parse::<u64>().is_ok() && fields.count() == 2,
+                "malformed log line {line:?}"
+            );
+        })
+        .collect()
+}
+
+/// Each real server logged exactly `connections` connections, all from the client's own
+/// address (LVS-NAT rewrites only the destination) to the server's own.
+pub fn each_server_logged(lab: &Lab, connections: usize) {
+    for (n, rs_ip) in [(1, RS1_IP), (2, RS2_IP)] {
+        let log = lab.rs_log(n);
+        let lines = log_lines(&log);
+        assert_eq!(lines.len(), connections, "RS{n}'s log:\n{log}");
+        for line in lines {
+            assert!(
+                line.contains(&format!(" client={CLIENT_IP}:"))
+                    && line.ends_with(&format!(" local={rs_ip}:80")),
+                "RS{n} logged {line:?}"
+            );
+        }
+    }
+}
+
 /// On a fresh lab: `-A -t SERVICE -s rr` with RS1 then RS2; 20 connections alternate
 /// RS2, RS1, … and each server logs 10, from the client's own address to its own; a UDP
 /// service to RS1 echoes 3 datagrams carrying `message`; the `--stats` counters hold 20
@@ -49,18 +81,7 @@ pub fn forwards_rr_and_udp(lab: &Lab, message: &str) {
     lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS2_IP, "-m"]);
     let picks: Vec<u8> = (0..20).map(|_| answered_by(&lab.curl(URL))).collect();
     assert_eq!(picks, [9, 7].repeat(10), "rr picks of 20 connections");
-    for (n, rs_ip) in [(1, RS1_IP), (2, RS2_IP)] {
-        let log = lab.rs_log(n);
-        let lines: Vec<&str> = log.lines().collect();
-        assert_eq!(lines.len(), 10, "RS{n}'s log:\n{log}");
-        for line in lines {
-            assert!(
-                line.contains(&format!(" client={CLIENT_IP}:"))
-                    && line.ends_with(&format!(" local={rs_ip}:80")),
-                "RS{n} logged {line:?}"
-            );
-        }
-    }
+    each_server_logged(lab, 10);
 
     lab.masqadm_ok(&["-A", "-u", UDP_SERVICE, "-s", "rr"]);
     lab.masqadm_ok(&["-a", "-u", UDP_SERVICE, "-r", RS1_IP, "-m"]);

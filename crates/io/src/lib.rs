@@ -106,8 +106,7 @@ pub trait FrameIo: Send + Sync {
     where
         Self: Sized,
     {
-        batch.clear();
-        let limit = batch.capacity().min(bufs.len());
+        let limit = batch.start(bufs.len());
         let mut wait = timeout;
         while batch.received().len() < limit {
             let slot = batch.received().len();

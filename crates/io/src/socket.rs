@@ -129,6 +129,13 @@ impl RecvBatch {
         self.received.clear();
     }
 
+    /// Empties the batch for a new receive into `buffers` buffers; returns how many
+    /// frames it can take (the smaller of its capacity and the buffers).
+    pub(crate) fn start(&mut self, buffers: usize) -> usize {
+        self.clear();
+        self.capacity().min(buffers)
+    }
+
     /// Appends a result; never beyond `capacity`, so it never reallocates.
     pub(crate) fn push(&mut self, received: Received) {
         debug_assert!(self.received.len() < self.capacity());

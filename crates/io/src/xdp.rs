@@ -874,8 +874,7 @@ impl FrameIo for XdpPort {
         bufs: &mut [B],
         timeout: Duration,
     ) -> Result<usize, IoError> {
-        batch.clear();
-        let limit = batch.capacity().min(bufs.len());
+        let limit = batch.start(bufs.len());
         if limit == 0 {
             return Ok(0);
         }
