@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::error::IoError;
 use crate::iface::{check_name, ioctl_socket};
-use crate::sys;
+use crate::sys::ifreq;
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
@@ -64,39 +64,39 @@ impl Feature {
     fn commands(self) -> (u32, &'static str, u32, &'static str) {
         match self {
             Feature::Gro => (
-                sys::ETHTOOL_GGRO,
+                ifreq::ETHTOOL_GGRO,
                 "SIOCETHTOOL, ETHTOOL_GGRO",
-                sys::ETHTOOL_SGRO,
+                ifreq::ETHTOOL_SGRO,
                 "SIOCETHTOOL, ETHTOOL_SGRO",
             ),
             Feature::Lro => (
-                sys::ETHTOOL_GFLAGS,
+                ifreq::ETHTOOL_GFLAGS,
                 "SIOCETHTOOL, ETHTOOL_GFLAGS",
-                sys::ETHTOOL_SFLAGS,
+                ifreq::ETHTOOL_SFLAGS,
                 "SIOCETHTOOL, ETHTOOL_SFLAGS",
             ),
             Feature::Tso => (
-                sys::ETHTOOL_GTSO,
+                ifreq::ETHTOOL_GTSO,
                 "SIOCETHTOOL, ETHTOOL_GTSO",
-                sys::ETHTOOL_STSO,
+                ifreq::ETHTOOL_STSO,
                 "SIOCETHTOOL, ETHTOOL_STSO",
             ),
             Feature::Gso => (
-                sys::ETHTOOL_GGSO,
+                ifreq::ETHTOOL_GGSO,
                 "SIOCETHTOOL, ETHTOOL_GGSO",
-                sys::ETHTOOL_SGSO,
+                ifreq::ETHTOOL_SGSO,
                 "SIOCETHTOOL, ETHTOOL_SGSO",
             ),
             Feature::RxCsum => (
-                sys::ETHTOOL_GRXCSUM,
+                ifreq::ETHTOOL_GRXCSUM,
                 "SIOCETHTOOL, ETHTOOL_GRXCSUM",
-                sys::ETHTOOL_SRXCSUM,
+                ifreq::ETHTOOL_SRXCSUM,
                 "SIOCETHTOOL, ETHTOOL_SRXCSUM",
             ),
             Feature::TxCsum => (
-                sys::ETHTOOL_GTXCSUM,
+                ifreq::ETHTOOL_GTXCSUM,
                 "SIOCETHTOOL, ETHTOOL_GTXCSUM",
-                sys::ETHTOOL_STXCSUM,
+                ifreq::ETHTOOL_STXCSUM,
                 "SIOCETHTOOL, ETHTOOL_STXCSUM",
             ),
         }
@@ -139,10 +139,10 @@ pub fn offload_state(ifname: &str) -> Result<Offloads, IoError> {
     let socket = ioctl_socket(ifname)?;
     let get = |feature: Feature| -> Result<bool, IoError> {
         let (cmd, request, _, _) = feature.commands();
-        let value = sys::ethtool_value(socket.as_fd(), ifname, cmd, 0)
+        let value = ifreq::ethtool_value(socket.as_fd(), ifname, cmd, 0)
             .map_err(|source| ioctl_error(request, ifname, source))?;
         Ok(match feature {
-            Feature::Lro => value & sys::ETH_FLAG_LRO != 0,
+            Feature::Lro => value & ifreq::ETH_FLAG_LRO != 0,
             _ => value != 0,
         })
     };
@@ -173,17 +173,17 @@ pub fn set_offload(ifname: &str, feature: Feature, enabled: bool) -> Result<(), 
     let value = match feature {
         // LRO is one bit among the other ETHTOOL_GFLAGS flags, which must be kept.
         Feature::Lro => {
-            let flags = sys::ethtool_value(fd, ifname, get_cmd, 0)
+            let flags = ifreq::ethtool_value(fd, ifname, get_cmd, 0)
                 .map_err(|source| ioctl_error(get_request, ifname, source))?;
             if enabled {
-                flags | sys::ETH_FLAG_LRO
+                flags | ifreq::ETH_FLAG_LRO
             } else {
-                flags & !sys::ETH_FLAG_LRO
+                flags & !ifreq::ETH_FLAG_LRO
             }
         }
         _ => u32::from(enabled),
     };
-    sys::ethtool_value(fd, ifname, set_cmd, value)
+    ifreq::ethtool_value(fd, ifname, set_cmd, value)
         .map_err(|source| ioctl_error(set_request, ifname, source))?;
     Ok(())
 }

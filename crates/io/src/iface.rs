@@ -11,7 +11,7 @@ use std::os::fd::AsFd;
 use socket2::{Domain, Socket, Type};
 
 use crate::error::IoError;
-use crate::sys;
+use crate::sys::ifreq;
 
 /// A network interface of the current network namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,7 +100,7 @@ pub(crate) fn ioctl_socket(iface: &str) -> Result<Socket, IoError> {
 
 fn interface_mtu(name: &str) -> Result<u32, IoError> {
     let socket = ioctl_socket(name)?;
-    sys::interface_mtu(socket.as_fd(), name).map_err(|source| IoError::Ioctl {
+    ifreq::interface_mtu(socket.as_fd(), name).map_err(|source| IoError::Ioctl {
         request: "SIOCGIFMTU",
         iface: name.to_owned(),
         source,

@@ -24,6 +24,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod af_packet;
+mod bpf;
 mod error;
 pub mod host;
 mod iface;
@@ -35,6 +37,7 @@ mod ring;
 mod socket;
 #[allow(unsafe_code)]
 mod sys;
+mod wait;
 mod xdp;
 
 #[cfg(test)]

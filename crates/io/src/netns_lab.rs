@@ -6,8 +6,13 @@
 //! deleting a namespace deletes its veth ends, and with them their peers. Sockets are
 //! opened by a thread that entered a namespace ([`in_ns`]); a socket stays in the
 //! namespace it was created in, so the test thread then uses it directly.
+//!
+//! The tests that use it are `#[ignore]`d, as they need root: `scripts/test.sh` runs them
+//! (`--include-ignored`, as root). Run without root, or without a tool they need, they fail
+//! and say what is missing; they never pass without having run.
 
-use std::process::Command;
+use std::env;
+use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -23,16 +28,18 @@ pub(crate) struct Namespaces {
 }
 
 impl Namespaces {
-    /// `None` (after saying why) when not root: the tests then pass without running.
-    pub(crate) fn new(prefix: &str, tag: &str) -> Option<Namespaces> {
-        if !sys::is_root() {
-            eprintln!("skipping {tag}: namespace tests need root");
-            return None;
-        }
-        Some(Namespaces {
+    /// A guard for the namespaces of test `tag`.
+    ///
+    /// # Panics
+    ///
+    /// Without root or without `ip` (iproute2), saying which.
+    pub(crate) fn new(prefix: &str, tag: &str) -> Namespaces {
+        require_root("a network namespace test");
+        require_tool("ip", "iproute2");
+        Namespaces {
             prefix: format!("{prefix}-{}-{tag}", std::process::id()),
             created: Vec::new(),
-        })
+        }
     }
 
     /// The full name of namespace `short`.
@@ -101,9 +108,36 @@ impl Drop for Namespaces {
     }
 }
 
+/// Fails the test, saying so, unless it runs as root (`what` names what needs it).
+pub(crate) fn require_root(what: &str) {
+    let uid = sys::effective_uid();
+    assert!(
+        uid == 0,
+        "{what} needs root, and this runs as uid {uid}: run it as root, as scripts/test.sh does"
+    );
+}
+
+/// Fails the test, naming the tool and its package, unless `tool` is on the `PATH`.
+pub(crate) fn require_tool(tool: &str, package: &str) {
+    let found = env::var_os("PATH")
+        .is_some_and(|path| env::split_paths(&path).any(|dir| dir.join(tool).is_file()));
+    assert!(
+        found,
+        "this test needs `{tool}` (package {package}), which is not on the PATH"
+    );
+}
+
+/// Runs a command and returns what it printed; fails the test when it cannot start.
+pub(crate) fn output(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd} {args:?} could not run ({e}): is {cmd} installed?"))
+}
+
 /// Runs a command, insisting that it succeeds.
 pub(crate) fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap();
+    let out = output(cmd, args);
     assert!(
         out.status.success(),
         "{cmd} {args:?}: {}",

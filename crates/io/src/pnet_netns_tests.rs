@@ -2,8 +2,9 @@
 //! veth pair (`pa` in namespace A, `pb` in namespace B), so no frame leaves this machine.
 //!
 //! As in `netns_tests`: each test builds its own namespaces and deletes them when it ends,
-//! also when it fails (`netns_lab`). Skipped (with a message) when not running as root. The frames are of a local experimental EtherType (0x88b5) with no IP
-//! in them, and IPv6 is off in both namespaces, so nothing else crosses the link.
+//! also when it fails (`netns_lab`, which also says how they are run). The frames are of a
+//! local experimental EtherType (0x88b5) with no IP in them, and IPv6 is off in both
+//! namespaces, so nothing else crosses the link.
 
 use std::time::{Duration, Instant};
 
@@ -21,13 +22,13 @@ struct Link {
 }
 
 impl Link {
-    /// `None` (after saying why) when not root.
-    fn new(tag: &str) -> Option<Link> {
-        let mut namespaces = Namespaces::new("mqpn", tag)?;
+    /// The link of test `tag`; fails the test without root or `ip`.
+    fn new(tag: &str) -> Link {
+        let mut namespaces = Namespaces::new("mqpn", tag);
         namespaces.add("a");
         namespaces.add("b");
         namespaces.veth(("a", "pa", None), ("b", "pb", None));
-        Some(Link { namespaces })
+        Link { namespaces }
     }
 
     /// The interface of `side` once it has a carrier, and a port on it.
@@ -81,10 +82,9 @@ fn recv_test_frame(port: &PnetPort, buf: &mut [u8]) -> (usize, bool, PacketType)
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn pnet_port_carries_frames_both_ways_and_skips_its_own() {
-    let Some(link) = Link::new("both") else {
-        return;
-    };
+    let link = Link::new("both");
     let (iface_a, a) = link.port("A");
     let (iface_b, b) = link.port("B");
     let mut buf = vec![0u8; 2048];
@@ -141,10 +141,9 @@ fn pnet_port_carries_frames_both_ways_and_skips_its_own() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn pnet_port_times_out_and_reports_truncation() {
-    let Some(link) = Link::new("time") else {
-        return;
-    };
+    let link = Link::new("time");
     // Sending straight to the driver works the same.
     let (iface_a, a) = link.port_with("A", true);
     let (iface_b, b) = link.port("B");
@@ -169,10 +168,9 @@ fn pnet_port_times_out_and_reports_truncation() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn pnet_port_refuses_frames_that_need_offloads() {
-    let Some(link) = Link::new("offl") else {
-        return;
-    };
+    let link = Link::new("offl");
     let (iface_a, a) = link.port("A");
     let (iface_b, b) = link.port("B");
     let f = frame(iface_b.mac, iface_a.mac, 5, 200);

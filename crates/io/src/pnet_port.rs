@@ -25,19 +25,22 @@
 //!   and a duplicate of that descriptor is what `recv` waits on.
 
 use std::io;
+use std::iter;
 use std::os::fd::{AsFd, IntoRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use pnet_datalink::{Channel, ChannelType, DataLinkReceiver, DataLinkSender};
-use socket2::{Domain, Socket, Type};
+use socket2::Socket;
 
+use crate::af_packet::UnboundSocket;
 use crate::error::IoError;
 use crate::iface::Interface;
 use crate::offload::Offload;
-use crate::socket::{poll_timeout_ms, set_recv_buffer, PacketType, Received};
-use crate::sys;
+use crate::socket::{PacketType, Received};
+use crate::sys::packet::PACKET_QDISC_BYPASS;
+use crate::wait::wait_readable;
 use crate::FrameIo;
 
 /// pnet's read and write buffers. A frame is read whole into the read buffer before it is
@@ -107,37 +110,16 @@ impl PnetPort {
             .into_iter()
             .find(|candidate| candidate.index == iface.index)
             .ok_or_else(|| IoError::InterfaceNotFound(name.clone()))?;
-        // Protocol 0 receives nothing until pnet's bind() names ETH_P_ALL and the
-        // interface; a socket pnet opened itself would queue frames of every interface
-        // until then.
-        let socket =
-            Socket::new(Domain::PACKET, Type::RAW, None).map_err(|source| IoError::Socket {
-                kind: "AF_PACKET, SOCK_RAW",
-                iface: name.clone(),
-                source,
-            })?;
+        // Ours rather than one pnet opens itself, which would queue frames of every
+        // interface until its bind() names this one (see UnboundSocket::new).
+        let unbound = UnboundSocket::new(iface)?;
         if let Some(bytes) = options.recv_buffer {
-            set_recv_buffer(socket.as_fd(), bytes).map_err(|(option, source)| {
-                IoError::SetSockOpt {
-                    option,
-                    iface: name.clone(),
-                    source,
-                }
-            })?;
+            unbound.set_recv_buffer(bytes)?;
         }
         if options.qdisc_bypass {
-            sys::setsockopt_int(
-                socket.as_fd(),
-                libc::SOL_PACKET,
-                sys::PACKET_QDISC_BYPASS,
-                1,
-            )
-            .map_err(|source| IoError::SetSockOpt {
-                option: "PACKET_QDISC_BYPASS",
-                iface: name.clone(),
-                source,
-            })?;
+            unbound.set("PACKET_QDISC_BYPASS", PACKET_QDISC_BYPASS, 1)?;
         }
+        let socket = unbound.into_socket();
         let pnet_error = |call: &'static str| {
             let iface = name.clone();
             move |source: io::Error| IoError::Pnet {
@@ -193,19 +175,6 @@ impl PnetPort {
         }
     }
 
-    /// Waits until a frame is queued or `deadline` passes.
-    fn wait_readable(&self, deadline: Option<Instant>) -> Result<(), IoError> {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(deadline) => poll_timeout_ms(deadline.saturating_duration_since(Instant::now())),
-        };
-        sys::poll_readable(self.waker.as_fd(), timeout_ms).map_err(|source| IoError::Recv {
-            call: "poll",
-            iface: self.iface.clone(),
-            source,
-        })
-    }
-
     /// Describes `frame` and copies it into `buf`, or `None` for a frame of our own.
     fn accept(&self, frame: &[u8], buf: &mut [u8]) -> Option<Received> {
         if frame.get(6..12) == Some(&self.mac[..]) {
@@ -219,7 +188,7 @@ impl PnetPort {
             // pnet's recvfrom cut anything longer than its buffer without saying so.
             truncated: frame.len() > buf.len() || frame.len() >= PNET_BUFFER,
             offload: Offload::NONE,
-            pkttype: packet_type(frame, &self.mac),
+            pkttype: PacketType::from_destination(frame, &self.mac),
         })
     }
 }
@@ -257,7 +226,7 @@ impl FrameIo for PnetPort {
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Ok(None);
             }
-            self.wait_readable(deadline)?;
+            wait_readable(iter::once(self.waker.as_fd()), &self.iface, deadline)?;
         }
     }
 
@@ -301,41 +270,9 @@ fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The packet type the kernel would have reported, from the destination MAC.
-fn packet_type(frame: &[u8], own: &[u8; 6]) -> PacketType {
-    match frame.get(..6) {
-        Some(dst) if dst == [0xff; 6] => PacketType::Broadcast,
-        Some(dst) if dst[0] & 1 == 1 => PacketType::Multicast,
-        Some(dst) if dst == own => PacketType::Host,
-        _ => PacketType::OtherHost,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const OWN: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
-
-    fn frame(dst: [u8; 6]) -> Vec<u8> {
-        let mut frame = dst.to_vec();
-        frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x88, 0xb5, 1, 2, 3, 4]);
-        frame
-    }
-
-    #[test]
-    fn packet_type_follows_the_destination() {
-        assert_eq!(packet_type(&frame(OWN), &OWN), PacketType::Host);
-        assert_eq!(packet_type(&frame([0xff; 6]), &OWN), PacketType::Broadcast);
-        assert_eq!(
-            packet_type(&frame([0x01, 0, 0x5e, 0, 0, 1]), &OWN),
-            PacketType::Multicast
-        );
-        assert_eq!(
-            packet_type(&frame([0x02, 0, 0, 0, 0, 9]), &OWN),
-            PacketType::OtherHost
-        );
-    }
 
     #[test]
     fn port_is_shareable() {

@@ -26,19 +26,22 @@
 //! - receiving and sending allocate nothing and make no syscall while the ring holds
 //!   frames; a `poll` only when it is empty, one `sendmmsg` per batch.
 
-use std::io;
+use std::iter;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
+use socket2::Socket;
 
+use crate::af_packet::{open_bound, PacketSetup};
 use crate::error::IoError;
 use crate::iface::Interface;
 use crate::offload::{Offload, VNET_HDR_LEN};
-use crate::socket::{poll_timeout_ms, PacketType, Received, RecvBatch, SendBatch};
-use crate::sys::{self, RingGeometry, RxRing, SlotRing};
+use crate::socket::{PacketType, Received, RecvBatch, SendBatch};
+use crate::sys::packet::{self, recv_frame, PACKET_OUTGOING};
+use crate::sys::tpacket::{BlockRing, RingFrame, RingGeometry, RingSetupError, SlotRing};
+use crate::wait::wait_readable;
 use crate::FrameIo;
 
 /// How the kernel lays frames out in the ring.
@@ -116,25 +119,14 @@ pub struct RingStats {
     pub malformed: u64,
 }
 
-/// The mapped ring with the reader's position in it.
+/// The mapped ring; each knows where its reader is.
 enum Rx {
-    Blocks(RxRing, Cursor),
-    /// The slot ring and the next slot to read.
-    Slots(SlotRing, usize),
+    Blocks(BlockRing),
+    Slots(SlotRing),
 }
 
-/// Where the reader is in a V3 ring.
-#[derive(Debug, Default)]
-struct Cursor {
-    /// The block being read, or the next one to wait for.
-    block: usize,
-    /// Frames of `block` not read yet; 0 when the block is not opened yet.
-    left: u32,
-    /// Offset of the next frame's header in `block`.
-    at: usize,
-}
-
-/// An `AF_PACKET` socket with a TPACKET_V3 receive ring. See the module documentation.
+/// An `AF_PACKET` socket with a TPACKET_V2 or V3 receive ring. See the module
+/// documentation.
 ///
 /// `Send + Sync`: one thread at a time receives (others wait for it), any number may send.
 pub struct RingSocket {
@@ -170,84 +162,52 @@ impl RingSocket {
     /// settings); [`IoError::Mmap`] when the ring cannot be mapped; [`IoError::Bind`]
     /// when the interface is gone.
     pub fn open(iface: &Interface, options: &RingOptions) -> Result<RingSocket, IoError> {
-        let name = &iface.name;
-        // As in PacketSocket: protocol 0 until bind() names the interface.
-        let socket =
-            Socket::new(Domain::PACKET, Type::RAW, None).map_err(|source| IoError::Socket {
-                kind: "AF_PACKET, SOCK_RAW",
-                iface: name.clone(),
-                source,
-            })?;
-        let fd = socket.as_fd();
-        let sockopt = |option: &'static str| {
-            let iface = name.clone();
-            move |source: io::Error| IoError::SetSockOpt {
+        let depth = options.block_count.max(1);
+        let setup = PacketSetup {
+            ignore_outgoing: true,
+            qdisc_bypass: options.qdisc_bypass,
+            recv_buffer: None,
+            fanout_group: options.fanout_group,
+        };
+        let ring_error = |err| match err {
+            RingSetupError::SetSockOpt { option, source } => IoError::SetSockOpt {
                 option,
-                iface,
+                iface: iface.name.clone(),
                 source,
-            }
+            },
+            RingSetupError::Mmap(source) => IoError::Mmap {
+                iface: iface.name.clone(),
+                source,
+            },
         };
-        let set = |option: &'static str, name_: libc::c_int, value: libc::c_int| {
-            sys::setsockopt_int(fd, libc::SOL_PACKET, name_, value).map_err(sockopt(option))
-        };
-        // The kernel refuses PACKET_VNET_HDR and PACKET_VERSION once a ring exists.
-        set("PACKET_VNET_HDR", sys::PACKET_VNET_HDR, 1)?;
-        let mmap_error = |source| IoError::Mmap {
-            iface: name.clone(),
-            source,
-        };
-        let mut depth = options.block_count.max(1);
-        let rx = match options.format {
+        let (socket, rx) = open_bound(iface, &setup, |unbound| match options.format {
             RingFormat::V2 => {
-                set("PACKET_VERSION", sys::PACKET_VERSION, sys::TPACKET_V2)?;
                 // Frames bigger than a slot go whole to the socket's queue.
-                set("PACKET_COPY_THRESH", sys::PACKET_COPY_THRESH, 1)?;
-                crate::socket::set_recv_buffer(fd, V2_OVERFLOW_BUFFER)
-                    .map_err(|(option, source)| sockopt(option)(source))?;
-                // Whole kernel blocks of slots.
-                let per_block = sys::v2_block_size(options.block_size) / options.block_size;
-                depth = depth.div_ceil(per_block) * per_block;
-                sys::set_rx_ring_v2(fd, options.block_size, depth)
-                    .map_err(sockopt("PACKET_RX_RING"))?;
-                let ring = SlotRing::map(fd, options.block_size, depth).map_err(mmap_error)?;
-                Rx::Slots(ring, 0)
+                unbound.set("PACKET_COPY_THRESH", packet::PACKET_COPY_THRESH, 1)?;
+                unbound.set_recv_buffer(V2_OVERFLOW_BUFFER)?;
+                let ring = SlotRing::create(unbound.fd(), options.block_size, depth)
+                    .map_err(ring_error)?;
+                Ok(Rx::Slots(ring))
             }
             RingFormat::V3 => {
-                set("PACKET_VERSION", sys::PACKET_VERSION, sys::TPACKET_V3)?;
                 let geometry = RingGeometry {
                     block_size: options.block_size,
                     block_nr: depth,
                     retire_ms: options.retire_ms.max(1),
                 };
-                sys::set_rx_ring_v3(fd, geometry).map_err(sockopt("PACKET_RX_RING"))?;
-                let ring = RxRing::map(fd, geometry).map_err(mmap_error)?;
-                Rx::Blocks(ring, Cursor::default())
-            }
-        };
-        set("PACKET_IGNORE_OUTGOING", sys::PACKET_IGNORE_OUTGOING, 1)?;
-        if options.qdisc_bypass {
-            set("PACKET_QDISC_BYPASS", sys::PACKET_QDISC_BYPASS, 1)?;
-        }
-        sys::bind_packet(fd, iface.index, libc::ETH_P_ALL as u16).map_err(|source| {
-            IoError::Bind {
-                iface: name.clone(),
-                index: iface.index,
-                source,
+                let ring = BlockRing::create(unbound.fd(), geometry).map_err(ring_error)?;
+                Ok(Rx::Blocks(ring))
             }
         })?;
-        if let Some(group) = options.fanout_group {
-            // Once in a group, PACKET_IGNORE_OUTGOING no longer applies (the fanout
-            // demux runs first): the group needs its own flag, or every member reads
-            // back what the director transmits.
-            let mode = sys::PACKET_FANOUT_HASH | sys::PACKET_FANOUT_FLAG_IGNORE_OUTGOING;
-            let value = (mode << 16 | u32::from(group)) as libc::c_int;
-            set("PACKET_FANOUT", sys::PACKET_FANOUT, value)?;
-        }
+        let depth = match &rx {
+            Rx::Slots(ring) => ring.slots(),
+            Rx::Blocks(_) => depth as usize,
+        };
         Ok(RingSocket {
             socket,
             rx: Mutex::new(rx),
-            depth: depth as usize,
-            iface: name.clone(),
+            depth,
+            iface: iface.name.clone(),
             outgoing_skipped: AtomicU64::new(0),
             malformed: AtomicU64::new(0),
             busy_poll: options.busy_poll,
@@ -278,8 +238,8 @@ impl RingSocket {
         limit: usize,
     ) -> usize {
         match rx {
-            Rx::Blocks(ring, cursor) => self.drain_blocks(ring, cursor, batch, bufs, limit),
-            Rx::Slots(ring, next) => self.drain_slots(ring, next, batch, bufs, limit),
+            Rx::Blocks(ring) => self.drain_blocks(ring, batch, bufs, limit),
+            Rx::Slots(ring) => self.drain_slots(ring, batch, bufs, limit),
         }
     }
 
@@ -287,27 +247,27 @@ impl RingSocket {
     /// frame is copied.
     fn drain_slots<B: AsMut<[u8]>>(
         &self,
-        ring: &SlotRing,
-        next: &mut usize,
+        ring: &mut SlotRing,
         batch: &mut RecvBatch,
         bufs: &mut [B],
         limit: usize,
     ) -> usize {
         let mut count = batch.received().len();
         while count < limit {
-            let Some(frame) = ring.ready(*next) else {
+            let Some(slot) = ring.owned_slot() else {
                 break;
             };
-            match frame {
-                Err(()) => {
-                    self.malformed.fetch_add(1, Ordering::Relaxed);
+            match slot.frame() {
+                Err(malformed) => {
+                    self.malformed
+                        .fetch_add(u64::from(malformed.skipped), Ordering::Relaxed);
                 }
-                Ok(frame) if frame.on_queue => {
+                Ok(_) if slot.on_queue() => {
                     // The whole frame is the next one on the socket's queue (the kernel
                     // queued it as it filled this slot, in slot order).
                     let buf = bufs[count].as_mut();
-                    match sys::recv_frame(self.socket.as_fd(), buf) {
-                        Ok(raw) if raw.pkttype == sys::PACKET_OUTGOING => {
+                    match recv_frame(self.socket.as_fd(), buf) {
+                        Ok(raw) if raw.pkttype == PACKET_OUTGOING => {
                             self.outgoing_skipped.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(raw) => {
@@ -324,90 +284,68 @@ impl RingSocket {
                         }
                     }
                 }
-                Ok(frame) if frame.pkttype == sys::PACKET_OUTGOING => {
-                    self.outgoing_skipped.fetch_add(1, Ordering::Relaxed);
-                }
                 Ok(frame) => {
-                    let mut vnet_hdr = [0u8; VNET_HDR_LEN];
-                    let len = ring.copy_out(*next, &frame, &mut vnet_hdr, bufs[count].as_mut());
-                    batch.push(Received {
-                        len,
-                        truncated: len < frame.wire_len,
-                        offload: Offload::decode(&vnet_hdr),
-                        pkttype: PacketType::from_raw(frame.pkttype),
-                    });
-                    count += 1;
+                    if self.accept(&frame, batch, bufs[count].as_mut()) {
+                        count += 1;
+                    }
                 }
             }
-            ring.release(*next);
-            *next = (*next + 1) % ring.slots();
+            slot.release();
         }
         count
     }
 
-    /// [`Self::drain`] over a V3 ring.
+    /// [`Self::drain`] over a V3 ring: a block goes back to the kernel as soon as its
+    /// last frame is copied.
     fn drain_blocks<B: AsMut<[u8]>>(
         &self,
-        ring: &RxRing,
-        cursor: &mut Cursor,
+        ring: &mut BlockRing,
         batch: &mut RecvBatch,
         bufs: &mut [B],
         limit: usize,
     ) -> usize {
         let mut count = batch.received().len();
         while count < limit {
-            if cursor.left == 0 {
-                let Some(block) = ring.ready(cursor.block) else {
-                    break;
-                };
-                if block.num_pkts == 0 {
-                    next_block(ring, cursor);
-                    continue;
-                }
-                cursor.left = block.num_pkts;
-                cursor.at = block.first;
-            }
-            let Some(frame) = ring.frame(cursor.block, cursor.at) else {
-                // A descriptor out of bounds: nothing after it can be trusted either.
-                self.malformed
-                    .fetch_add(u64::from(cursor.left), Ordering::Relaxed);
-                next_block(ring, cursor);
-                continue;
+            let Some(mut block) = ring.owned_block() else {
+                break;
             };
-            if frame.pkttype == sys::PACKET_OUTGOING {
-                self.outgoing_skipped.fetch_add(1, Ordering::Relaxed);
-            } else {
-                let buf = bufs[count].as_mut();
-                let mut vnet_hdr = [0u8; VNET_HDR_LEN];
-                let len = ring.copy_out(cursor.block, &frame, &mut vnet_hdr, buf);
-                batch.push(Received {
-                    len,
-                    truncated: len < frame.wire_len,
-                    offload: Offload::decode(&vnet_hdr),
-                    pkttype: PacketType::from_raw(frame.pkttype),
-                });
-                count += 1;
+            while count < limit {
+                match block.next_frame() {
+                    None => break,
+                    Some(Err(malformed)) => {
+                        self.malformed
+                            .fetch_add(u64::from(malformed.skipped), Ordering::Relaxed);
+                    }
+                    Some(Ok(frame)) => {
+                        if self.accept(&frame, batch, bufs[count].as_mut()) {
+                            count += 1;
+                        }
+                    }
+                }
             }
-            cursor.left -= 1;
-            cursor.at += frame.next_offset;
-            if cursor.left == 0 {
-                next_block(ring, cursor);
+            if block.is_done() {
+                block.release();
             }
         }
         count
     }
 
-    /// Waits until the socket is readable (a block was handed over) or `deadline` passes.
-    fn wait_readable(&self, deadline: Option<Instant>) -> Result<(), IoError> {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(deadline) => poll_timeout_ms(deadline.saturating_duration_since(Instant::now())),
-        };
-        sys::poll_readable(self.socket.as_fd(), timeout_ms).map_err(|source| IoError::Recv {
-            call: "poll",
-            iface: self.iface.clone(),
-            source,
-        })
+    /// Copies `frame` into `buf` and describes it in `batch`, unless this host sent it
+    /// (counted and skipped). Returns whether it was taken.
+    fn accept(&self, frame: &RingFrame<'_>, batch: &mut RecvBatch, buf: &mut [u8]) -> bool {
+        if frame.pkttype == PACKET_OUTGOING {
+            self.outgoing_skipped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let mut vnet_hdr = [0u8; VNET_HDR_LEN];
+        let len = frame.copy_out(&mut vnet_hdr, buf);
+        batch.push(Received {
+            len,
+            truncated: len < frame.wire_len,
+            offload: Offload::decode(&vnet_hdr),
+            pkttype: PacketType::from_raw(frame.pkttype),
+        });
+        true
     }
 }
 
@@ -460,7 +398,7 @@ impl FrameIo for RingSocket {
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Ok(0);
             }
-            self.wait_readable(deadline)?;
+            wait_readable(iter::once(self.socket.as_fd()), &self.iface, deadline)?;
             let count = self.drain(&mut rx, batch, bufs, limit);
             if count > 0 {
                 return Ok(count);
@@ -475,14 +413,6 @@ impl FrameIo for RingSocket {
     {
         batch.send_all(self.socket.as_fd(), &self.iface, frames)
     }
-}
-
-/// Returns the cursor's V3 block to the kernel and moves to the next one.
-fn next_block(ring: &RxRing, cursor: &mut Cursor) {
-    ring.release(cursor.block);
-    cursor.block = (cursor.block + 1) % ring.block_nr();
-    cursor.left = 0;
-    cursor.at = 0;
 }
 
 impl AsFd for RingSocket {

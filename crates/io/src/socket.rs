@@ -11,16 +11,19 @@
 //! - `recv*` and `send*` allocate nothing; the batched forms make one syscall per batch.
 
 use std::io;
+use std::iter;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
+use socket2::Socket;
 
+use crate::af_packet::{open_bound, PacketSetup};
 use crate::error::IoError;
 use crate::iface::Interface;
 use crate::offload::Offload;
-use crate::sys::{self, RawFrame, RecvScratch, SendScratch};
+use crate::sys::packet::{self, RawFrame, RecvScratch, SendScratch};
+use crate::wait::wait_readable;
 use crate::FrameIo;
 
 /// How a received frame reached the interface (`sll_pkttype`, `linux/if_packet.h`).
@@ -47,8 +50,19 @@ impl PacketType {
             1 => PacketType::Broadcast,
             2 => PacketType::Multicast,
             3 => PacketType::OtherHost,
-            sys::PACKET_OUTGOING => PacketType::Outgoing,
+            packet::PACKET_OUTGOING => PacketType::Outgoing,
             other => PacketType::Other(other),
+        }
+    }
+
+    /// The type the kernel would have reported for `frame` on an interface whose MAC is
+    /// `own`, from its destination MAC: for the back ends that are not told (pnet, XDP).
+    pub(crate) fn from_destination(frame: &[u8], own: &[u8; 6]) -> PacketType {
+        match frame.get(..6) {
+            Some(dst) if dst == [0xff; 6] => PacketType::Broadcast,
+            Some(dst) if dst[0] & 1 == 1 => PacketType::Multicast,
+            Some(dst) if dst == own => PacketType::Host,
+            _ => PacketType::OtherHost,
         }
     }
 }
@@ -221,49 +235,16 @@ impl PacketSocket {
         options: &SocketOptions,
         ignore_outgoing: bool,
     ) -> Result<PacketSocket, IoError> {
-        let name = &iface.name;
-        // Protocol 0 receives nothing until bind() names the protocol and the interface;
-        // creating it with ETH_P_ALL would queue frames from every interface meanwhile.
-        let socket =
-            Socket::new(Domain::PACKET, Type::RAW, None).map_err(|source| IoError::Socket {
-                kind: "AF_PACKET, SOCK_RAW",
-                iface: name.clone(),
-                source,
-            })?;
-        let fd = socket.as_fd();
-        let set = |option: &'static str, name_: libc::c_int, value: libc::c_int| {
-            sys::setsockopt_int(fd, libc::SOL_PACKET, name_, value).map_err(|source| {
-                IoError::SetSockOpt {
-                    option,
-                    iface: name.clone(),
-                    source,
-                }
-            })
+        let setup = PacketSetup {
+            ignore_outgoing,
+            qdisc_bypass: options.qdisc_bypass,
+            recv_buffer: options.recv_buffer,
+            fanout_group: None,
         };
-        set("PACKET_VNET_HDR", sys::PACKET_VNET_HDR, 1)?;
-        if ignore_outgoing {
-            set("PACKET_IGNORE_OUTGOING", sys::PACKET_IGNORE_OUTGOING, 1)?;
-        }
-        if options.qdisc_bypass {
-            set("PACKET_QDISC_BYPASS", sys::PACKET_QDISC_BYPASS, 1)?;
-        }
-        if let Some(bytes) = options.recv_buffer {
-            set_recv_buffer(fd, bytes).map_err(|(option, source)| IoError::SetSockOpt {
-                option,
-                iface: name.clone(),
-                source,
-            })?;
-        }
-        sys::bind_packet(fd, iface.index, libc::ETH_P_ALL as u16).map_err(|source| {
-            IoError::Bind {
-                iface: name.clone(),
-                index: iface.index,
-                source,
-            }
-        })?;
+        let (socket, ()) = open_bound(iface, &setup, |_| Ok(()))?;
         Ok(PacketSocket {
             socket,
-            iface: name.clone(),
+            iface: iface.name.clone(),
             outgoing_skipped: AtomicU64::new(0),
             vnet_hdr_dropped: AtomicU64::new(0),
         })
@@ -289,30 +270,19 @@ impl PacketSocket {
     /// [`IoError::GetSockOpt`] if `getsockopt(PACKET_STATISTICS)` fails.
     pub fn kernel_stats(&self) -> Result<KernelStats, IoError> {
         let (packets, drops) =
-            sys::packet_statistics(self.socket.as_fd()).map_err(|source| IoError::GetSockOpt {
-                option: "PACKET_STATISTICS",
-                iface: self.iface.clone(),
-                source,
+            packet::packet_statistics(self.socket.as_fd()).map_err(|source| {
+                IoError::GetSockOpt {
+                    option: "PACKET_STATISTICS",
+                    iface: self.iface.clone(),
+                    source,
+                }
             })?;
         Ok(KernelStats { packets, drops })
     }
 
-    /// Waits until the socket is readable or `deadline` passes.
-    fn wait_readable(&self, deadline: Option<Instant>) -> Result<(), IoError> {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(deadline) => poll_timeout_ms(deadline.saturating_duration_since(Instant::now())),
-        };
-        sys::poll_readable(self.socket.as_fd(), timeout_ms).map_err(|source| IoError::Recv {
-            call: "poll",
-            iface: self.iface.clone(),
-            source,
-        })
-    }
-
     /// Sorts one raw frame: `None` for one to skip (counted), else its description.
     fn accept(&self, raw: &RawFrame, buf_len: usize) -> Option<Received> {
-        if raw.pkttype == sys::PACKET_OUTGOING {
+        if raw.pkttype == packet::PACKET_OUTGOING {
             self.outgoing_skipped.fetch_add(1, Ordering::Relaxed);
             return None;
         }
@@ -352,7 +322,7 @@ impl FrameIo for PacketSocket {
     fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<Received>, IoError> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            match sys::recv_frame(self.socket.as_fd(), buf) {
+            match packet::recv_frame(self.socket.as_fd(), buf) {
                 Ok(raw) => {
                     if let Some(received) = self.accept(&raw, buf.len()) {
                         return Ok(Some(received));
@@ -368,7 +338,7 @@ impl FrameIo for PacketSocket {
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Ok(None);
             }
-            self.wait_readable(deadline)?;
+            wait_readable(iter::once(self.socket.as_fd()), &self.iface, deadline)?;
         }
     }
 
@@ -419,7 +389,7 @@ impl FrameIo for PacketSocket {
             if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 return Ok(0);
             }
-            self.wait_readable(deadline)?;
+            wait_readable(iter::once(self.socket.as_fd()), &self.iface, deadline)?;
         }
     }
 
@@ -445,50 +415,16 @@ pub(crate) fn send_frame(
     offload: &Offload,
     frame: &[u8],
 ) -> Result<(), IoError> {
-    sys::send_frame(fd, &offload.encode(), frame).map_err(|source| IoError::Send {
+    packet::send_frame(fd, &offload.encode(), frame).map_err(|source| IoError::Send {
         call: "sendmsg",
         iface: iface.to_owned(),
         source,
     })
 }
 
-/// `poll` counts milliseconds: round up, so a short timeout still waits instead of spinning.
-pub(crate) fn poll_timeout_ms(timeout: Duration) -> libc::c_int {
-    let ms = timeout.as_nanos().div_ceil(1_000_000);
-    libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
-}
-
-/// `SO_RCVBUFFORCE`, or `SO_RCVBUF` without `CAP_NET_ADMIN` (shared with the pnet back end).
-pub(crate) fn set_recv_buffer(
-    fd: BorrowedFd<'_>,
-    bytes: usize,
-) -> Result<(), (&'static str, io::Error)> {
-    // The kernel doubles the value for its bookkeeping; int is its type.
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    match sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, value) {
-        Ok(()) => Ok(()),
-        Err(err) if err.raw_os_error() == Some(libc::EPERM) => {
-            sys::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, value)
-                .map_err(|source| ("SO_RCVBUF", source))
-        }
-        Err(source) => Err(("SO_RCVBUFFORCE", source)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn poll_timeout_rounds_up() {
-        assert_eq!(poll_timeout_ms(Duration::ZERO), 0);
-        assert_eq!(poll_timeout_ms(Duration::from_micros(1)), 1);
-        assert_eq!(poll_timeout_ms(Duration::from_millis(250)), 250);
-        assert_eq!(
-            poll_timeout_ms(Duration::from_secs(u64::MAX / 2)),
-            libc::c_int::MAX
-        );
-    }
 
     #[test]
     fn packet_types() {
@@ -497,6 +433,25 @@ mod tests {
         assert_eq!(PacketType::from_raw(3), PacketType::OtherHost);
         assert_eq!(PacketType::from_raw(4), PacketType::Outgoing);
         assert_eq!(PacketType::from_raw(7), PacketType::Other(7));
+    }
+
+    #[test]
+    fn packet_type_follows_the_destination() {
+        const OWN: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+        let frame = |dst: [u8; 6]| {
+            let mut frame = dst.to_vec();
+            frame.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x88, 0xb5, 1, 2, 3, 4]);
+            frame
+        };
+        let of = |dst| PacketType::from_destination(&frame(dst), &OWN);
+        assert_eq!(of(OWN), PacketType::Host);
+        assert_eq!(of([0xff; 6]), PacketType::Broadcast);
+        assert_eq!(of([0x01, 0, 0x5e, 0, 0, 1]), PacketType::Multicast);
+        assert_eq!(of([0x02, 0, 0, 0, 0, 9]), PacketType::OtherHost);
+        assert_eq!(
+            PacketType::from_destination(&[0x02], &OWN),
+            PacketType::OtherHost
+        );
     }
 
     #[test]

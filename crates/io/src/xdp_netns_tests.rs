@@ -1,16 +1,16 @@
 //! [`XdpPort`] against the real kernel: network namespaces of our own joined by veth
 //! pairs (`netns_lab`: each test builds its own, uniquely named, and deletes them when it
-//! ends, also when it fails; skipped when not root).
+//! ends, also when it fails; it also says how they are run). The forwarding rate of the
+//! port is measured by `benches/xdp_rate.rs`, not here.
 //!
 //! The usual lab: `va` in namespace A (192.0.2.1, where the port under test sits), `vb`
 //! in namespace B (192.0.2.2, the peer that sends and checks).
 
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::netns_lab::{in_ns, recv_until, run, Namespaces};
+use crate::netns_lab::{in_ns, output, recv_until, require_tool, run, Namespaces};
 use crate::socket::{RecvBatch, SendBatch, SocketOptions};
 use crate::{FrameIo, Interface, Offload, PacketSocket, XdpMode, XdpOptions, XdpPort, XdpSide};
 
@@ -36,27 +36,16 @@ impl std::ops::Deref for Lab {
     }
 }
 
-impl std::ops::DerefMut for Lab {
-    fn deref_mut(&mut self) -> &mut Namespaces {
-        &mut self.namespaces
-    }
-}
-
 impl Lab {
-    /// `None` (after saying why) when not root.
-    fn new(tag: &str) -> Option<Lab> {
-        Some(Lab {
-            namespaces: Namespaces::new("mqxdp", tag)?,
-        })
-    }
-
-    /// The usual two-namespace lab: `va` (192.0.2.1) in A, `vb` (192.0.2.2) in B.
-    fn pair(tag: &str) -> Option<Lab> {
-        let mut lab = Lab::new(tag)?;
-        lab.add("a");
-        lab.add("b");
+    /// The usual two-namespace lab of test `tag`: `va` (192.0.2.1) in A, `vb`
+    /// (192.0.2.2) in B. Fails the test without root or `ip`.
+    fn pair(tag: &str) -> Lab {
+        let mut namespaces = Namespaces::new("mqxdp", tag);
+        namespaces.add("a");
+        namespaces.add("b");
+        let lab = Lab { namespaces };
         lab.link(("a", "va", "192.0.2.1/24"), ("b", "vb", "192.0.2.2/24"));
-        Some(lab)
+        lab
     }
 
     /// A veth pair with an address on each end, both running.
@@ -87,10 +76,7 @@ impl Lab {
 
     /// `ip -d link show ifname` in namespace `ns`.
     fn link_show(&self, ns: &str, ifname: &str) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.name(ns), "-d", "link", "show", ifname])
-            .output()
-            .unwrap();
+        let out = output("ip", &["-n", &self.name(ns), "-d", "link", "show", ifname]);
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -172,8 +158,9 @@ fn recv_matching(
 // ---- tests ----
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn vip_side_steals_only_vip_frames() {
-    let Some(lab) = Lab::pair("vip") else { return };
+    let lab = Lab::pair("vip");
     let iface_a = lab.running("a", "va");
     let mac_b = lab.running("b", "vb").mac;
     let port = lab.xdp("a", "va", XdpSide::Vip);
@@ -225,8 +212,9 @@ fn vip_side_steals_only_vip_frames() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn dip_side_steals_real_server_replies_but_not_health_checks() {
-    let Some(lab) = Lab::pair("dip") else { return };
+    let lab = Lab::pair("dip");
     let mac_a = lab.running("a", "va").mac;
     let mac_b = lab.running("b", "vb").mac;
     let port = lab.xdp("a", "va", XdpSide::Dip);
@@ -259,8 +247,9 @@ fn dip_side_steals_real_server_replies_but_not_health_checks() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn sent_frames_arrive_intact() {
-    let Some(lab) = Lab::pair("send") else { return };
+    let lab = Lab::pair("send");
     let iface_a = lab.running("a", "va");
     let mac_b = lab.running("b", "vb").mac;
     let port = lab.xdp("a", "va", XdpSide::Vip);
@@ -380,8 +369,9 @@ fn stream(from: &impl FrameIo, to: &impl FrameIo, frame: impl Fn(u32) -> Vec<u8>
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn a_thousand_frames_each_way_without_loss() {
-    let Some(lab) = Lab::pair("bulk") else { return };
+    let lab = Lab::pair("bulk");
     let mac_a = lab.running("a", "va").mac;
     let mac_b = lab.running("b", "vb").mac;
     let vip_b = Ipv4Addr::new(192, 0, 2, 200);
@@ -412,8 +402,10 @@ fn a_thousand_frames_each_way_without_loss() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn every_queue_gets_a_socket() {
-    let Some(lab) = Lab::pair("mq") else { return };
+    require_tool("ethtool", "ethtool");
+    let lab = Lab::pair("mq");
     for (ns, ifname) in [("a", "va"), ("b", "vb")] {
         run(
             "ip",
@@ -465,10 +457,10 @@ fn every_queue_gets_a_socket() {
         stats.rx_xdp, 64,
         "every frame stolen, on either queue: {stats:?}"
     );
-    let out = Command::new("ip")
-        .args(["netns", "exec", &lab.name("a"), "ethtool", "-S", "va"])
-        .output()
-        .unwrap();
+    let out = output(
+        "ip",
+        &["netns", "exec", &lab.name("a"), "ethtool", "-S", "va"],
+    );
     let per_queue = String::from_utf8_lossy(&out.stdout);
     let redirects: Vec<&str> = per_queue
         .lines()
@@ -485,8 +477,10 @@ fn every_queue_gets_a_socket() {
 /// What a kernel socket on the peer sends when the peer still offloads its transmit
 /// checksum: XDP on a veth turns off the peer's GSO, not its checksum offload.
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn kernel_senders_checksum_state_is_measured() {
-    let Some(lab) = Lab::pair("csum") else { return };
+    require_tool("ethtool", "ethtool");
+    let lab = Lab::pair("csum");
     let mac_a = lab.running("a", "va").mac;
     let port = lab.xdp("a", "va", XdpSide::Vip);
     port.set_addresses(&[VIP], &[], &[IP_A]).unwrap();
@@ -542,8 +536,9 @@ fn kernel_senders_checksum_state_is_measured() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn generic_mode_steals_the_same() {
-    let Some(lab) = Lab::pair("gen") else { return };
+    let lab = Lab::pair("gen");
     let iface_a = lab.running("a", "va");
     let mac_b = lab.running("b", "vb").mac;
     let options = XdpOptions {
@@ -576,8 +571,9 @@ fn patched(frame: &[u8], edits: &[(usize, u8)]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn a_vip_the_host_owns_gives_up_only_service_traffic() {
-    let Some(lab) = Lab::pair("own") else { return };
+    let lab = Lab::pair("own");
     let iface_a = lab.running("a", "va");
     let mac_b = lab.running("b", "vb").mac;
     let port = lab.xdp("a", "va", XdpSide::Vip);
@@ -642,8 +638,9 @@ fn a_vip_the_host_owns_gives_up_only_service_traffic() {
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn dropping_the_port_detaches_the_program() {
-    let Some(lab) = Lab::pair("drop") else { return };
+    let lab = Lab::pair("drop");
     let port = lab.xdp("a", "va", XdpSide::Vip);
     let shown = lab.link_show("a", "va");
     assert!(shown.contains("prog/xdp"), "{shown}");
@@ -654,123 +651,4 @@ fn dropping_the_port_detaches_the_program() {
     let again = lab.xdp("a", "va", XdpSide::Dip);
     assert!(lab.link_show("a", "va").contains("prog/xdp"));
     drop(again);
-}
-
-/// Forwarding rate, XdpPort pair against PacketSocket pair, alternating in one run:
-/// gen (g0) → [f0  forwarder  f1] → sink (s0). Run by hand:
-/// `cargo test -p masq-io xdp_forwarding_rate -- --ignored --nocapture`.
-/// The forwarder's send step: frames `bufs[i][..received[i].len]`.
-type Transmit<'a> = dyn Fn(&mut SendBatch, &[Vec<u8>], &[crate::Received]) + 'a;
-
-#[test]
-#[ignore = "a measurement, not a check; run by hand"]
-fn xdp_forwarding_rate() {
-    const ROUND: Duration = Duration::from_secs(2);
-    let Some(mut lab) = Lab::new("rate") else {
-        return;
-    };
-    for ns in ["gen", "fwd", "sink"] {
-        lab.add(ns);
-    }
-    lab.link(("gen", "g0", "10.1.0.1/24"), ("fwd", "f0", "10.1.0.2/24"));
-    lab.link(("fwd", "f1", "10.2.0.1/24"), ("sink", "s0", "10.2.0.2/24"));
-    let g0 = lab.running("gen", "g0");
-    let f0 = lab.running("fwd", "f0");
-    let f1 = lab.running("fwd", "f1");
-    let s0 = lab.running("sink", "s0");
-    let vip = Ipv4Addr::new(10, 1, 0, 100);
-    // Generator: 64-byte frames (18 bytes of payload) to the VIP, as fast as sendmmsg goes.
-    let frame = udp_frame(f0.mac, g0.mac, Ipv4Addr::new(10, 1, 0, 1), vip, &[0x5a; 18]);
-    let generator = lab.socket("gen", "g0");
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let uptime = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    eprintln!("measured: load before {uptime}");
-
-    // Frames the sink's interface received: what the forwarder really delivered.
-    let sink_rx = || {
-        let out = Command::new("ip")
-            .args(["-n", &lab.name("sink"), "-s", "link", "show", "s0"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let mut lines = text
-            .lines()
-            .skip_while(|l| !l.trim_start().starts_with("RX:"));
-        let counters = lines.nth(1).unwrap_or_default();
-        counters
-            .split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let forward = |rx: &dyn Fn(&mut RecvBatch, &mut [Vec<u8>]) -> usize, tx: &Transmit| {
-        let mut recv = RecvBatch::new(64);
-        let mut send = SendBatch::new(64);
-        let mut bufs: Vec<Vec<u8>> = (0..64).map(|_| vec![0u8; 2048]).collect();
-        let mut forwarded = 0u64;
-        let delivered_before = sink_rx();
-        let start = Instant::now();
-        while start.elapsed() < ROUND {
-            let n = rx(&mut recv, &mut bufs);
-            for buf in &mut bufs[..n] {
-                buf[0..6].copy_from_slice(&s0.mac);
-                buf[6..12].copy_from_slice(&f1.mac);
-            }
-            tx(&mut send, &bufs[..n], &recv.received()[..n]);
-            forwarded += n as u64;
-        }
-        let secs = start.elapsed().as_secs_f64();
-        thread::sleep(Duration::from_millis(50));
-        let delivered = sink_rx() - delivered_before;
-        (forwarded as f64 / secs, delivered as f64 / secs)
-    };
-    let mut results: Vec<(&str, f64)> = Vec::new();
-    thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut batch = SendBatch::new(64);
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = generator.send_batch(&mut batch, [(Offload::NONE, frame.as_slice()); 64]);
-            }
-        });
-        for round in 0..2 {
-            {
-                let a = lab.xdp("fwd", "f0", XdpSide::Vip);
-                let b = lab.xdp("fwd", "f1", XdpSide::Dip);
-                a.set_addresses(&[vip], &[], &[]).unwrap();
-                let (rate, delivered) = forward(
-                    &|recv, bufs| a.recv_batch(recv, bufs, Duration::from_millis(10)).unwrap(),
-                    &|send, bufs, got| {
-                        let frames = bufs.iter().zip(got).map(|(b, r)| (r.offload, &b[..r.len]));
-                        b.send_batch(send, frames).unwrap();
-                    },
-                );
-                eprintln!(
-                    "measured: round {round} XdpPort {rate:.0} frames/s forwarded, {delivered:.0}/s at the sink; in {:?}; out {:?}",
-                    a.stats().unwrap(),
-                    b.stats().unwrap()
-                );
-                results.push(("xdp", rate));
-            }
-            {
-                let a = lab.socket("fwd", "f0");
-                let b = lab.socket("fwd", "f1");
-                let (rate, delivered) = forward(
-                    &|recv, bufs| a.recv_batch(recv, bufs, Duration::from_millis(10)).unwrap(),
-                    &|send, bufs, got| {
-                        let frames = bufs.iter().zip(got).map(|(b, r)| (r.offload, &b[..r.len]));
-                        let _ = b.send_batch(send, frames);
-                    },
-                );
-                eprintln!(
-                    "measured: round {round} PacketSocket {rate:.0} frames/s forwarded, {delivered:.0}/s at the sink; {:?}",
-                    a.kernel_stats().unwrap()
-                );
-                results.push(("packet", rate));
-            }
-        }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
-    let uptime = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    eprintln!("measured: load after {uptime}");
-    eprintln!("measured: {results:?}");
 }
