@@ -120,17 +120,6 @@ pub enum IoError {
         /// What it held.
         content: String,
     },
-    /// Creating a pcap file failed.
-    #[error("create pcap file {path}: {source}")]
-    PcapCreate {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// Writing to a pcap capture failed.
-    #[error("write pcap capture: {0}")]
-    PcapWrite(#[source] io::Error),
     /// Setting up a pnet datalink channel failed.
     #[error("{call} on {iface}: {source}")]
     Pnet {

@@ -11,8 +11,8 @@
 //! - [`Interface`]: index, MAC, MTU and IPv4 addresses of a network interface.
 //! - [`host`]: the host checks the daemon makes at start (forwarding, NIC offloads).
 //! - [`FrameIo`]: the small device trait the worker loop runs over; implemented by
-//!   [`PacketSocket`], [`RingSocket`], [`PnetPort`], by the in-memory [`MemoryPort`] for
-//!   tests, and by the [`PcapTap`] decorator that wraps any of them.
+//!   [`PacketSocket`], [`RingSocket`], [`PnetPort`], [`XdpPort`], and by the in-memory
+//!   [`MemoryPort`] for tests.
 //! - [`XdpPort`]: an `AF_XDP` back end (copy mode) with a small XDP program, assembled in
 //!   Rust, that steals only the service traffic and passes the rest (ARP, the host's own
 //!   traffic) to the kernel, where the port's [`PacketSocket`] still reads it.
@@ -31,7 +31,6 @@ pub mod host;
 mod iface;
 mod memory;
 mod offload;
-mod pcap;
 mod pnet_port;
 mod ring;
 mod socket;
@@ -55,7 +54,6 @@ pub use error::IoError;
 pub use iface::Interface;
 pub use memory::{MemoryLink, MemoryPort};
 pub use offload::{GsoType, Offload, VNET_HDR_LEN};
-pub use pcap::{PcapTap, PCAP_SNAPLEN};
 pub use pnet_port::{PnetOptions, PnetPort, PnetStats, PNET_BUFFER};
 pub use ring::{RingFormat, RingOptions, RingSocket, RingStats, V2_SLOT};
 pub use socket::{
@@ -66,7 +64,7 @@ pub use xdp::{XdpMode, XdpOptions, XdpPort, XdpSide, XdpStats};
 
 /// A device that receives and sends whole Ethernet frames, each with its [`Offload`]
 /// description. The worker loop is written against this trait so it runs unchanged over a
-/// real [`PacketSocket`], an in-memory [`MemoryPort`] or a [`PcapTap`] around either.
+/// real [`PacketSocket`] or an in-memory [`MemoryPort`].
 ///
 /// Methods take `&self`: one device is shared by the worker threads (one receives, all may
 /// send).
