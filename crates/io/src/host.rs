@@ -1,10 +1,11 @@
 //! Host checks the daemon makes at start: is the kernel forwarding, and which offloads
 //! does an interface use.
 //!
-//! Why they matter (measured, see the project's AF_PACKET findings): with
+//! Why they matter (README.md, "Running masqd on a real host"): with
 //! `net.ipv4.ip_forward=1` the kernel forwards the VIP traffic itself and races the
 //! director; with GRO/LRO on, the director receives merged super-frames that it must send
-//! back with their virtio-net header.
+//! back with their virtio-net header (`netns_tests::packet_socket` receives them on a veth
+//! link).
 
 use std::fs;
 use std::os::fd::AsFd;

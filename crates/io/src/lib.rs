@@ -63,8 +63,8 @@ pub use socket::{
 pub use xdp::{XdpMode, XdpOptions, XdpPort, XdpSide, XdpStats};
 
 /// A device that receives and sends whole Ethernet frames, each with its [`Offload`]
-/// description. The worker loop is written against this trait so it runs unchanged over a
-/// real [`PacketSocket`] or an in-memory [`MemoryPort`].
+/// description. The worker loop is written against this trait so it runs unchanged over
+/// every back end and over an in-memory [`MemoryPort`].
 ///
 /// Methods take `&self`: one device is shared by the worker threads (one receives, all may
 /// send).

@@ -179,7 +179,8 @@ impl SendBatch {
     }
 
     /// Sends every frame on `fd` (a `PACKET_VNET_HDR` socket bound to `iface`), each after
-    /// its virtio-net header, with `sendmmsg`: shared by both socket kinds.
+    /// its virtio-net header, with `sendmmsg`: shared by [`PacketSocket`] and
+    /// [`crate::RingSocket`].
     pub(crate) fn send_all<'a, I>(
         &mut self,
         fd: BorrowedFd<'_>,
@@ -408,7 +409,8 @@ impl AsFd for PacketSocket {
     }
 }
 
-/// One `sendmsg` of `frame` behind its virtio-net header (shared by both backends).
+/// One `sendmsg` of `frame` behind its virtio-net header (shared by [`PacketSocket`] and
+/// [`crate::RingSocket`]).
 pub(crate) fn send_frame(
     fd: BorrowedFd<'_>,
     iface: &str,
