@@ -38,7 +38,7 @@ use crate::af_packet::{open_bound, PacketSetup};
 use crate::error::IoError;
 use crate::iface::Interface;
 use crate::offload::{Offload, VNET_HDR_LEN};
-use crate::socket::{PacketType, Received, RecvBatch, SendBatch};
+use crate::socket::{recv_one, PacketType, Received, RecvBatch, SendBatch};
 use crate::sys::packet::{self, recv_frame, PACKET_OUTGOING};
 use crate::sys::tpacket::{BlockRing, RingFrame, RingGeometry, RingSetupError, SlotRing};
 use crate::wait::wait_readable;
@@ -352,13 +352,8 @@ impl RingSocket {
 impl FrameIo for RingSocket {
     /// One frame through [`FrameIo::recv_batch`]. Allocates a one-slot batch per call:
     /// for tests and slow paths; the packet threads use `recv_batch`.
-    fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<crate::Received>, IoError> {
-        let mut batch = RecvBatch::new(1);
-        let mut bufs = [buf];
-        Ok(match self.recv_batch(&mut batch, &mut bufs, timeout)? {
-            0 => None,
-            _ => Some(batch.received()[0]),
-        })
+    fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<Received>, IoError> {
+        recv_one(self, buf, timeout)
     }
 
     fn send(&self, offload: &Offload, frame: &[u8]) -> Result<(), IoError> {

@@ -157,6 +157,22 @@ impl RecvBatch {
     }
 }
 
+/// [`FrameIo::recv`] of a back end whose receive path is its `recv_batch`: one frame
+/// through a one-slot batch, allocated per call, so for tests and slow paths only (the
+/// packet threads use `recv_batch`).
+pub(crate) fn recv_one(
+    device: &impl FrameIo,
+    buf: &mut [u8],
+    timeout: Duration,
+) -> Result<Option<Received>, IoError> {
+    let mut batch = RecvBatch::new(1);
+    let mut bufs = [buf];
+    Ok(match device.recv_batch(&mut batch, &mut bufs, timeout)? {
+        0 => None,
+        _ => Some(batch.received()[0]),
+    })
+}
+
 /// Scratch space for [`FrameIo::send_batch`]: the `sendmmsg` arrays.
 ///
 /// Owned by the sending thread and reused for every call, so a call allocates nothing.

@@ -7,14 +7,17 @@
 //! it fails (`netns_lab`, which also says how they are run: ignored unless asked for,
 //! failing without root).
 
-use std::net::Ipv4Addr;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::host::{set_offload, Feature};
 use crate::netns_lab::{in_ns, recv_until, Namespaces};
 use crate::socket::SocketOptions;
 use crate::{
-    FrameIo, Interface, Offload, PacketSocket, RingFormat, RingOptions, RingSocket, V2_SLOT,
+    FrameIo, GsoType, Interface, Offload, PacketSocket, RingFormat, RingOptions, RingSocket,
+    V2_SLOT,
 };
 
 mod packet_socket;
@@ -256,4 +259,65 @@ fn sees_within(socket: &impl FrameIo, window: Duration, is_ours: impl Fn(&[u8]) 
         }
     }
     false
+}
+
+/// A TCP write of `len` bytes from A to B's port `port` reaches `b` (on B) as GSO
+/// super-frames, whole, each described as TSO would hand it over, with a partial checksum
+/// that holds exactly the pseudo-header sum; and the write arrives intact.
+fn tcp_write_arrives_as_super_frames(lab: &Lab, b: &impl FrameIo, port: u16, len: u32) {
+    let listener = in_ns(&lab.b, || TcpListener::bind((IP_B, port))).unwrap();
+    let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+    let reader = thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        conn.read_to_end(&mut got).unwrap();
+        got
+    });
+    let mut client = in_ns(&lab.a, || {
+        TcpStream::connect_timeout(&SocketAddr::from((IP_B, port)), WAIT)
+    })
+    .unwrap();
+    client.write_all(&data).unwrap();
+
+    // Follow the client's data frames until every byte was seen.
+    let mut buf = vec![0u8; 65536];
+    let mut payload_seen = 0;
+    let mut biggest = 0;
+    while payload_seen < data.len() {
+        let got = recv_matching(b, &mut buf, |f| {
+            // IPv4 (not ARP) from A carrying TCP payload.
+            f.len() >= 54
+                && f[12..14] == [0x08, 0x00]
+                && f[23] == 6
+                && f[26..30] == IP_A.octets()
+                && f.len() > 34 + usize::from(f[46] >> 4) * 4
+        })
+        .expect("the client's data");
+        assert!(!got.truncated);
+        let frame = &buf[..got.len];
+        let headers = 34 + usize::from(frame[46] >> 4) * 4;
+        payload_seen += got.len - headers;
+        if got.len <= 1514 {
+            continue;
+        }
+        biggest = biggest.max(got.len);
+        let offload = got.offload;
+        assert_eq!(offload.gso_type, GsoType::TcpV4, "{offload:?}");
+        assert!(offload.needs_csum);
+        assert_eq!((offload.csum_start, offload.csum_offset), (34, 16));
+        assert!((500..=1460).contains(&offload.gso_size), "{offload:?}");
+        assert_eq!(usize::from(offload.hdr_len), headers, "{offload:?}");
+        assert_eq!(
+            u16::from_be_bytes([frame[50], frame[51]]),
+            fold(pseudo_sum(frame))
+        );
+    }
+    eprintln!("measured: largest TCP frame received {biggest} bytes");
+    assert_eq!(payload_seen, data.len());
+    assert!(
+        biggest > 1514,
+        "TSO on veth hands over frames above the MTU"
+    );
+    drop(client);
+    assert_eq!(reader.join().unwrap(), data);
 }

@@ -1,15 +1,12 @@
 //! [`PacketSocket`] on the lab's link: frames and batches cross whole and never echo, the
 //! kernel finishes checksums and segments, and the host checks see the caller's namespace.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::host::{ip_forward_enabled, offload_state};
 use crate::socket::{PacketType, RecvBatch, SendBatch};
-use crate::GsoType;
 
 #[test]
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
@@ -222,67 +219,7 @@ fn kernel_completes_checksums_and_segments_on_transmit() {
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn tcp_write_arrives_as_gso_frames() {
     let lab = Lab::new("tso");
-    let b = lab.socket("B");
-    let listener = in_ns(&lab.b, || TcpListener::bind((IP_B, 5555))).unwrap();
-    let data: Vec<u8> = (0..9000u32).map(|i| i as u8).collect();
-
-    let reader = thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).unwrap();
-        got
-    });
-    let mut client = in_ns(&lab.a, || {
-        TcpStream::connect_timeout(&SocketAddr::from((IP_B, 5555)), WAIT)
-    })
-    .unwrap();
-    client.write_all(&data).unwrap();
-
-    // Follow the client's data frames until all 9000 bytes were seen.
-    let mut buf = vec![0u8; 65536];
-    let mut payload_seen = 0;
-    let mut super_frames = 0;
-    while payload_seen < data.len() {
-        let got = recv_matching(&b, &mut buf, |f| {
-            // IPv4 (not ARP) from A carrying TCP payload.
-            f.len() >= 54
-                && f[12..14] == [0x08, 0x00]
-                && f[23] == 6
-                && f[26..30] == IP_A.octets()
-                && f.len() > 34 + usize::from(f[46] >> 4) * 4
-        })
-        .expect("the client's data");
-        let frame = &buf[..got.len];
-        let headers = 34 + usize::from(frame[46] >> 4) * 4;
-        payload_seen += got.len - headers;
-        if got.len <= 1514 {
-            continue;
-        }
-        super_frames += 1;
-        eprintln!(
-            "measured: {}-byte TCP frame with {:?}",
-            got.len, got.offload
-        );
-        let offload = got.offload;
-        assert_eq!(offload.gso_type, GsoType::TcpV4);
-        assert!(offload.needs_csum);
-        assert_eq!((offload.csum_start, offload.csum_offset), (34, 16));
-        assert!((500..=1460).contains(&offload.gso_size), "{offload:?}");
-        assert_eq!(usize::from(offload.hdr_len), headers, "{offload:?}");
-        // The partial checksum holds exactly the pseudo-header sum.
-        assert_eq!(
-            u16::from_be_bytes([frame[50], frame[51]]),
-            fold(pseudo_sum(frame))
-        );
-    }
-    assert_eq!(payload_seen, data.len());
-    assert!(
-        super_frames >= 1,
-        "TSO on veth hands over frames above the MTU"
-    );
-
-    drop(client);
-    assert_eq!(reader.join().unwrap(), data);
+    tcp_write_arrives_as_super_frames(&lab, &lab.socket("B"), 5555, 9000);
 }
 
 #[test]

@@ -1,13 +1,9 @@
 //! [`RingSocket`] on the lab's link, in both ring formats and in fanout groups.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::socket::{PacketType, RecvBatch, SendBatch};
-use crate::GsoType;
 
 #[test]
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
@@ -62,7 +58,7 @@ fn ring_frames_cross_and_never_echo() {
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn ring_gets_gso_super_frames_whole() {
     let lab = Lab::new("rgso");
-    super_frames_arrive_whole(&lab, &lab.ring("B", Some(0x4d52)), 5555);
+    tcp_write_arrives_as_super_frames(&lab, &lab.ring("B", Some(0x4d52)), 5555, 60_000);
 }
 
 #[test]
@@ -70,64 +66,7 @@ fn ring_gets_gso_super_frames_whole() {
 fn v2_ring_gets_gso_super_frames_whole() {
     let lab = Lab::new("r2gso");
     let b = lab.ring_as("B", Some(0x4d54), RingFormat::V2);
-    super_frames_arrive_whole(&lab, &b, 5556);
-}
-
-/// A 60 000-byte TCP write from A reaches `b` (on B) as GSO super-frames, whole, with
-/// their offload description.
-fn super_frames_arrive_whole(lab: &Lab, b: &RingSocket, port: u16) {
-    let listener = in_ns(&lab.b, || TcpListener::bind((IP_B, port))).unwrap();
-    let data: Vec<u8> = (0..60000u32).map(|i| i as u8).collect();
-    let reader = thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        let mut got = Vec::new();
-        conn.read_to_end(&mut got).unwrap();
-        got
-    });
-    let mut client = in_ns(&lab.a, || {
-        TcpStream::connect_timeout(&SocketAddr::from((IP_B, port)), WAIT)
-    })
-    .unwrap();
-    client.write_all(&data).unwrap();
-
-    let mut buf = vec![0u8; 65536];
-    let mut payload_seen = 0;
-    let mut biggest = 0;
-    while payload_seen < data.len() {
-        let got = recv_matching(b, &mut buf, |f| {
-            f.len() >= 54
-                && f[12..14] == [0x08, 0x00]
-                && f[23] == 6
-                && f[26..30] == IP_A.octets()
-                && f.len() > 34 + usize::from(f[46] >> 4) * 4
-        })
-        .expect("the client's data");
-        assert!(!got.truncated);
-        let frame = &buf[..got.len];
-        let headers = 34 + usize::from(frame[46] >> 4) * 4;
-        payload_seen += got.len - headers;
-        if got.len <= 1514 {
-            continue;
-        }
-        biggest = biggest.max(got.len);
-        let offload = got.offload;
-        assert_eq!(offload.gso_type, GsoType::TcpV4, "{offload:?}");
-        assert!(offload.needs_csum);
-        assert_eq!((offload.csum_start, offload.csum_offset), (34, 16));
-        assert_eq!(usize::from(offload.hdr_len), headers, "{offload:?}");
-        assert_eq!(
-            u16::from_be_bytes([frame[50], frame[51]]),
-            fold(pseudo_sum(frame))
-        );
-    }
-    eprintln!("measured: largest frame in the ring {biggest} bytes");
-    assert_eq!(payload_seen, data.len());
-    assert!(
-        biggest > 1514,
-        "TSO on veth hands over frames above the MTU"
-    );
-    drop(client);
-    assert_eq!(reader.join().unwrap(), data);
+    tcp_write_arrives_as_super_frames(&lab, &b, 5556, 60_000);
 }
 
 #[test]

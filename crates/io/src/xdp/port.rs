@@ -19,7 +19,7 @@ use super::{XdpMode, XdpOptions, XdpStats};
 use crate::error::IoError;
 use crate::iface::Interface;
 use crate::offload::Offload;
-use crate::socket::{Received, RecvBatch, SendBatch};
+use crate::socket::{recv_one, Received, RecvBatch, SendBatch};
 use crate::sys::{ifreq, xsk};
 use crate::wait::wait_readable;
 use crate::{FrameIo, PacketSocket, SocketOptions};
@@ -394,12 +394,7 @@ impl FrameIo for XdpPort {
     /// One frame through [`FrameIo::recv_batch`]. Allocates a one-slot batch per call:
     /// for tests and slow paths; the packet threads use `recv_batch`.
     fn recv(&self, buf: &mut [u8], timeout: Duration) -> Result<Option<Received>, IoError> {
-        let mut batch = RecvBatch::new(1);
-        let mut bufs = [buf];
-        Ok(match self.recv_batch(&mut batch, &mut bufs, timeout)? {
-            0 => None,
-            _ => Some(batch.received()[0]),
-        })
+        recv_one(self, buf, timeout)
     }
 
     /// Through an AF_XDP socket, or the packet socket when `offload` asks for work.
