@@ -67,7 +67,7 @@ pub(crate) fn setsockopt_int(
 }
 
 /// The most descriptors [`poll`] waits on.
-pub(crate) const POLL_MAX: usize = 65;
+const POLL_MAX: usize = 65;
 
 /// Waits up to `timeout_ms` (-1: forever) until one of `fds` (the first [`POLL_MAX`]) has
 /// one of `events` (or an error pending). Returns on timeout and when a signal interrupted
