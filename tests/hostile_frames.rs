@@ -1,4 +1,4 @@
-//! Hostile frames through a running masqd (issue #7): a corpus of malformed and odd frames,
+//! Hostile frames through a running masqd: a corpus of malformed and odd frames,
 //! built with scapy and sent from the client's namespace to the director's VIP-side MAC and
 //! from a real server's namespace to its DIP-side MAC, while a normal client keeps asking
 //! for pages. masqd must stay up, count every frame it refuses under the right drop reason
