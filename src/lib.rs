@@ -7,5 +7,4 @@
 #![forbid(unsafe_code)]
 
 pub use masq_core as core;
-pub use masq_ctl as ctl;
 pub use masq_wire as wire;

@@ -29,18 +29,15 @@ fn table_size(lab: &Lab) -> usize {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and hping3: scripts/test.sh runs it"]
 fn a_syn_flood_leaves_the_table_bounded_and_legitimate_clients_served() {
-    if !std::path::Path::new("/usr/sbin/hping3").exists() {
-        eprintln!("skipped: hping3 is not installed (scripts/install-deps.sh installs it)");
-        return;
-    }
-    let Some(lab) = Lab::up_with(LabOptions {
+    common::require_root_and_iproute2();
+    common::require_program("hping3", "hping3");
+    let lab = Lab::up_with(LabOptions {
         masqd_args: &["--max-conns", "2000", "--metrics", "127.0.0.1:9103"],
         exclusive: true,
         ..LabOptions::default()
-    }) else {
-        return;
-    };
+    });
     for args in [
         &["-A", "-t", "192.168.0.10:80", "-s", "rr"][..],
         &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"][..],

@@ -5,22 +5,21 @@
 //! the VIP, `masqadm -L -n --stats` counting the traffic, the director's kernel still
 //! answering what is not a service, and the programs gone once masqd stops.
 //!
-//! Root and iproute2 are needed (the test skips without them), and the binaries:
-//! `cargo build --workspace --bins` first.
+//! Root and iproute2 are needed (the test is `#[ignore]`d for that; `scripts/test.sh` runs
+//! it as root), and the binaries: `cargo build --workspace --bins` first.
 
 mod common;
 
 use common::{describe, Lab, LabOptions};
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn xdp_backend_balances_tcp_and_udp_through_the_vip() {
-    let Some(lab) = Lab::up_with(LabOptions {
+    let lab = Lab::up_with(LabOptions {
         offloads_off: true,
         masqd_args: &["--io", "xdp", "--metrics", "127.0.0.1:9101"],
         ..LabOptions::default()
-    }) else {
-        return;
-    };
+    });
     let log = std::fs::read_to_string(lab.state_dir().join("masqd.log")).unwrap_or_default();
     assert!(
         log.contains("(Xdp I/O)"),

@@ -45,8 +45,9 @@ fn masqadm_cmd<'a>(lab: &'a Lab, socket: &'a str, extra: &[&'a str]) -> Vec<Stri
 }
 
 #[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn the_trace_shows_exactly_the_four_stages() {
-    let Some(lab) = Lab::up() else { return };
+    let lab = Lab::up();
     one_server(&lab);
     let socket = lab
         .state_dir()
@@ -105,12 +106,11 @@ fn the_trace_shows_exactly_the_four_stages() {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and tshark: scripts/test.sh runs it"]
 fn the_capture_opens_in_tshark_with_the_four_address_pairs() {
-    let Some(lab) = Lab::up() else { return };
-    if !std::path::Path::new("/usr/bin/tshark").exists() {
-        eprintln!("skipped: tshark is not installed (scripts/install-deps.sh installs it)");
-        return;
-    }
+    common::require_root_and_iproute2();
+    common::require_program("tshark", "tshark");
+    let lab = Lab::up();
     one_server(&lab);
     let socket = lab
         .state_dir()

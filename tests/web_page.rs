@@ -14,8 +14,7 @@
 //! message, exception or failed load. The screenshot goes to
 //! `target/test-artifacts/web-page.png` (and the final DOM next to it).
 //!
-//! Needs root (network namespaces) and Chromium (`scripts/install-deps.sh` installs it);
-//! without root the test is skipped.
+//! Needs root (network namespaces) and Chromium (`scripts/install-deps.sh` installs it).
 
 mod common;
 
@@ -33,12 +32,17 @@ const PAGE: &str = "http://127.0.0.1:8080/";
 const RS1: &str = "192.168.100.7:80";
 const RS2: &str = "192.168.100.9:80";
 
-/// The browser's binary, if installed.
-fn chromium() -> Option<PathBuf> {
+/// The browser's binary.
+///
+/// # Panics
+///
+/// When Chromium is not installed.
+fn chromium() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
         .find(|p| p.is_file())
+        .expect("Chromium is not installed: this test needs chromium (scripts/install-deps.sh installs it)")
 }
 
 /// `target/test-artifacts`, next to the binaries the lab runs.
@@ -347,17 +351,14 @@ const SUMMARY: &str = "JSON.stringify({ \
     errors: document.getElementById('js-errors').textContent })";
 
 #[test]
+#[ignore = "needs root, network namespaces and Chromium: scripts/test.sh runs it"]
 fn the_page_shows_the_lab_and_wrr_3_to_1_in_a_browser() {
-    let browser = chromium();
-    let Some(lab) = Lab::up_with(LabOptions {
+    common::require_root_and_iproute2();
+    let binary = chromium();
+    let lab = Lab::up_with(LabOptions {
         masqd_args: &["--web", "127.0.0.1:8080"],
         ..LabOptions::default()
-    }) else {
-        return;
-    };
-    let Some(binary) = browser else {
-        panic!("Chromium is not installed: run scripts/install-deps.sh (as root) first");
-    };
+    });
     // The page is opened on an empty table, as in class, and follows the rules as they
     // are typed.
     let mut b = Browser::start(&lab, &binary);
@@ -576,17 +577,14 @@ fn the_page_shows_the_lab_and_wrr_3_to_1_in_a_browser() {
 }
 
 #[test]
+#[ignore = "needs root, network namespaces and Chromium: scripts/test.sh runs it"]
 fn with_web_admin_the_page_changes_weights_and_nothing_else() {
-    let browser = chromium();
-    let Some(lab) = Lab::up_with(LabOptions {
+    common::require_root_and_iproute2();
+    let binary = chromium();
+    let lab = Lab::up_with(LabOptions {
         masqd_args: &["--web", "127.0.0.1:8080", "--web-admin"],
         ..LabOptions::default()
-    }) else {
-        return;
-    };
-    let Some(binary) = browser else {
-        panic!("Chromium is not installed: run scripts/install-deps.sh (as root) first");
-    };
+    });
     seed_wrr(&lab);
 
     // From the page's form: RS2's weight to 2.

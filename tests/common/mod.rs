@@ -6,9 +6,11 @@
 //! as a student would: curl and friends in the client namespace, `masqadm` on masqd's
 //! socket, the real servers' connection logs.
 //!
-//! The tests need root and iproute2; without either they are skipped (they say why and
-//! pass). They run the binaries of the target directory they were built in, so build
-//! those first: `cargo build --workspace --bins`.
+//! The tests need root and iproute2, so each is `#[ignore]`d with the reason, and
+//! `scripts/test.sh` runs them as root with `--include-ignored`. Run without root or
+//! without a tool they need, they fail and name what is missing: a test never passes
+//! without having run. They run the binaries of the target directory they were built in,
+//! so build those first: `cargo build --workspace --bins`.
 
 // Every test file includes this module and uses a different part of it.
 #![allow(dead_code)]
@@ -71,24 +73,36 @@ pub struct Lab {
     _exclusive: Option<RwLockWriteGuard<'static, ()>>,
 }
 
-/// Why the end-to-end tests cannot run here, if they cannot.
-pub fn skip_reason() -> Option<String> {
+/// Fails the test, naming what is missing, unless it runs as root with iproute2 installed.
+///
+/// # Panics
+///
+/// When not root or `ip` is not installed.
+pub fn require_root_and_iproute2() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let euid = status
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|ids| ids.split_whitespace().nth(1))
         .unwrap_or("unknown");
-    if euid != "0" {
-        return Some(format!(
-            "not root (effective uid {euid}): the lab needs network namespaces; run as root (sudo scripts/test.sh)"
-        ));
-    }
+    assert!(
+        euid == "0",
+        "not root (effective uid {euid}): this test builds network namespaces; run it as root (sudo scripts/test.sh)"
+    );
+    require_program("ip", "iproute2");
+}
+
+/// Fails the test unless `program` is on the PATH, naming the Debian `package` that has it.
+///
+/// # Panics
+///
+/// When `program` is not installed.
+pub fn require_program(program: &str, package: &str) {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    if !std::env::split_paths(&path).any(|dir| dir.join("ip").is_file()) {
-        return Some("`ip` (iproute2) is not installed".to_owned());
-    }
-    None
+    assert!(
+        std::env::split_paths(&path).any(|dir| dir.join(program).is_file()),
+        "`{program}` is not installed: this test needs {package} (scripts/install-deps.sh installs it)"
+    );
 }
 
 /// `target/<profile>/`, where cargo put the binaries next to this test executable.
@@ -150,12 +164,13 @@ pub fn describe(out: &Output) -> String {
 }
 
 impl Lab {
-    /// The classic lab, or `None` (after saying why) when the tests cannot run here.
+    /// The classic lab.
     ///
     /// # Panics
     ///
-    /// When the binaries are missing or the lab does not come up.
-    pub fn up() -> Option<Lab> {
+    /// When not root, when iproute2 or the binaries are missing, or when the lab does not
+    /// come up.
+    pub fn up() -> Lab {
         Lab::up_with(LabOptions::default())
     }
 
@@ -163,12 +178,9 @@ impl Lab {
     ///
     /// # Panics
     ///
-    /// When the binaries are missing or the lab does not come up.
-    pub fn up_with(options: LabOptions) -> Option<Lab> {
-        if let Some(reason) = skip_reason() {
-            eprintln!("SKIPPED: {reason}");
-            return None;
-        }
+    /// As [`Lab::up`].
+    pub fn up_with(options: LabOptions) -> Lab {
+        require_root_and_iproute2();
         let bin_dir = bin_dir();
         let (shared, exclusive) = if options.exclusive {
             (
@@ -198,7 +210,7 @@ impl Lab {
             "scripts/lab.sh up failed:\n{}",
             describe(&out)
         );
-        Some(lab)
+        lab
     }
 
     /// Runs `scripts/lab.sh ARGS…` for this lab.

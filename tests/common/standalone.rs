@@ -21,13 +21,14 @@ pub struct Standalone {
 }
 
 impl Standalone {
-    /// Builds the namespace and starts masqd with `extra` arguments. `None` (after saying
-    /// why) when the tests cannot run here.
-    pub fn start(extra: &[&str]) -> Option<Standalone> {
-        if let Some(why) = super::skip_reason() {
-            eprintln!("skipped: {why}");
-            return None;
-        }
+    /// Builds the namespace and starts masqd with `extra` arguments.
+    ///
+    /// # Panics
+    ///
+    /// When not root, when iproute2 or the binaries are missing, or when masqd does not
+    /// answer.
+    pub fn start(extra: &[&str]) -> Standalone {
+        super::require_root_and_iproute2();
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let ns = format!("mqs{:04x}{n:02x}", std::process::id() & 0xffff);
         let dir = std::env::temp_dir().join(format!("masq-test-{ns}"));
@@ -72,7 +73,7 @@ impl Standalone {
             );
         }
         me.launch(extra);
-        Some(me)
+        me
     }
 
     /// The masqd command line for this fixture plus `extra`.

@@ -1,6 +1,5 @@
 //! What a failed director call prints: libipvs's `ipvs_strerror`, a table of (call, errno)
-//! messages with call-independent fallbacks, and glibc's `strerror` text for the rest
-//! (reference §6).
+//! messages with call-independent fallbacks, and glibc's `strerror` text for the rest.
 
 use masq_core::control::ControlError;
 
@@ -108,7 +107,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_from_the_reference() {
+    fn messages_as_ipvs_strerror_has_them() {
         let m = |op, e: ControlError| message(op, &e);
         assert_eq!(
             m(Op::AddService, ControlError::Exists),

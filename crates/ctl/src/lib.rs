@@ -2,8 +2,9 @@
 //!
 //! [`run`] takes an ipvsadm 1.31 argument vector, parses it exactly as ipvsadm (with popt)
 //! does, executes it against a director through [`masq_core::control::Control`], and returns
-//! the exact stdout, stderr and exit code ipvsadm would have produced (reference
-//! `ipvsadm-cli.md`, with its §11 netlink-path corrections and the kernel transcripts).
+//! the exact stdout, stderr and exit code ipvsadm would have produced on a kernel it talks to
+//! over netlink (the transcripts in `tests/data/` and `crates/ctl/tests/ipvsadm/data/` are
+//! what it is checked against).
 //!
 //! The pieces are public for reuse: [`grammar`] (argv → [`grammar::Command`]),
 //! [`format`](mod@format) (every listing), [`restore`] (`-R` input handling), [`errors`] (the

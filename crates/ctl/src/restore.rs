@@ -1,7 +1,7 @@
 //! `ipvsadm -R`: the input is cut into lines and words exactly as `config_stream_read` does,
 //! and each line runs as a command line of its own.
 //!
-//! Rules worth knowing (reference §5): words are separated by space, tab, CR and newline;
+//! Rules worth knowing: words are separated by space, tab, CR and newline;
 //! every word equal to `ipvsadm` is dropped (so saved shell lines restore); there is no
 //! comment syntax (`#` is an ordinary word, and fails as one); a line that fails validation
 //! ends the restore with that exit code, while a line the director refuses prints its error

@@ -6,60 +6,15 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use masq_core::Director;
 use masq_ctl::request::{Request, MAX_REQUEST_BYTES};
-use masq_ctl::{Env, Outcome};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 
-use crate::clock::Clock;
-use crate::guard::KernelGuard;
-
-/// What a request handler needs.
-pub struct ControlContext {
-    pub director: Arc<Director>,
-    pub clock: Clock,
-    pub guard: Mutex<KernelGuard>,
-    /// Interface names, for the host checks of `--check`.
-    pub vip_iface: String,
-    pub dip_iface: String,
-    /// Real servers' health, when `--health-check` runs.
-    pub health: crate::health::HealthMap,
-    /// With `--io xdp`: the programs that must know the service addresses.
-    pub steering: Option<crate::steering::XdpSteering>,
-    /// What [`ControlContext::follow_services`] last failed with.
-    pub sync_failures: Mutex<Vec<String>>,
-}
-
-impl ControlContext {
-    /// Brings what lives outside masqd up to date with the services: the kernel guard's
-    /// nftables rules and, with `--io xdp`, the XDP programs' maps. Cheap when nothing
-    /// changed; called after every control request and once a second (health checks
-    /// change destinations without one). Failures are logged; the next call retries.
-    pub fn follow_services(&self) {
-        let table = self.director.services();
-        let mut guard = self.guard.lock().unwrap_or_else(|e| e.into_inner());
-        let guarded = guard.sync(&table);
-        drop(guard);
-        let steered = match &self.steering {
-            Some(steering) => steering.sync(&table),
-            None => Ok(()),
-        };
-        // A failure that persists is said once, not every second.
-        let failures: Vec<String> = [guarded, steered]
-            .into_iter()
-            .filter_map(|r| r.err().map(|e| format!("{e:#}")))
-            .collect();
-        let mut said = self.sync_failures.lock().unwrap_or_else(|e| e.into_inner());
-        for failure in failures.iter().filter(|f| !said.contains(f)) {
-            tracing::error!("{failure}");
-        }
-        *said = failures;
-    }
-}
+use crate::context::ControlContext;
+use crate::socket_reply::{error_outcome, reply};
 
 /// Binds the control socket at `path`, refusing if another daemon answers there.
 ///
@@ -133,51 +88,14 @@ async fn handle(mut stream: UnixStream, ctx: &ControlContext) -> Result<()> {
         }
     };
     if request.args.first().is_some_and(|a| a == "--check") {
-        let outcome = crate::check::run(ctx);
+        let outcome = crate::check_report::run(ctx);
         return reply(&mut stream, &outcome).await;
     }
     if masq_ctl::trace::is_trace(&request.args) || masq_ctl::trace::is_capture(&request.args) {
         return crate::trace_stream::serve(stream, ctx, &request).await;
     }
-    let outcome = execute(ctx, &request);
+    let outcome = ctx.execute(&request);
     reply(&mut stream, &outcome).await
-}
-
-/// Runs one request against the director and brings the kernel guard and the XDP maps up
-/// to date.
-pub fn execute(ctx: &ControlContext, request: &Request) -> Outcome {
-    let env = Env {
-        program: &request.program,
-        stdin: request.stdin.as_deref(),
-        names: &masq_ctl::SystemNames,
-    };
-    let control = ctx.director.control(ctx.clock.now());
-    let outcome = masq_ctl::run(&request.args, &env, &control);
-    ctx.follow_services();
-    for failure in &outcome.restore_failures {
-        tracing::warn!(
-            "{} -R: {failure}: {}",
-            request.program,
-            outcome.stderr.trim()
-        );
-    }
-    tracing::debug!(args = ?request.args, code = outcome.code, "control request");
-    outcome
-}
-
-pub(crate) fn error_outcome(message: &str, code: i32) -> Outcome {
-    Outcome {
-        stderr: format!("{message}\n"),
-        code,
-        ..Default::default()
-    }
-}
-
-pub(crate) async fn reply(stream: &mut UnixStream, outcome: &Outcome) -> Result<()> {
-    let body = serde_json::to_vec(outcome).context("encoding the reply")?;
-    stream.write_all(&body).await.context("writing the reply")?;
-    stream.shutdown().await.context("closing the reply")?;
-    Ok(())
 }
 
 fn nix_euid() -> u32 {

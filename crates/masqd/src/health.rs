@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use masq_core::control::{Control, DestKey, DestParams, ServiceKey};
+use masq_core::Director;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::control_server::ControlContext;
+use crate::clock::Clock;
 
 /// What a probe does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,16 +100,21 @@ struct Parked {
 /// Health of every checked real server, by (service, destination).
 pub type HealthMap = Mutex<HashMap<(ServiceKey, DestKey), Health>>;
 
-/// Runs the checks forever (the task is aborted at shutdown).
-pub async fn run(ctx: Arc<ControlContext>, config: HealthConfig) {
-    let health = &ctx.health;
+/// Runs the checks of `director`'s real servers forever, keeping `health` up to date (the
+/// task is aborted at shutdown).
+pub async fn run(
+    director: Arc<Director>,
+    clock: Clock,
+    health: Arc<HealthMap>,
+    config: HealthConfig,
+) {
     let mut parked: HashMap<(ServiceKey, DestKey), Parked> = HashMap::new();
     let mut tick = tokio::time::interval(config.interval);
     loop {
         tick.tick().await;
         // Everything configured now, plus what this checker took out of service.
         let mut targets: Vec<(ServiceKey, DestKey)> = Vec::new();
-        for svc in ctx.director.control(ctx.clock.now()).services() {
+        for svc in director.control(clock.now()).services() {
             for d in &svc.dests {
                 targets.push((svc.key, d.key));
             }
@@ -147,10 +153,16 @@ pub async fn run(ctx: Arc<ControlContext>, config: HealthConfig) {
             }
             if h.up && h.fail_streak >= config.fall {
                 h.up = false;
-                take_out(&ctx, &config, svc, dest, &mut parked);
+                take_out(
+                    &director.control(clock.now()),
+                    &config,
+                    svc,
+                    dest,
+                    &mut parked,
+                );
             } else if !h.up && h.ok_streak >= config.rise {
                 h.up = true;
-                bring_back(&ctx, svc, dest, &mut parked);
+                bring_back(&director.control(clock.now()), svc, dest, &mut parked);
             }
         }
     }
@@ -185,13 +197,12 @@ async fn probe(config: &HealthConfig, dest: DestKey) -> bool {
 }
 
 fn take_out(
-    ctx: &ControlContext,
+    control: &impl Control,
     config: &HealthConfig,
     svc: ServiceKey,
     dest: DestKey,
     parked: &mut HashMap<(ServiceKey, DestKey), Parked>,
 ) {
-    let control = ctx.director.control(ctx.clock.now());
     let Some(params) = control
         .services()
         .into_iter()
@@ -235,7 +246,7 @@ fn take_out(
 }
 
 fn bring_back(
-    ctx: &ControlContext,
+    control: &impl Control,
     svc: ServiceKey,
     dest: DestKey,
     parked: &mut HashMap<(ServiceKey, DestKey), Parked>,
@@ -243,7 +254,6 @@ fn bring_back(
     let Some(Parked { params }) = parked.remove(&(svc, dest)) else {
         return;
     };
-    let control = ctx.director.control(ctx.clock.now());
     let exists = control
         .services()
         .iter()

@@ -6,15 +6,17 @@
 //! rate estimator and signal handling.
 #![deny(unsafe_code)]
 
-mod check;
-mod checks;
+mod check_report;
 mod clock;
+mod context;
 mod control_server;
 mod datapath;
 mod guard;
 mod health;
 mod metrics;
 mod rules;
+mod socket_reply;
+mod startup_checks;
 mod steering;
 mod trace_stream;
 mod web;
@@ -36,7 +38,7 @@ use masq_wire::arp;
 use masq_wire::ethernet::MacAddr;
 
 use crate::clock::Clock;
-use crate::control_server::ControlContext;
+use crate::context::ControlContext;
 use crate::datapath::{IoBackend, IoErrors, Ports};
 use crate::guard::{GuardMode, KernelGuard};
 
@@ -152,7 +154,7 @@ fn side_config(iface: &masq_io::Interface) -> SideConfig {
 }
 
 fn run(args: Args) -> Result<()> {
-    let host = checks::host(&args.vip_iface, &args.dip_iface, args.vip_gateway.is_some())?;
+    let host = startup_checks::host(&args.vip_iface, &args.dip_iface, args.vip_gateway.is_some())?;
     let director = Director::new(DirectorConfig {
         vip_side: side_config(&host.vip),
         dip_side: side_config(&host.dip),
@@ -283,7 +285,12 @@ async fn control_plane(
                 on_failure: args.health_action,
             };
             tracing::info!("health checks: {config:?}");
-            Some(tokio::spawn(health::run(ctx.clone(), config)))
+            Some(tokio::spawn(health::run(
+                ctx.director.clone(),
+                ctx.clock,
+                ctx.health.clone(),
+                config,
+            )))
         }
         None => None,
     };

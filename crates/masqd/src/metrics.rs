@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::clock::Clock;
-use crate::control_server::ControlContext;
+use crate::context::ControlContext;
 use crate::health::HealthMap;
 use crate::steering::XdpSteering;
 

@@ -22,7 +22,8 @@ use masq_ctl::Outcome;
 use tokio::net::UnixStream;
 
 use crate::clock::Clock;
-use crate::control_server::{error_outcome, reply, ControlContext};
+use crate::context::ControlContext;
+use crate::socket_reply::{error_outcome, reply};
 
 /// Events a trace listener may have queued before it loses some.
 const QUEUE: usize = 4096;

@@ -63,6 +63,18 @@ fn new_scheduler(
     sched::create(name, dests).ok_or(ControlError::NotFound)
 }
 
+/// The persistence engines the kernel has (`ip_vs_pe_sip.c`); for any other `--pe` name
+/// `ip_vs_pe_getbyname` finds nothing and the kernel answers ENOENT.
+const PERSISTENCE_ENGINES: &[&str] = &["sip"];
+
+/// ENOENT for a persistence engine the kernel does not have.
+fn check_pe(params: &ServiceParams) -> Result<(), ControlError> {
+    match params.pe.as_deref() {
+        Some(pe) if !PERSISTENCE_ENGINES.contains(&pe) => Err(ControlError::NotFound),
+        _ => Ok(()),
+    }
+}
+
 /// The kernel's checks on destination parameters (`ip_vs_add_dest`/`ip_vs_edit_dest`).
 fn check_dest(key: &DestKey, params: &DestParams) -> Result<(), ControlError> {
     if params.weight < 0 {
@@ -85,6 +97,7 @@ impl Control for DirectorControl<'_> {
     fn add_service(&self, key: ServiceKey, params: ServiceParams) -> Result<(), ControlError> {
         let _serial = lock(&self.director.control_lock);
         let scheduler = new_scheduler(&params.scheduler, &[])?;
+        check_pe(&params)?;
         let table = self.director.services.load();
         if table.find(&key).is_some() {
             return Err(ControlError::Exists);
@@ -98,6 +111,7 @@ impl Control for DirectorControl<'_> {
     fn edit_service(&self, key: ServiceKey, params: ServiceParams) -> Result<(), ControlError> {
         let _serial = lock(&self.director.control_lock);
         let svc = self.find(&key)?;
+        check_pe(&params)?;
         let mut state = svc.lock();
         if params.scheduler != state.params.scheduler {
             // A different scheduler starts from scratch (done_service + init_service); the

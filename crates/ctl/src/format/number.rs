@@ -31,8 +31,8 @@ mod tests {
     use super::largenum;
 
     #[test]
-    fn boundaries_from_the_reference() {
-        // Reference §3.6, observed values.
+    fn boundaries_as_ipvsadm_prints_them() {
+        // Values observed from ipvsadm 1.31.
         assert_eq!(largenum(99_999_999, false), " 99999999");
         assert_eq!(largenum(100_000_000, false), "  100000K");
         assert_eq!(largenum(999_999_999, false), "  999999K");

@@ -1,5 +1,6 @@
 //! One service and its real servers, in every `-L` variant and as `-S` rules
-//! (`print_title` and `print_service_entry` of ipvsadm.c, with the netlink-path corrections).
+//! (`print_title` and `print_service_entry` of ipvsadm.c, as they print what netlink
+//! delivers).
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -46,7 +47,7 @@ pub(crate) fn title(f: &ListFormat) -> String {
     }
 }
 
-/// Netlink-path correction 2: these counters and every rate reach ipvsadm through 32-bit
+/// On the netlink path these counters and every rate reach ipvsadm through 32-bit
 /// getters, so only their low 32 bits show.
 fn low32(v: u64) -> u64 {
     v & 0xffff_ffff
@@ -85,7 +86,7 @@ fn has_sched_flags(flags: SchedFlags) -> bool {
 }
 
 /// The service name in listings: `TCP  addr:port` (IPv4 cut at 33 bytes) or `FWM  mark`.
-/// Fwmarks print through `%d`, so marks of 2^31 and above are negative (correction 3).
+/// Fwmarks print through `%d`, so marks of 2^31 and above are negative.
 fn list_name(key: &ServiceKey, numeric: bool, names: &dyn Names) -> String {
     match key {
         ServiceKey::Fwmark { mark, family } => match family {

@@ -172,8 +172,9 @@ mod tests {
     }
 
     #[test]
-    fn wraparound_quirk_from_the_reference() {
-        // §3.7: 1.0.0.1, 10.0.0.1, 192.168.0.1, 200.0.0.1 list as 192, 200, 1, 10.
+    fn wraparound_quirk_of_libipvs() {
+        // As ipvsadm 1.31 lists them: 1.0.0.1, 10.0.0.1, 192.168.0.1, 200.0.0.1 come out as
+        // 192, 200, 1, 10.
         let want = vec![
             tcp("192.168.0.1", 80),
             tcp("200.0.0.1", 80),

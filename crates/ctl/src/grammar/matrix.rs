@@ -264,8 +264,8 @@ mod tests {
     }
 
     #[test]
-    fn rows_match_the_reference_table() {
-        // Spot checks straight from the reference's §2.2 table.
+    fn rows_match_ipvsadms_table() {
+        // Spot checks against `commands_v_options` in ipvsadm 1.31's ipvsadm.c.
         assert_eq!(Cmd::List.row()[opt::SYNCID], b'.');
         assert_eq!(Cmd::List.row()[opt::TUN_INFO], b'.');
         assert_eq!(Cmd::List.row()[opt::ONEPACKET], b'x');

@@ -1,7 +1,7 @@
 //! The ipvsadm 1.31 command line: an argument vector in, a typed [`Command`] or a
 //! [`CliError`] (message and exit code) out, decided exactly as ipvsadm decides.
 //!
-//! The order of checks is part of the behaviour (reference §2.4): options are handled in
+//! The order of checks is part of the behaviour: options are handled in
 //! argv order (value errors and duplicates fail at once), then popt's own errors, then the
 //! `--set` values and leftovers, then `-b` against the scheduler, then the legality matrix
 //! (the `matrix` module), then the per-command checks (zero port, one-packet, real-server port forcing,

@@ -45,7 +45,7 @@ pub(crate) fn parse_service(buf: &str, proto: u8, names: &dyn Names) -> Option<H
     let mut port_str: Option<&str> = None;
     if let Some(inner) = buf.strip_prefix('[') {
         let close = inner.find(']')?;
-        // Netlink-path correction 5: a bracketed address must be followed by ":port".
+        // A bracketed address must be followed by ":port".
         let after = inner[close + 1..].strip_prefix(':')?;
         port_str = Some(after);
         host = &inner[..close];

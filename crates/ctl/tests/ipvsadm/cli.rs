@@ -1,15 +1,17 @@
-//! Command-line behaviour from the reference (ipvsadm-cli.md §1, §2, §7, §8, §11): messages,
-//! exit codes, popt's quirks, the legality matrix, and masq's NAT-only and no-daemon rules.
+//! Command-line behaviour as observed from ipvsadm 1.31: messages, exit codes, popt's
+//! quirks, the legality matrix; and masq's NAT-only and no-daemon rules.
 
 use masq_ctl::{NAT_ONLY, NO_SYNC_DAEMON};
 
-use crate::{err, ok, run_args, run_full, sh, Model};
+use crate::{director, err, now, ok, run_args, run_full, sh};
 
 const TRY: &str = "Try `ipvsadm -h' or 'ipvsadm --help' for more information.";
 
 #[test]
-fn help_is_the_reference_text() {
-    let o = sh(&Model::new(), "-h");
+fn help_is_ipvsadms_text() {
+    let d = director();
+    let m = d.control(now());
+    let o = sh(&m, "-h");
     assert_eq!((o.stderr.as_str(), o.code), ("", 0));
     assert_eq!(o.stdout.len(), 4645);
     assert!(o.stdout.starts_with(
@@ -23,32 +25,35 @@ fn help_is_the_reference_text() {
         .stdout
         .ends_with("  --mcast-ttl ttl                     Multicast TTL (default=1)\n"));
     // The program name replaces argv[0] in the 13 usage lines, nowhere else.
-    let m = run_full(&Model::new(), "masqadm", &["--help"], None);
+    let help = run_full(&m, "masqadm", &["--help"], None);
     assert_eq!(
-        m.stdout.len(),
+        help.stdout.len(),
         4645 + 13 * ("masqadm".len() - "ipvsadm".len())
     );
-    assert_eq!(m.stdout.matches("  masqadm ").count(), 13);
-    assert_eq!(m.stdout.matches("ipvsadm").count(), 1);
+    assert_eq!(help.stdout.matches("  masqadm ").count(), 13);
+    assert_eq!(help.stdout.matches("ipvsadm").count(), 1);
     // Whatever follows -h is never looked at.
-    assert_eq!(sh(&Model::new(), "-h --bogus").stdout, o.stdout);
+    assert_eq!(sh(&m, "-h --bogus").stdout, o.stdout);
 }
 
 #[test]
 fn version() {
+    let d = director();
+    let m = d.control(now());
     ok(
-        &sh(&Model::new(), "-v"),
+        &sh(&m, "-v"),
         "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n",
     );
     ok(
-        &run_full(&Model::new(), "masqadm", &["--version"], None),
+        &run_full(&m, "masqadm", &["--version"], None),
         "ipvsadm v1.31 2019/12/24 (compiled with popt and IPVS v1.2.1)\n",
     );
 }
 
 #[test]
 fn first_option_must_be_a_command() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     err(&sh(&m, "-n -L"), TRY, 255);
     err(&sh(&m, "--bogus"), TRY, 255);
     err(&sh(&m, "-t"), TRY, 255);
@@ -68,7 +73,8 @@ fn first_option_must_be_a_command() {
 
 #[test]
 fn popt_errors_exit_255() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     err(&sh(&m, "-A -t"), "-t: missing argument", 255);
     err(&sh(&m, "-L --bogus"), "--bogus: unknown option", 255);
     err(&sh(&m, "-L -nq"), "-nq: unknown option", 255);
@@ -89,7 +95,8 @@ fn popt_errors_exit_255() {
 
 #[test]
 fn option_syntax_forms() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(
         &run_args(&m, &["-A", "--tcp-service=10.0.0.1:80", "--scheduler=rr"]),
         "",
@@ -121,7 +128,8 @@ fn option_syntax_forms() {
 
 #[test]
 fn per_option_validation() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     let cases: &[(&str, &str)] = &[
         (
             "-A -t 10.0.0.1:99999",
@@ -263,7 +271,8 @@ fn per_option_validation() {
 
 #[test]
 fn set_values() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     err(
         &sh(&m, "--set 10 20"),
         "--set option requires 3 timeout values",
@@ -300,7 +309,8 @@ fn set_values() {
 
 #[test]
 fn leftovers_and_sched_flags_order() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     err(&sh(&m, "-L foo"), "unexpected argument foo", 2);
     err(&sh(&m, "-L -- -n"), "unexpected argument -n", 2);
     // Leftovers are reported before -b and before the matrix.
@@ -331,7 +341,8 @@ fn leftovers_and_sched_flags_order() {
 
 #[test]
 fn legality_matrix_messages() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     let cases: &[(&str, &str)] = &[
         ("-L -c -t 10.0.0.1:80", "The option 'service-address' conflicts with the 'connection' option in the 'list' command"),
         ("-L --timeout --daemon", "The option 'daemon' conflicts with the 'timeout' option in the 'list' command"),
@@ -373,7 +384,8 @@ fn legality_matrix_messages() {
 
 #[test]
 fn add_edit_checks_after_the_matrix() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     err(
         &sh(&m, "-A -t 10.0.0.1"),
         "Zero port specified for non-persistent service",
@@ -442,7 +454,8 @@ fn add_edit_checks_after_the_matrix() {
 
 #[test]
 fn nat_only_after_all_validation() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(&sh(&m, "-A -t 10.0.0.1:80"), "");
     // ipvsadm's default forwarding method is -g: refused, exit 255, nothing applied.
     err(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2"), NAT_ONLY, 255);
@@ -478,7 +491,8 @@ fn nat_only_after_all_validation() {
 
 #[test]
 fn director_errors_per_command() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(&sh(&m, "-A -t 10.0.0.1:80 -s rr"), "");
     err(
         &sh(&m, "-A -t 10.0.0.1:80 -s rr"),
@@ -497,6 +511,11 @@ fn director_errors_per_command() {
     );
     err(
         &sh(&m, "-E -t 10.0.0.1:80 -s RR"),
+        "Scheduler or persistence engine not found",
+        255,
+    );
+    err(
+        &sh(&m, "-E -t 10.0.0.1:80 -p --pe nope"),
         "Scheduler or persistence engine not found",
         255,
     );
@@ -540,7 +559,7 @@ fn director_errors_per_command() {
         "Destination already exists",
         255,
     );
-    // §9: -d/-e match address and port; -r without a port means the service port.
+    // -d/-e match address and port; -r without a port means the service port.
     ok(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.3:8080 -m"), "");
     err(
         &sh(&m, "-d -t 10.0.0.1:80 -r 10.0.0.3"),
@@ -556,7 +575,8 @@ fn director_errors_per_command() {
 
 #[test]
 fn sync_daemon_is_not_there() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     err(&sh(&m, "--start-daemon master"), NO_SYNC_DAEMON, 255);
     err(
         &sh(
@@ -572,7 +592,8 @@ fn sync_daemon_is_not_there() {
 
 #[test]
 fn real_server_port_rules() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(&sh(&m, "-A -t 10.0.0.1:443"), "");
     ok(&sh(&m, "-A -f 5"), "");
     // -r without a port takes the service port; the port is whatever the service had when

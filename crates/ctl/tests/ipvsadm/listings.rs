@@ -1,13 +1,17 @@
-//! Listing and save formats from the reference (ipvsadm-cli.md §3, §4, §9, §11): the
-//! observed service lines, the observed `-S` block, sorting, the number columns and the
-//! netlink-path corrections. Expected texts were written from the reference's printf formats.
+//! Listing and save formats as ipvsadm 1.31 prints them over netlink: the service lines and
+//! the `-S` block observed from it, sorting, the number columns, and what the netlink path
+//! changes (32-bit counters, negative fwmarks). Expected texts were written from ipvsadm.c's
+//! printf formats.
+
+use std::sync::Arc;
 
 use masq_core::control::{
     ConnView, Control, DestKey, DestParams, FwdMethod, Protocol, RateView, ServiceKey, StatsView,
     TunnelKind,
 };
+use masq_core::Director;
 
-use crate::{err, ok, run_full, sh, Model};
+use crate::{director, err, now, ok, run_full, sh, Counters, WithTraffic};
 
 const REF_L_N: &str = "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nTCP  10.0.0.1:443 wlc persistent 360\n  -> 172.16.0.1:8443              Masq    2      0          0         \n  -> 172.16.0.2:443               Route   1      0          0         \n  -> 172.16.0.3:443               Tunnel  1      0          0         \nTCP  10.0.0.2:443 wrr persistent 600 mask 255.255.255.0\nTCP  10.0.0.4:80 sh (sh-fallback,sh-port)\nTCP  10.0.0.6:80 rr (flag-1,flag-3)\nTCP  10.0.0.8:0 rr persistent 60\nUDP  10.0.0.3:53 rr ops\nFWM  7 lc\n  -> 172.16.0.4:0                 Masq    0      0          0         \n  -> 172.16.0.5:8080              Masq    1      0          0         \n";
 const REF_L: &str = "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nTCP  10.0.0.1:https wlc persistent 360\n  -> 172.16.0.1:8443              Masq    2      0          0         \n  -> 172.16.0.2:https             Route   1      0          0         \n  -> 172.16.0.3:https             Tunnel  1      0          0         \nTCP  10.0.0.2:https wrr persistent 600 mask 255.255.255.0\nTCP  10.0.0.4:http sh (sh-fallback,sh-port)\nTCP  10.0.0.6:http rr (flag-1,flag-3)\nTCP  10.0.0.8:0 rr persistent 60\nUDP  10.0.0.3:domain rr ops\nFWM  7 lc\n  -> 172.16.0.4:0                 Masq    0      0          0         \n  -> 172.16.0.5:8080              Masq    1      0          0         \n";
@@ -41,10 +45,12 @@ fn dest(addr: &str, port: u16) -> DestKey {
     }
 }
 
-/// The state of the reference's §3.4/§4 observations. The -g and -i real servers cannot be
+/// Services of every kind ipvsadm lists, with masquerading, routed and tunnelled real
+/// servers, as observed from ipvsadm 1.31. The -g and -i real servers cannot be
 /// added through masq's language (NAT only), so they go to the director directly.
-fn reference_state() -> Model {
-    let m = Model::new();
+fn every_kind_of_service() -> Arc<Director> {
+    let d = director();
+    let m = d.control(now());
     let rules = "\
 -A -t 10.0.0.1:443 -s wlc -p 360
 -a -t 10.0.0.1:443 -r 172.16.0.1:8443 -m -w 2
@@ -70,12 +76,13 @@ fn reference_state() -> Model {
     };
     m.add_dest(svc, dest("172.16.0.2", 443), route).unwrap();
     m.add_dest(svc, dest("172.16.0.3", 443), tunnel).unwrap();
-    m
+    d
 }
 
 #[test]
-fn save_is_the_reference_block() {
-    let m = reference_state();
+fn save_is_ipvsadms_block() {
+    let d = every_kind_of_service();
+    let m = d.control(now());
     ok(
         &sh(&m, "-S -n"),
         "-A -t 10.0.0.1:443 -s wlc -p 360
@@ -92,7 +99,7 @@ fn save_is_the_reference_block() {
 -a -f 7 -r 172.16.0.5:8080 -m -w 1
 ",
     );
-    // With names; fwmark real servers keep numeric ports (correction 1).
+    // With names; fwmark real servers keep numeric ports.
     ok(
         &sh(&m, "-S"),
         "-A -t 10.0.0.1:https -s wlc -p 360
@@ -112,8 +119,9 @@ fn save_is_the_reference_block() {
 }
 
 #[test]
-fn list_shows_the_reference_service_lines() {
-    let m = reference_state();
+fn list_shows_ipvsadms_service_lines() {
+    let d = every_kind_of_service();
+    let m = d.control(now());
     ok(&sh(&m, "-L -n"), REF_L_N);
     ok(&sh(&m, "-L"), REF_L);
     ok(&sh(&m, "-L -n --tun-info -t 10.0.0.1:443"), REF_TUN);
@@ -121,9 +129,11 @@ fn list_shows_the_reference_service_lines() {
 
 #[test]
 fn save_round_trips_through_restore() {
-    let m = reference_state();
+    let d = every_kind_of_service();
+    let m = d.control(now());
     let saved = sh(&m, "-S -n").stdout;
-    let copy = Model::new();
+    let d = director();
+    let copy = d.control(now());
     // The -g/-i lines are refused by masq (NAT only) but the restore goes on.
     let o = run_full(&copy, "ipvsadm", &["-R"], Some(&saved));
     assert_eq!(o.code, 0, "the last line succeeded");
@@ -138,7 +148,8 @@ fn save_round_trips_through_restore() {
 
 #[test]
 fn sorting_wraps_around_like_libipvs() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     for vip in ["1.0.0.1", "10.0.0.1", "200.0.0.1", "192.168.0.1"] {
         ok(&sh(&m, &format!("-A -t {vip}:80")), "");
     }
@@ -149,7 +160,8 @@ fn sorting_wraps_around_like_libipvs() {
 
 #[test]
 fn nosort_keeps_the_director_order() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(&sh(&m, "-A -t 10.0.0.2:80 -s rr"), "");
     ok(&sh(&m, "-A -t 10.0.0.1:80 -s rr"), "");
     ok(&sh(&m, "-a -t 10.0.0.2:80 -r 10.0.1.7 -m"), "");
@@ -176,7 +188,8 @@ fn nosort_keeps_the_director_order() {
 
 #[test]
 fn counters_are_cut_like_the_netlink_path() {
-    let m = Model::new();
+    let d = director();
+    let m = WithTraffic::new(d.control(now()));
     ok(&sh(&m, "-A -t 10.0.0.1:80"), "");
     ok(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2 -m"), "");
     let big = 5_000_000_000;
@@ -194,11 +207,13 @@ fn counters_are_cut_like_the_netlink_path() {
         inbps: big,
         outbps: 123_456_789,
     };
-    m.service_counters(tcp("10.0.0.1", 80), stats, rate);
-    m.dest_counters(tcp("10.0.0.1", 80), dest("10.0.0.2", 80), |d| {
-        d.stats = stats;
-        d.rate = rate;
-    });
+    let counters = Counters {
+        stats,
+        rate,
+        ..Counters::default()
+    };
+    m.set_service(tcp("10.0.0.1", 80), counters);
+    m.set_dest(tcp("10.0.0.1", 80), dest("10.0.0.2", 80), counters);
     ok(&sh(&m, "-L -n --stats -t 10.0.0.1:80"), STATS);
     ok(&sh(&m, "-L -n --stats -X -t 10.0.0.1:80"), STATS_EXACT);
     ok(
@@ -221,7 +236,8 @@ fn counters_are_cut_like_the_netlink_path() {
 
 #[test]
 fn fwmarks_above_2_31_are_negative_and_first() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(&sh(&m, "-A -t 10.0.0.1:80"), "");
     ok(&sh(&m, "-A -f 4294967295 -s rr"), "");
     ok(&sh(&m, "-A -f 2 -6 -s rr"), "");
@@ -238,7 +254,8 @@ fn fwmarks_above_2_31_are_negative_and_first() {
 
 #[test]
 fn wide_weights_push_the_columns() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(&sh(&m, "-A -t 10.0.0.1:80"), "");
     ok(
         &sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2 -m -w 2147483647"),
@@ -249,15 +266,16 @@ fn wide_weights_push_the_columns() {
 
 #[test]
 fn full_replacement_semantics() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(
         &sh(&m, "-A -t 10.0.0.2:443 -s wrr -p 600 -M 255.255.255.0"),
         "",
     );
-    // §9: -E resets what it is not given.
+    // -E resets what it is not given.
     ok(&sh(&m, "-E -t 10.0.0.2:443 -p 600"), "");
     ok(&sh(&m, "-S -n"), "-A -t 10.0.0.2:443 -s wlc -p 600\n");
-    // §9: -e without -x/-y clears the thresholds.
+    // -e without -x/-y clears the thresholds.
     ok(
         &sh(&m, "-a -t 10.0.0.2:443 -r 10.0.0.2:80 -m -x 5 -y 1"),
         "",
@@ -267,11 +285,11 @@ fn full_replacement_semantics() {
     assert!(sh(&m, "-L -n --thresholds")
         .stdout
         .ends_with(TH_LINE_CLEARED));
-    // §11.6: -M without -p is accepted and shown nowhere.
+    // -M without -p is accepted and shown nowhere.
     ok(&sh(&m, "-A -t 10.0.0.5:80 -M 255.255.0.0"), "");
-    // §11.7: -s none.
+    // -s none.
     ok(&sh(&m, "-A -t 10.0.0.6:80 -s none"), "");
-    // §11.8: -E without --pe drops the engine.
+    // -E without --pe drops the engine.
     ok(&sh(&m, "-A -u 10.0.0.7:5060 -p --pe sip"), "");
     let l = sh(&m, "-L -n").stdout;
     assert!(l.contains("\nTCP  10.0.0.5:80 wlc\n"), "{l}");
@@ -291,7 +309,8 @@ fn full_replacement_semantics() {
 
 #[test]
 fn names_and_truncation() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(&sh(&m, "-A -t 10.9.9.9:80"), "");
     ok(&sh(&m, "-a -t 10.9.9.9:80 -r 10.9.9.9 -m"), "");
     ok(&sh(&m, "-A -t localhost:www"), "");
@@ -307,7 +326,8 @@ fn names_and_truncation() {
 
 #[test]
 fn ipv6_services() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     ok(&sh(&m, "-A -t [2001:db8::1]:80 -s rr -p -M 64"), "");
     ok(
         &sh(&m, "-a -t [2001:db8::1]:80 -r [2001:db8::9]:8080 -m"),
@@ -327,8 +347,9 @@ fn ipv6_services() {
 }
 
 #[test]
-fn connection_listing_from_the_reference() {
-    let m = Model::new();
+fn connection_listing_as_ipvsadm_prints_it() {
+    let d = director();
+    let m = WithTraffic::new(d.control(now()));
     let a = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
     let conn =
         |protocol, client: (&str, u16), virt: (&str, u16), d: (&str, u16), state, secs| ConnView {
@@ -408,7 +429,8 @@ TCP 05:59  NONE        192.168.0.50:0     192.168.0.10:443   192.168.100.7:443
 
 #[test]
 fn list_one_service_has_no_banner_and_fails_with_1() {
-    let m = reference_state();
+    let d = every_kind_of_service();
+    let m = d.control(now());
     ok(
         &sh(&m, "-L -n -f 7"),
         "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\nFWM  7 lc\n  -> 172.16.0.4:0                 Masq    0      0          0         \n  -> 172.16.0.5:8080              Masq    1      0          0         \n",

@@ -1,19 +1,45 @@
-//! End-to-end tests of the ipvsadm language against a model director: the kernel transcripts
-//! replayed byte for byte, and the reference's observed outputs, messages and exit codes.
+//! End-to-end tests of the ipvsadm language against the real director
+//! (`masq_core::Director`'s control interface, sans-IO, no root): the kernel transcripts
+//! replayed byte for byte, and ipvsadm's observed outputs, messages and exit codes.
 
 mod cli;
 mod listings;
-mod model;
 mod props;
 mod restore;
+mod traffic;
 mod transcripts;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
-use masq_core::control::Protocol;
+use masq_core::control::{Control, Protocol};
+use masq_core::{Director, DirectorConfig, SideConfig, Timestamp};
 use masq_ctl::{run, Env, Names, Outcome};
+use masq_wire::ethernet::MacAddr;
 
-pub use model::Model;
+pub use traffic::{Counters, WithTraffic};
+
+/// A director set up as the one of the lab the transcripts were taken in: the VIP side on
+/// 192.168.0.10/24, the DIP side on 192.168.100.10/24, no services.
+pub fn director() -> Arc<Director> {
+    Director::new(DirectorConfig {
+        vip_side: SideConfig {
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            addrs: vec![(Ipv4Addr::new(192, 168, 0, 10), 24)],
+        },
+        dip_side: SideConfig {
+            mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            addrs: vec![(Ipv4Addr::new(192, 168, 100, 10), 24)],
+        },
+        vip_gateway: None,
+        max_conns: masq_core::director::DEFAULT_MAX_CONNS,
+    })
+}
+
+/// The moment every command runs at: listings show expiry times relative to it.
+pub fn now() -> Timestamp {
+    Timestamp::from_secs(1000)
+}
 
 /// A host name longer than ipvsadm's listing columns.
 pub const LONG_HOST: &str = "a-very-long-host-name.example.org";
@@ -60,25 +86,30 @@ impl Names for LabNames {
 }
 
 /// Run an argument vector as `ipvsadm`.
-pub fn run_args(model: &Model, args: &[&str]) -> Outcome {
-    run_full(model, "ipvsadm", args, None)
+pub fn run_args(director: &dyn Control, args: &[&str]) -> Outcome {
+    run_full(director, "ipvsadm", args, None)
 }
 
 /// Run a command line split on blanks, as `ipvsadm`.
-pub fn sh(model: &Model, line: &str) -> Outcome {
+pub fn sh(director: &dyn Control, line: &str) -> Outcome {
     let args: Vec<&str> = line.split_whitespace().collect();
-    run_args(model, &args)
+    run_args(director, &args)
 }
 
 /// Run with a program name and restore input.
-pub fn run_full(model: &Model, program: &str, args: &[&str], stdin: Option<&str>) -> Outcome {
+pub fn run_full(
+    director: &dyn Control,
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Outcome {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let env = Env {
         program,
         stdin,
         names: &LabNames,
     };
-    run(&args, &env, model)
+    run(&args, &env, director)
 }
 
 /// Expect a success that printed exactly `stdout`.
@@ -142,8 +173,8 @@ pub fn blocks(transcript: &str) -> Vec<Block> {
 /// Run one transcript block and compare: output on stdout for a success, on stderr for a
 /// failure, and the exit code.
 #[track_caller]
-pub fn replay(model: &Model, b: &Block) {
-    let o = sh(model, &b.args);
+pub fn replay(director: &dyn Control, b: &Block) {
+    let o = sh(director, &b.args);
     let (stdout, stderr) = if b.code == 0 {
         (b.output.as_str(), "")
     } else {

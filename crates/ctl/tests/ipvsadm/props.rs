@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 
-use crate::{run_full, Model};
+use crate::{director, now, run_full};
 
 const WORDS: &[&str] = &[
     "-A",
@@ -119,7 +119,8 @@ proptest! {
 
     #[test]
     fn random_argv_never_panics(args in argv(), stdin in any::<String>()) {
-        let m = Model::new();
+        let d = director();
+    let m = d.control(now());
         // Give the sequence something to act on.
         let _ = run_full(&m, "ipvsadm", &["-A", "-t", "10.0.0.1:80"], None);
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -134,7 +135,8 @@ proptest! {
 
     #[test]
     fn random_restore_input_never_panics(lines in prop::collection::vec(argv(), 0..6)) {
-        let m = Model::new();
+        let d = director();
+    let m = d.control(now());
         let input: String = lines.iter().map(|l| l.join(" ") + "\n").collect();
         let o = run_full(&m, "ipvsadm", &["-R"], Some(&input));
         prop_assert!([0, 1, 2, 255].contains(&o.code));

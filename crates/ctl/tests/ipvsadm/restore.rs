@@ -1,9 +1,11 @@
-//! `-R` from the reference (§5): tokens, dropped `ipvsadm` words, no comments, abort on a
+//! `-R` as ipvsadm 1.31 reads it: tokens, dropped `ipvsadm` words, no comments, abort on a
 //! parse error, continue on a director error, the last line's status.
 
-use crate::{run_full, sh, Model};
+use masq_core::control::Control;
 
-fn restore(m: &Model, input: &str) -> masq_ctl::Outcome {
+use crate::{director, now, run_full, sh};
+
+fn restore(m: &dyn Control, input: &str) -> masq_ctl::Outcome {
     run_full(m, "ipvsadm", &["-R"], Some(input))
 }
 
@@ -11,7 +13,8 @@ const TRY: &str = "Try `ipvsadm -h' or 'ipvsadm --help' for more information.\n"
 
 #[test]
 fn lines_may_start_with_ipvsadm_and_use_any_blank() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     let o = restore(
         &m,
         "ipvsadm -A -t 10.0.0.1:80 -s rr\n\n\t-a\t-t 10.0.0.1:80 ipvsadm -r 10.0.0.2 -m\r\n-a -t 10.0.0.1:80 -r 10.0.0.3 -m -w 2",
@@ -25,14 +28,16 @@ fn lines_may_start_with_ipvsadm_and_use_any_blank() {
 
 #[test]
 fn no_comment_support() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     let o = restore(&m, "-A -t 10.0.0.1:80\n# a comment\n-A -t 10.0.0.2:80\n");
     assert_eq!(
         (o.stdout.as_str(), o.stderr.as_str(), o.code),
         ("", TRY, 255)
     );
     assert_eq!(sh(&m, "-S -n").stdout, "-A -t 10.0.0.1:80 -s wlc\n");
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     let o = restore(&m, "-A -t 10.0.0.1:80 # trailing\n-A -t 10.0.0.2:80\n");
     assert_eq!(
         (o.stdout.as_str(), o.stderr.as_str(), o.code),
@@ -43,7 +48,8 @@ fn no_comment_support() {
 
 #[test]
 fn validation_error_aborts_director_error_continues() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     let o = restore(
         &m,
         "-A -t 10.0.0.1:80\n-A -t 10.0.0.1:80\n-A -t 10.0.0.2:80\n-A -t 10.0.0.3:80 -w 1\n-A -t 10.0.0.4:80\n",
@@ -74,7 +80,8 @@ fn validation_error_aborts_director_error_continues() {
 #[test]
 fn popt_errors_do_not_abort() {
     // ipvsadm's process_options returns -1 for popt's errors instead of exiting.
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     let o = restore(&m, "-A -t\n-A -t 10.0.0.1:80\n-L --bogus\n");
     assert_eq!(
         (o.stderr.as_str(), o.code),
@@ -85,7 +92,8 @@ fn popt_errors_do_not_abort() {
 
 #[test]
 fn listings_help_and_nesting() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     let o = restore(&m, "-A -t 10.0.0.1:80\n-S -n\n-L -n --timeout\n");
     assert_eq!(
         (o.stdout.as_str(), o.code),
@@ -120,7 +128,8 @@ fn listings_help_and_nesting() {
 
 #[test]
 fn empty_input() {
-    let m = Model::new();
+    let d = director();
+    let m = d.control(now());
     let o = run_full(&m, "ipvsadm", &["-R"], None);
     assert_eq!((o.stdout.as_str(), o.stderr.as_str(), o.code), ("", "", 0));
     let o = restore(&m, "\n \n\t\nipvsadm\n");

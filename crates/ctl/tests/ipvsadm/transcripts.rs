@@ -1,12 +1,17 @@
-//! The kernel transcripts (reference kernel-observed/), replayed byte for byte.
+//! Transcripts of ipvsadm against the kernel's IPVS, replayed byte for byte: `data/` here,
+//! and the error transcript in the repository's `tests/data/`, which the end-to-end test
+//! `tests/control_plane.rs` replays against a running masqd as well.
 
 use std::net::IpAddr;
 
 use masq_core::control::{ConnView, DestKey, Protocol, RateView, ServiceKey, StatsView};
 
-use crate::{blocks, replay, run_full, Model};
+use crate::{blocks, director, now, replay, run_full, Counters, WithTraffic};
 
-const G_ERRORS: &str = include_str!("data/g-errors.txt");
+const G_ERRORS: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../tests/data/kernel-g-errors.txt"
+));
 const E1: &str = include_str!("data/e1-listings.txt");
 const A: &str = include_str!("data/a.txt");
 
@@ -27,7 +32,8 @@ fn rip(last: u8) -> DestKey {
 
 #[test]
 fn g_errors_sequence_byte_for_byte() {
-    let model = Model::new();
+    let d = director();
+    let ctl = d.control(now());
     let all = blocks(G_ERRORS);
     assert!(all.len() > 25, "transcript parsed");
     // The services 8031..8063 come from earlier transcripts: restore them from the saved
@@ -39,16 +45,16 @@ fn g_errors_sequence_byte_for_byte() {
         .filter(|l| !l.contains(":9000"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let o = run_full(&model, "ipvsadm", &["-R"], Some(&earlier));
+    let o = run_full(&ctl, "ipvsadm", &["-R"], Some(&earlier));
     assert_eq!((o.stdout.as_str(), o.stderr.as_str(), o.code), ("", "", 0));
     for b in &all {
-        replay(&model, b);
+        replay(&ctl, b);
     }
 }
 
-/// The lab of a.txt after its rr/wrr runs: VIP:80 wrr, .7 weight 3 and .9 weight 1.
-fn e1_lab() -> Model {
-    let model = Model::new();
+/// The lab of a.txt after its rr/wrr runs: VIP:80 wrr, .7 weight 3 and .9 weight 1, with
+/// the counters and rates its traffic left.
+fn e1_lab(ctl: &WithTraffic) {
     for line in [
         "-A -t 192.168.0.10:80 -s rr",
         "-a -t 192.168.0.10:80 -r 192.168.100.7 -m",
@@ -56,7 +62,7 @@ fn e1_lab() -> Model {
         "-E -t 192.168.0.10:80 -s wrr",
         "-e -t 192.168.0.10:80 -r 192.168.100.7 -m -w 3",
     ] {
-        crate::ok(&crate::sh(&model, line), "");
+        crate::ok(&crate::sh(ctl, line), "");
     }
     let st = |conns, inpkts, outpkts, inbytes, outbytes| StatsView {
         conns,
@@ -72,18 +78,34 @@ fn e1_lab() -> Model {
         inbps,
         outbps,
     };
-    model.service_counters(vip(), st(13, 64, 50, 3432, 3757), rt(1, 7, 6, 395, 434));
-    model.dest_counters(vip(), rip(7), |d| {
-        d.inact_conns = 9;
-        d.stats = st(8, 39, 30, 2092, 2272);
-        d.rate = rt(1, 5, 4, 245, 267);
-    });
-    model.dest_counters(vip(), rip(9), |d| {
-        d.inact_conns = 5;
-        d.stats = st(5, 25, 20, 1340, 1485);
-        d.rate = rt(1, 3, 2, 151, 167);
-    });
-    model
+    ctl.set_service(
+        vip(),
+        Counters {
+            stats: st(13, 64, 50, 3432, 3757),
+            rate: rt(1, 7, 6, 395, 434),
+            ..Counters::default()
+        },
+    );
+    ctl.set_dest(
+        vip(),
+        rip(7),
+        Counters {
+            stats: st(8, 39, 30, 2092, 2272),
+            rate: rt(1, 5, 4, 245, 267),
+            active_conns: 0,
+            inact_conns: 9,
+        },
+    );
+    ctl.set_dest(
+        vip(),
+        rip(9),
+        Counters {
+            stats: st(5, 25, 20, 1340, 1485),
+            rate: rt(1, 3, 2, 151, 167),
+            active_conns: 0,
+            inact_conns: 5,
+        },
+    );
 }
 
 /// TIME_WAIT entries from client 192.168.0.101: (client port, real server, seconds left).
@@ -126,7 +148,9 @@ fn e1_connections(args: &str) -> Vec<ConnView> {
 
 #[test]
 fn e1_listings_byte_for_byte() {
-    let model = e1_lab();
+    let d = director();
+    let ctl = WithTraffic::new(d.control(now()));
+    e1_lab(&ctl);
     let all = blocks(E1);
     let commands: Vec<&str> = all.iter().map(|b| b.args.as_str()).collect();
     assert_eq!(
@@ -150,14 +174,15 @@ fn e1_listings_byte_for_byte() {
         ]
     );
     for b in &all {
-        model.set_connections(e1_connections(&b.args));
-        replay(&model, b);
+        ctl.set_connections(e1_connections(&b.args));
+        replay(&ctl, b);
     }
 }
 
 #[test]
 fn a_rr_then_wrr_listings() {
-    let model = Model::new();
+    let d = director();
+    let ctl = WithTraffic::new(d.control(now()));
     let all = blocks(A);
     assert_eq!(all.len(), 7);
     for b in &all {
@@ -168,9 +193,14 @@ fn a_rr_then_wrr_listings() {
             } else {
                 (3, 3)
             };
-            model.dest_counters(vip(), rip(7), |d| d.inact_conns = seven);
-            model.dest_counters(vip(), rip(9), |d| d.inact_conns = nine);
+            for (last, inact_conns) in [(7, seven), (9, nine)] {
+                let closed = Counters {
+                    inact_conns,
+                    ..Counters::default()
+                };
+                ctl.set_dest(vip(), rip(last), closed);
+            }
         }
-        replay(&model, b);
+        replay(&ctl, b);
     }
 }

@@ -30,7 +30,7 @@ use masq_ctl::request::Request;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::control_server::{self, ControlContext};
+use crate::context::ControlContext;
 use http::{Head, Response};
 
 /// The page, with its styles and script inline.
@@ -218,7 +218,7 @@ async fn command(ctx: &Arc<ControlContext>, admin: bool, head: &Head, body: Vec<
     };
     let ctx = ctx.clone();
     // execute() may run nft to follow the services; keep that off the runtime's thread.
-    match tokio::task::spawn_blocking(move || control_server::execute(&ctx, &request)).await {
+    match tokio::task::spawn_blocking(move || ctx.execute(&request)).await {
         Ok(outcome) => match serde_json::to_value(&outcome) {
             Ok(v) => Response::json("200 OK", &v),
             Err(_) => Response::error("500 Internal Server Error", "encoding the outcome"),

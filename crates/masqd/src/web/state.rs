@@ -12,7 +12,7 @@ use masq_core::control::{Control, DestView, RateView, ServiceKey, ServiceView, S
 use masq_core::director::SideConfig;
 use serde_json::{json, Value};
 
-use crate::control_server::ControlContext;
+use crate::context::ControlContext;
 
 /// Most connection entries sent; `connections.total` says how many there are.
 pub const MAX_CONN_ROWS: usize = 200;

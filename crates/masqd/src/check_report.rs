@@ -10,7 +10,7 @@ use masq_core::control::ServiceKey;
 use masq_ctl::Outcome;
 use masq_io::Interface;
 
-use crate::control_server::ControlContext;
+use crate::context::ControlContext;
 
 /// One line of the report.
 struct Item {
