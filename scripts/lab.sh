@@ -6,7 +6,7 @@
 #   scripts/lab.sh exercise rr|wrr|wlc|persistence|gateway|trace   one exercise of docs/lab.md
 #   scripts/lab.sh status    what is up
 #   scripts/lab.sh exec NS CMD...   run CMD in a namespace: client dir rs1 rs2 sw
-#                            (routed lab: also lan router rclient)
+#                            (routed lab: also lan router rclient; rogue lab: rogue)
 #   scripts/lab.sh down      stop everything and delete the namespaces; safe to repeat
 #
 #   P-client             P-dir: masqd --vip-iface P-ext --dip-iface P-int
@@ -20,6 +20,9 @@
 #   on bridge P-lbr in P-lan (ports P-lc, P-ld, P-lr) instead of one cable; P-router's
 #   P-rint 10.0.0.1/24 is cabled to P-rclient's P-rc 10.0.0.2/24 (gw 10.0.0.1), and masqd
 #   gets --vip-gateway 192.168.0.1. (P = the prefix; every name is at most 13 characters.)
+#   Rogue (MASQ_LAB_ROGUE=1): P-rogue, a host that does not belong on the real servers'
+#   segment, cabled to the switch (P-rg 192.168.100.66/24 ───── port P-sg), to attack the
+#   director from there (forged ARP, spoofed frames) as docs/security.md describes.
 #
 # Each real server runs `masq-labsrv http` on :80 (log: STATE/rs1.log, STATE/rs2.log)
 # and `masq-labsrv udp-echo` on :7. masqd's control socket is STATE/masqd.sock, its log
@@ -31,6 +34,7 @@
 #   MASQ_BIN_DIR      where masqd, masqadm and masq-labsrv are (default: target/release
 #                     of this repository, built with cargo if missing)
 #   MASQ_LAB_ROUTED=1 add the router and a routed client
+#   MASQ_LAB_ROGUE=1  add a rogue host on the real servers' segment
 #   MASQ_LAB_OFFLOADS=off  turn tso/gso/gro/tx checksumming off on every lab interface
 #   MASQ_LAB_WAIT     seconds to wait for the daemons to answer (default 20)
 #   MASQ_LAB_MASQD_ARGS  more arguments for masqd, split on spaces (e.g. --web 127.0.0.1:8080)
@@ -55,9 +59,10 @@ RS2_IP=192.168.100.9
 ROUTER_LAN_IP=192.168.0.1
 ROUTER_NET_IP=10.0.0.1
 RCLIENT_IP=10.0.0.2
+ROGUE_IP=192.168.100.66
 
 # Short namespace names, as `exec` takes them.
-ALL_NS=(client dir sw rs1 rs2 lan router rclient)
+ALL_NS=(client dir sw rs1 rs2 lan router rclient rogue)
 
 die() {
     echo "lab.sh: $*" >&2
@@ -238,6 +243,7 @@ cmd_up() {
     [ ${#existing[@]} -eq 0 ] || die "lab '$P' is already (partly) up: ${existing[*]}; run: scripts/lab.sh down"
     resolve_bins
     local routed=${MASQ_LAB_ROUTED:-0}
+    local rogue=${MASQ_LAB_ROGUE:-0}
     local offloads=${MASQ_LAB_OFFLOADS:-on}
     case $offloads in on | off) ;; *) die "MASQ_LAB_OFFLOADS must be on or off, not '$offloads'" ;; esac
     if [ "$offloads" = off ]; then
@@ -260,6 +266,7 @@ cmd_up() {
     LAB_IFACES=()
     local lab_ns=(client dir sw rs1 rs2)
     [ "$routed" = 1 ] && lab_ns+=(lan router rclient)
+    [ "$rogue" = 1 ] && lab_ns+=(rogue)
     for n in "${lab_ns[@]}"; do
         make_ns "$n"
     done
@@ -295,6 +302,11 @@ cmd_up() {
     cable rs1 "$P-r1" sw "$P-s1"
     cable rs2 "$P-r2" sw "$P-s2"
     make_bridge sw "$P-br" "$P-sd" "$P-s1" "$P-s2"
+    if [ "$rogue" = 1 ]; then
+        cable rogue "$P-rg" sw "$P-sg"
+        ip -n "$(ns sw)" link set "$P-sg" master "$P-br"
+        addr rogue "$P-rg" "$ROGUE_IP/24"
+    fi
     addr dir "$P-int" "$DIP/24"
     addr rs1 "$P-r1" "$RS1_IP/24"
     addr rs2 "$P-r2" "$RS2_IP/24"
@@ -331,6 +343,7 @@ cmd_up() {
     trap - EXIT INT TERM
     echo "lab '$P' is up: client $CLIENT_IP -> VIP $VIP (masqd in $(ns dir): $P-ext / $P-int) -> RS1 $RS1_IP, RS2 $RS2_IP"
     [ "$routed" = 1 ] && echo "routed client $RCLIENT_IP in $(ns rclient) via router $ROUTER_LAN_IP"
+    [ "$rogue" = 1 ] && echo "rogue host $ROGUE_IP in $(ns rogue) on the real servers' switch"
     echo "state: $STATE (masqd.log, rs1.log, rs2.log); try: scripts/lab.sh demo"
 }
 

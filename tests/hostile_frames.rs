@@ -612,15 +612,7 @@ impl HostileLab {
     /// When not root, when python3-scapy is missing, or when the lab does not come up.
     fn up() -> HostileLab {
         common::require_root_and_iproute2();
-        let scapy = std::process::Command::new("/usr/bin/python3")
-            .args(["-c", "import scapy"])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            scapy,
-            "python3 cannot import scapy: this test needs python3-scapy (scripts/install-deps.sh installs it)"
-        );
+        common::require_python_module("scapy", "python3-scapy");
         let lab = Lab::up_with(LabOptions {
             offloads_off: true,
             masqd_args: &["--metrics", METRICS],

@@ -59,6 +59,12 @@ pub struct LabOptions {
     /// More arguments for masqd (`MASQ_LAB_MASQD_ARGS`), e.g. `["--web", "127.0.0.1:8080"]`;
     /// none may contain a space.
     pub masqd_args: &'static [&'static str],
+    /// Add a rogue host on the real servers' segment (`MASQ_LAB_ROGUE=1`): namespace
+    /// `rogue`, 192.168.100.66 on interface `PREFIX-rg`.
+    pub rogue: bool,
+    /// Start the lab's daemons with this soft limit on open files (the hard limit stays),
+    /// as a service manager's default of 1 024 would.
+    pub open_files_soft_limit: Option<u32>,
 }
 
 /// A running lab; dropping it runs `scripts/lab.sh down`.
@@ -102,6 +108,24 @@ pub fn require_program(program: &str, package: &str) {
     assert!(
         std::env::split_paths(&path).any(|dir| dir.join(program).is_file()),
         "`{program}` is not installed: this test needs {package} (scripts/install-deps.sh installs it)"
+    );
+}
+
+/// Fails the test unless Debian's `/usr/bin/python3` (the one the tests run, whatever
+/// python3 comes first on the PATH) can import `module`, naming the `package` that has it.
+///
+/// # Panics
+///
+/// When the module cannot be imported.
+pub fn require_python_module(module: &str, package: &str) {
+    let found = Command::new("/usr/bin/python3")
+        .args(["-c", &format!("import {module}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "/usr/bin/python3 cannot import {module}: this test needs {package} (scripts/install-deps.sh installs it)"
     );
 }
 
@@ -215,7 +239,15 @@ impl Lab {
 
     /// Runs `scripts/lab.sh ARGS…` for this lab.
     pub fn script(&self, args: &[&str]) -> Output {
-        Command::new("bash")
+        let mut command = match self.options.open_files_soft_limit {
+            Some(soft) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={soft}:")).arg("bash");
+                c
+            }
+            None => Command::new("bash"),
+        };
+        command
             .arg(script())
             .args(args)
             .env("MASQ_LAB_PREFIX", &self.prefix)
@@ -226,6 +258,7 @@ impl Lab {
                 if self.options.routed { "1" } else { "0" },
             )
             .env("MASQ_LAB_MASQD_ARGS", self.options.masqd_args.join(" "))
+            .env("MASQ_LAB_ROGUE", if self.options.rogue { "1" } else { "0" })
             .env(
                 "MASQ_LAB_OFFLOADS",
                 if self.options.offloads_off {

@@ -118,7 +118,7 @@ impl<V> LocalityTable<V> {
 
     /// One timer tick at `now` (`ip_vs_lblc_check_expire`).
     fn check_expire(&mut self, now: Timestamp, expiration: Duration) {
-        if self.counter % COUNT_FOR_FULL_EXPIRATION == 0 {
+        if self.counter.is_multiple_of(COUNT_FOR_FULL_EXPIRATION) {
             // ip_vs_lblc_full_check: one lap of the buckets leaves the rover where it was.
             for bucket in 0..TAB_SIZE {
                 self.expire_bucket(bucket, now, expiration);

@@ -1,0 +1,200 @@
+//! Forged ARP on both of the director's segments must not move anybody.
+//!
+//! masqd resolves the real servers and the clients itself, so its neighbour tables are what
+//! an ARP spoofer attacks. From the client's segment, the client forges requests, replies
+//! and gratuitous ARP claiming to be RS1 (and RS2); from the real servers' segment a rogue
+//! host (`MASQ_LAB_ROGUE=1`, 192.168.100.66) claims RS1's and the client's addresses. After
+//! each forgery, 20 requests through the VIP must all be answered, by both real servers in
+//! turn. The tables are per side, so the client side can never say where a real server is;
+//! on the real servers' segment the entry confirmed first stays and the conflict is logged
+//! (once) and listed by `masqadm --check`.
+//!
+//! Needs root, iproute2, nftables and Debian's python3-scapy (`scripts/install-deps.sh`).
+
+mod common;
+
+use std::process::Output;
+
+use common::seed::answered_by;
+use common::{describe, Lab, LabOptions, CLIENT_IP, RS1_IP, RS2_IP, VIP};
+
+const BROADCAST: &str = "ff:ff:ff:ff:ff:ff";
+
+/// One forged ARP frame: Ethernet source and destination, then the ARP fields.
+struct Forgery {
+    what: &'static str,
+    op: u8,
+    eth_dst: String,
+    sender_ip: &'static str,
+    target_ip: &'static str,
+    target_mac: String,
+}
+
+fn mac_of(lab: &Lab, ns: &str, iface: &str) -> String {
+    let out = lab.exec(ns, &["cat", &format!("/sys/class/net/{iface}/address")]);
+    assert!(out.status.success(), "{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Sends `forgery` three times out of `iface` in namespace `ns`, with that interface's MAC
+/// as the Ethernet source and the ARP sender's hardware address.
+fn forge(lab: &Lab, ns: &str, iface: &str, forgery: &Forgery) {
+    let my_mac = mac_of(lab, ns, iface);
+    let script = format!(
+        "from scapy.all import ARP, Ether, sendp\n\
+         f = Ether(src='{my_mac}', dst='{eth_dst}') / ARP(op={op}, hwsrc='{my_mac}', psrc='{sender}', hwdst='{tmac}', pdst='{target}')\n\
+         sendp([f] * 3, iface='{iface}', verbose=False)\n",
+        eth_dst = forgery.eth_dst,
+        op = forgery.op,
+        sender = forgery.sender_ip,
+        tmac = forgery.target_mac,
+        target = forgery.target_ip,
+    );
+    let out: Output = lab.exec(ns, &["/usr/bin/python3", "-c", &script]);
+    assert!(
+        out.status.success(),
+        "sending {} from {ns}: {}",
+        forgery.what,
+        describe(&out)
+    );
+}
+
+/// 20 requests through the VIP: every one answered, by both real servers alternately.
+fn twenty_requests_succeed(lab: &Lab, after: &str) {
+    let mut answers = Vec::new();
+    for _ in 0..20 {
+        let out = lab.exec(
+            "client",
+            &["curl", "-sS", "--max-time", "3", &format!("http://{VIP}/")],
+        );
+        answers.push(if out.status.success() {
+            match answered_by(&String::from_utf8_lossy(&out.stdout)) {
+                7 => "RS1".to_owned(),
+                _ => "RS2".to_owned(),
+            }
+        } else {
+            "FAIL".to_owned()
+        });
+    }
+    let failed = answers.iter().filter(|a| *a == "FAIL").count();
+    assert_eq!(
+        failed,
+        0,
+        "after {after}: {failed} of 20 requests failed: {}",
+        answers.join(" ")
+    );
+    for rs in ["RS1", "RS2"] {
+        assert_eq!(
+            answers.iter().filter(|a| *a == rs).count(),
+            10,
+            "after {after}: rr must alternate: {}",
+            answers.join(" ")
+        );
+    }
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and python3-scapy: scripts/test.sh runs it"]
+fn forged_arp_from_either_segment_moves_nobody() {
+    common::require_python_module("scapy", "python3-scapy");
+    let lab = Lab::up_with(LabOptions {
+        rogue: true,
+        ..LabOptions::default()
+    });
+    for args in [
+        &["-A", "-t", "192.168.0.10:80", "-s", "rr"][..],
+        &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"][..],
+        &["-a", "-t", "192.168.0.10:80", "-r", RS2_IP, "-m"][..],
+    ] {
+        lab.masqadm_ok(args);
+    }
+    twenty_requests_succeed(&lab, "nothing forged yet");
+
+    let ext_mac = mac_of(&lab, "dir", &lab.iface("ext"));
+    let int_mac = mac_of(&lab, "dir", &lab.iface("int"));
+    let zero = "00:00:00:00:00:00".to_owned();
+    let cli = lab.iface("cli");
+    let rogue = lab.iface("rg");
+
+    // The client claims to be a real server, every way ARP allows.
+    for rs in [RS1_IP, RS2_IP] {
+        let forgeries = [
+            Forgery {
+                what:
+                    "an ARP request for the VIP from the client's MAC with a real server's address",
+                op: 1,
+                eth_dst: BROADCAST.to_owned(),
+                sender_ip: rs,
+                target_ip: VIP,
+                target_mac: zero.clone(),
+            },
+            Forgery {
+                what: "an unsolicited ARP reply to the director with a real server's address",
+                op: 2,
+                eth_dst: ext_mac.clone(),
+                sender_ip: rs,
+                target_ip: VIP,
+                target_mac: ext_mac.clone(),
+            },
+            Forgery {
+                what: "a gratuitous ARP for a real server's address from the client",
+                op: 1,
+                eth_dst: BROADCAST.to_owned(),
+                sender_ip: rs,
+                target_ip: rs,
+                target_mac: zero.clone(),
+            },
+        ];
+        for f in &forgeries {
+            forge(&lab, "client", &cli, f);
+            twenty_requests_succeed(&lab, &format!("{} ({rs})", f.what));
+        }
+    }
+
+    // A rogue host on the real servers' segment claims RS1, then the client.
+    for victim in [RS1_IP, CLIENT_IP] {
+        let forgeries = [
+            Forgery {
+                what: "an ARP request for the DIP from the rogue host",
+                op: 1,
+                eth_dst: BROADCAST.to_owned(),
+                sender_ip: victim,
+                target_ip: "192.168.100.10",
+                target_mac: zero.clone(),
+            },
+            Forgery {
+                what: "an unsolicited ARP reply to the director from the rogue host",
+                op: 2,
+                eth_dst: int_mac.clone(),
+                sender_ip: victim,
+                target_ip: "192.168.100.10",
+                target_mac: int_mac.clone(),
+            },
+            Forgery {
+                what: "a gratuitous ARP reply from the rogue host",
+                op: 2,
+                eth_dst: BROADCAST.to_owned(),
+                sender_ip: victim,
+                target_ip: victim,
+                target_mac: BROADCAST.to_owned(),
+            },
+        ];
+        for f in &forgeries {
+            forge(&lab, "rogue", &rogue, f);
+            twenty_requests_succeed(&lab, &format!("{} claiming {victim}", f.what));
+        }
+    }
+
+    // RS1's two MACs are a conflict: said once in the log, and by --check.
+    let log = std::fs::read_to_string(lab.state_dir().join("masqd.log")).unwrap_or_default();
+    let said = log
+        .lines()
+        .filter(|l| l.contains("192.168.100.7") && l.contains("two hosts"))
+        .count();
+    assert_eq!(said, 1, "the conflict about RS1 is logged once:\n{log}");
+    let (check, _, _) = lab.masqadm(&["--check"]);
+    assert!(
+        check.contains("192.168.100.7"),
+        "--check names the conflict about RS1:\n{check}"
+    );
+}
