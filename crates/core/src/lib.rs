@@ -21,8 +21,8 @@ pub mod service;
 pub mod stats;
 pub mod time;
 pub mod trace;
+pub mod verdict;
 
-pub use director::{
-    Director, DirectorConfig, DropReason, FrameMeta, Side, SideConfig, Verdict, Worker,
-};
+pub use director::{Director, DirectorConfig, FrameMeta, SideConfig, Worker};
 pub use time::Timestamp;
+pub use verdict::{CounterTotals, DropReason, Side, Verdict, WorkerCounters};

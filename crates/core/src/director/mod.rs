@@ -8,7 +8,6 @@
 //! implements [`crate::control::Control`] for one moment in time.
 
 mod control;
-mod verdict;
 mod worker;
 
 #[cfg(test)]
@@ -34,9 +33,9 @@ use crate::service::ServiceTable;
 use crate::stats::Stats;
 use crate::time::Timestamp;
 use crate::trace::TraceHub;
+use crate::verdict::{CounterTotals, Side, WorkerCounters};
 
 pub use control::DirectorControl;
-pub use verdict::{CounterTotals, DropReason, Side, Verdict, WorkerCounters};
 pub use worker::{FrameMeta, Transmit, Worker, MAX_FRAME};
 
 /// How one of the director's interfaces is set up.

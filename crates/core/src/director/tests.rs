@@ -9,6 +9,7 @@ use masq_wire::arp;
 use masq_wire::ethernet::MacAddr;
 
 use super::*;
+use crate::verdict::{DropReason, Verdict};
 use crate::control::{
     Control, DestKey, DestParams, Family, FwdMethod, Protocol, ServiceKey, ServiceParams,
 };

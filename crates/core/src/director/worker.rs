@@ -18,7 +18,6 @@ use masq_wire::nat::{self, Endpoint};
 use masq_wire::tcp::{flags, TcpSegment};
 use masq_wire::udp::UdpDatagram;
 
-use super::verdict::{DropReason, Side, Verdict, WorkerCounters};
 use super::Director;
 use crate::conn::{Conn, FlowKey, Inserted};
 use crate::frag::FragKey;
@@ -28,6 +27,7 @@ use crate::sched::SchedInput;
 use crate::service::{SchedState, VirtualService};
 use crate::time::Timestamp;
 use crate::trace::{CapturedFrame, Choice, FrameView, Stage, TraceEvent, TraceKind};
+use crate::verdict::{DropReason, Side, Verdict, WorkerCounters};
 
 /// The largest frame the director handles: a 64 KiB GSO super-frame plus its Ethernet
 /// header. Queued frames are copied into buffers of this size, allocated once.
