@@ -19,6 +19,8 @@ pub mod proto_state;
 pub mod sched;
 pub mod service;
 pub mod stats;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod time;
 pub mod trace;
 pub mod verdict;
