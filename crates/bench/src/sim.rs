@@ -3,9 +3,9 @@
 //! Events, in time order: connection arrivals (from the workload), departures (when a
 //! server finishes a connection), the end of TIME_WAIT (when a closed connection leaves the
 //! table), pool changes and periodic samples. At every arrival the real scheduler from
-//! `masq_core::sched` picks a destination from the service's real destination list, kept
-//! exactly as the director keeps it: `-a` inserts at index 0 (the kernel's newest-first
-//! order), `-e` edits in place, `-d` unlinks, each followed by `dests_changed`.
+//! `masq_core::sched` picks a destination from the service's real destination list, the
+//! director's own `DestList`: `-a` inserts at index 0 (the kernel's newest-first order),
+//! `-e` edits in place, `-d` unlinks, each followed by `dests_changed`.
 //!
 //! Destination counters move as in the director: a new connection is bound inactive and
 //! turns active at once (SYN → SYN_RECV); at its end it turns inactive (TIME_WAIT) and is
@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use masq_core::control::{DestKey, DestParams, FwdMethod, SchedFlags};
 use masq_core::dest::Destination;
+use masq_core::dest_list::DestList;
 use masq_core::sched::{self, twos::PowerOfTwoChoices, DestChange, SchedInput, Scheduler};
 use masq_core::Timestamp;
 
@@ -223,10 +224,33 @@ impl MemTrack {
     }
 }
 
+/// The scheduler with its heap use tracked around each call into it.
+#[derive(Debug)]
+struct Tracked<'a> {
+    sched: &'a mut dyn Scheduler,
+    mem: &'a mut MemTrack,
+}
+
+impl Scheduler for Tracked<'_> {
+    fn name(&self) -> &'static str {
+        self.sched.name()
+    }
+
+    fn dests_changed(&mut self, dests: &[Arc<Destination>], change: DestChange) {
+        let Tracked { sched, mem } = self;
+        mem.around(|| sched.dests_changed(dests, change));
+    }
+
+    fn schedule(&mut self, dests: &[Arc<Destination>], input: &SchedInput) -> Option<usize> {
+        let Tracked { sched, mem } = self;
+        mem.around(|| sched.schedule(dests, input))
+    }
+}
+
 /// The service: its destination list (newest first) and scheduler, driven like the
 /// director's control plane drives them.
 struct Service {
-    dests: Vec<Arc<Destination>>,
+    dests: DestList,
     /// Server index of each list entry.
     list: Vec<usize>,
     sched: Box<dyn Scheduler>,
@@ -234,14 +258,22 @@ struct Service {
 }
 
 impl Service {
-    fn add(&mut self, dest: Arc<Destination>, server: usize) {
-        dest.set_available(true);
-        self.dests.insert(0, dest);
-        self.list.insert(0, server);
+    /// The scheduler, its memory tracked.
+    fn tracked(&mut self) -> (&mut DestList, Tracked<'_>) {
         let Service {
             dests, sched, mem, ..
         } = self;
-        mem.around(|| sched.dests_changed(dests, DestChange::Added));
+        let tracked = Tracked {
+            sched: sched.as_mut(),
+            mem,
+        };
+        (dests, tracked)
+    }
+
+    fn add(&mut self, dest: Arc<Destination>, server: usize) {
+        self.list.insert(0, server);
+        let (dests, mut sched) = self.tracked();
+        dests.add(dest, &mut sched);
     }
 
     fn position(&self, server: usize) -> usize {
@@ -253,30 +285,23 @@ impl Service {
 
     fn quiesce(&mut self, server: usize) {
         let index = self.position(server);
-        let dest = &self.dests[index];
-        let (u_threshold, l_threshold) = dest.thresholds();
-        dest.update(&DestParams {
+        let (u_threshold, l_threshold) = self.dests[index].thresholds();
+        let quiesced = DestParams {
             fwd: FwdMethod::Masq,
             weight: 0,
             u_threshold,
             l_threshold,
             ..DestParams::default()
-        });
-        let Service {
-            dests, sched, mem, ..
-        } = self;
-        mem.around(|| sched.dests_changed(dests, DestChange::Edited(index)));
+        };
+        let (dests, mut sched) = self.tracked();
+        dests.edit(index, &quiesced, &mut sched);
     }
 
     fn remove(&mut self, server: usize) {
         let index = self.position(server);
-        let dest = self.dests.remove(index);
         self.list.remove(index);
-        dest.set_available(false);
-        let Service {
-            dests, sched, mem, ..
-        } = self;
-        mem.around(|| sched.dests_changed(dests, DestChange::Removed(index)));
+        let (dests, mut sched) = self.tracked();
+        dests.remove(index, &mut sched);
     }
 }
 
@@ -323,7 +348,7 @@ pub fn run(config: &RunConfig<'_>, progress: &mut dyn FnMut(f64)) -> RunOutcome 
         .around(|| create_scheduler(config.scheduler, config.seed))
         .expect("scheduler names are checked before the run");
     let mut service = Service {
-        dests: Vec::new(),
+        dests: DestList::new(),
         list: Vec::new(),
         sched,
         mem,

@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod control;
 pub mod dest;
+pub mod dest_list;
 pub mod diagnose;
 pub mod director;
 pub mod frag;
