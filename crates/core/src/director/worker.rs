@@ -6,10 +6,11 @@
 //! MACs) → a [`Verdict`]. The NAT path is in [`super::nat`], ICMP in [`super::icmp`], the
 //! queues of frames to send in [`super::transmit`], traces in [`super::trace_events`].
 //!
-//! Nothing on that path logs or makes a syscall, and nothing allocates but the copy of a
-//! frame a capture asked for (only while a listener wants frame copies of its
-//! connection). The only locks are the dashmap shard locks of single lookups and, for a
-//! connection's first packet, its service's scheduling lock.
+//! Nothing on that path logs or makes a syscall. It allocates only for a new connection
+//! (its entries in the connection and template tables) and for the copy of a frame that a
+//! capture asked for, made only while a listener wants frame copies of that connection.
+//! The only locks are the dashmap shard locks of single lookups and, for a connection's
+//! first packet, its service's scheduling lock.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering::Relaxed;
