@@ -128,7 +128,8 @@ impl Worker {
     }
 }
 
-/// Reads addresses, ports, MACs and flags of a TCP/UDP frame as it is now.
+/// Reads addresses, ports, MACs and flags of a frame as it is now; `None` for TCP or UDP
+/// without a whole header (a UDP first fragment announces more than it carries).
 pub(super) fn frame_view(frame: &Ipv4Frame<'_>) -> Option<FrameView> {
     let (eth, ip) = (frame.eth(), frame.ip());
     let (sport, dport, tcp_flags) = match ip.protocol() {
