@@ -1,7 +1,8 @@
 //! A worker's transmit queues: the outbox of frames the director generates (ARP requests,
 //! ICMP errors), the slots of frames that wait for their next hop's ARP answer, and the
 //! ARP probes housekeeping asked for. [`TransmitQueues::poll`] hands them out in that
-//! order. Every buffer is allocated once, when the worker is made.
+//! order. Every frame buffer is allocated once, when the worker is made; only the list of
+//! probes grows, and only in housekeeping.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
