@@ -23,28 +23,25 @@ use crate::verdict::{DropReason, Verdict};
 /// One rr service `svc` with RS1 (on `rs_port`) as its only server; neighbours learnt when
 /// `learn` is set.
 fn one_server(gateway: Option<Ipv4Addr>, svc: ServiceKey, rs_port: u16, learn: bool) -> Lab {
-    let mut lab = Lab::with_config(config(gateway));
+    one_server_on(config(gateway), svc, rs_port, learn)
+}
+
+/// One rr service with RS1, neighbours learnt, and a table of at most `max_conns`.
+fn bounded(max_conns: usize) -> Lab {
+    let config = DirectorConfig {
+        max_conns,
+        ..config(None)
+    };
+    one_server_on(config, service(Protocol::Tcp, 80), 80, true)
+}
+
+fn one_server_on(config: DirectorConfig, svc: ServiceKey, rs_port: u16, learn: bool) -> Lab {
+    let mut lab = Lab::with_config(config);
     lab.ctl().add_service(svc, rr()).unwrap();
     lab.ctl().add_dest(svc, rs(RS1, rs_port), masq(1)).unwrap();
     if learn {
         lab.learn_all();
     }
-    lab
-}
-
-/// One rr service with RS1, neighbours learnt, and a table of at most `max_conns`.
-fn bounded(max_conns: usize) -> Lab {
-    let mut lab = Lab::with_config(DirectorConfig {
-        max_conns,
-        ..config(None)
-    });
-    lab.ctl()
-        .add_service(service(Protocol::Tcp, 80), rr())
-        .unwrap();
-    lab.ctl()
-        .add_dest(service(Protocol::Tcp, 80), rs(RS1, 80), masq(1))
-        .unwrap();
-    lab.learn_all();
     lab
 }
 

@@ -266,3 +266,23 @@ fn a_fragmented_udp_datagram_is_forwarded_fragment_by_fragment() {
     let stats = lab.ctl().services()[0].stats;
     assert_eq!((stats.conns, stats.inpkts), (1, 3));
 }
+
+#[test]
+fn ip_options_are_forwarded_untouched_behind_the_rewrite() {
+    // A router alert option makes the IPv4 header 24 bytes: every later step must find the
+    // TCP header behind it.
+    let mut lab = Lab::seed();
+    let plain = from_client(40000, SYN);
+    let mut syn = plain[..34].to_vec();
+    syn.extend_from_slice(&[0x94, 4, 0, 0]);
+    syn.extend_from_slice(&plain[34..]);
+    syn[14] = 0x46;
+    let total = (syn.len() - 14) as u16;
+    syn[16..18].copy_from_slice(&total.to_be_bytes());
+    refill_ip_checksum(&mut syn);
+    assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Forward(Side::Dip));
+    assert_eq!(&syn[34..38], &[0x94, 4, 0, 0], "options untouched");
+    let s = seen(&syn);
+    assert_eq!((s.src, s.dst, s.ttl), ((CLIENT, 40000), (RS2, 80), 63));
+    assert!(s.checksums_ok);
+}
