@@ -97,6 +97,8 @@ impl Worker {
         verdict
     }
 
+    /// An IPv4 frame for our MAC: ICMP goes to the error translation, the rest to the NAT
+    /// path of the side it arrived on.
     fn handle_ipv4(
         &mut self,
         now: Timestamp,
