@@ -39,33 +39,34 @@ use masq::core::control::{
     Control, DestKey, DestParams, FwdMethod, Protocol, ServiceKey, ServiceParams, Timeouts,
 };
 use masq::core::director::{DirectorConfig, SideConfig};
+use masq::core::testkit::{
+    self, tcp_frame, Lab, CLIENT, CLIENT_MAC, DIP_MAC, GATEWAY, VIP, VIP_MAC,
+};
 use masq::core::{Director, FrameMeta, Side, Timestamp, Verdict, Worker};
 use masq::wire::arp;
 use masq::wire::checksum::L4Checksum;
 use masq::wire::ethernet::MacAddr;
 use masq::wire::ipv4::Ipv4Packet;
 use masq::wire::nat::{self, Endpoint};
-
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 10);
-const DIP: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 10);
-const VIP_MAC: MacAddr = MacAddr([2, 0xd1, 0, 0, 0, 1]);
-const DIP_MAC: MacAddr = MacAddr([2, 0xd1, 0, 0, 0, 2]);
-const CLIENT_MAC: MacAddr = MacAddr([2, 0xc1, 0, 0, 0, 1]);
+use masq::wire::tcp::flags;
 
 fn frame(src: (Ipv4Addr, u16), syn: bool, payload: usize) -> Vec<u8> {
     frame_to(src, (VIP, 80), syn, payload)
 }
 
+/// A client's SYN, or a segment of an established connection, with `payload` bytes.
 fn frame_to(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), syn: bool, payload: usize) -> Vec<u8> {
-    let b = etherparse::PacketBuilder::ethernet2(CLIENT_MAC.0, VIP_MAC.0)
-        .ipv4(src.0.octets(), dst.0.octets(), 64)
-        .tcp(src.1, dst.1, 1, 64240);
-    let b = if syn { b.syn() } else { b.ack(1) };
-    let mut out = Vec::new();
-    b.write(&mut out, &vec![0x61; payload]).unwrap();
-    out
+    let tcp_flags = if syn { flags::SYN } else { flags::ACK };
+    tcp_frame(
+        (CLIENT_MAC, VIP_MAC),
+        src,
+        dst,
+        tcp_flags,
+        &vec![0x61; payload],
+    )
 }
 
+/// Client `i`: 10.x.y.z, behind the VIP side's gateway.
 fn client(i: u32) -> (Ipv4Addr, u16) {
     (
         Ipv4Addr::from(0x0a00_0000 | (i >> 14)),
@@ -73,73 +74,14 @@ fn client(i: u32) -> (Ipv4Addr, u16) {
     )
 }
 
-/// The director's configuration: the VIP side as in the lab, the DIP side on `dip`; the
-/// clients (10.x) are reached through a gateway.
-fn director_config(dip: (Ipv4Addr, u8), max_conns: usize) -> DirectorConfig {
-    DirectorConfig {
-        vip_side: SideConfig {
-            mac: VIP_MAC,
-            addrs: vec![(VIP, 24)],
-        },
-        dip_side: SideConfig {
-            mac: DIP_MAC,
-            addrs: vec![dip],
-        },
-        vip_gateway: Some(Ipv4Addr::new(192, 168, 0, 1)),
-        max_conns,
-    }
-}
-
-fn director() -> std::sync::Arc<Director> {
-    let d = Director::new(director_config(
-        (DIP, 24),
-        masq::core::director::DEFAULT_MAX_CONNS,
-    ));
-    let svc = ServiceKey::Addr {
-        protocol: Protocol::Tcp,
-        addr: IpAddr::V4(VIP),
-        port: 80,
-    };
-    let ctl = d.control(Timestamp::ZERO);
-    ctl.add_service(
-        svc,
-        ServiceParams {
-            scheduler: "rr".into(),
-            ..ServiceParams::default()
-        },
-    )
-    .unwrap();
-    for host in [7u8, 9] {
-        ctl.add_dest(
-            svc,
-            DestKey {
-                addr: IpAddr::V4(Ipv4Addr::new(192, 168, 100, host)),
-                port: 80,
-            },
-            DestParams {
-                fwd: FwdMethod::Masq,
-                ..DestParams::default()
-            },
-        )
-        .unwrap();
-    }
-    let mut w = d.worker();
-    for host in [7u8, 9] {
-        let mut reply = vec![0u8; arp::FRAME_LEN];
-        let rs = Ipv4Addr::new(192, 168, 100, host);
-        arp::write_frame(
-            &mut reply,
-            arp::OP_REPLY,
-            (MacAddr([2, 0, 0, 0, 0, host]), rs),
-            (DIP_MAC, DIP),
-        );
-        w.handle_frame(Timestamp::ZERO, Side::Dip, &mut reply, FrameMeta::default());
-    }
-    d
+/// The seed lab's director (`-A -t VIP:80 -s rr`, RS1 and RS2 resolved); the clients
+/// (10.x) are reached through the VIP side's gateway.
+fn director() -> Arc<Director> {
+    Lab::seed_on(testkit::config(Some(GATEWAY))).director
 }
 
 fn nat_rewrite(c: &mut Criterion) {
-    let template = frame((Ipv4Addr::new(192, 168, 0, 101), 40000), false, 1400);
+    let template = frame((CLIENT, 40000), false, 1400);
     let mut buf = template.clone();
     let mut g = c.benchmark_group("nat_rewrite");
     g.throughput(Throughput::Elements(1));
@@ -292,8 +234,16 @@ impl Scale {
     /// `services` services; the measured one (number `services / 2`) has `dests` real
     /// servers and `scheduler`, the others 2 real servers and rr.
     fn new(services: usize, dests: usize, scheduler: &str, live: usize) -> Self {
-        // Room for 1.1M entries without secure_tcp's table or eviction.
-        let director = Director::new(director_config((SCALE_DIP, 16), 1 << 22));
+        // The DIP side on a /16 for up to 1000 real servers, room for 1.1M entries
+        // without secure_tcp's table or eviction.
+        let director = Director::new(DirectorConfig {
+            dip_side: SideConfig {
+                mac: DIP_MAC,
+                addrs: vec![(SCALE_DIP, 16)],
+            },
+            max_conns: 1 << 22,
+            ..testkit::config(Some(GATEWAY))
+        });
         let now = Timestamp::from_secs(1);
         let ctl = director.control(now);
         // The live connections must outlive every round's 61 s step.
@@ -398,7 +348,8 @@ impl Scale {
             let k = left.min(pool) as usize;
             // Untimed: the previous round's entries expire, the live ones stay.
             self.now = self.now + Duration::from_secs(61);
-            self.director.housekeeping(self.now, &mut |_, _| {});
+            self.worker.housekeeping(self.now);
+            while self.worker.poll_transmit(self.now).is_some() {}
             assert_eq!(self.director.connection_count(), self.live);
             self.feed_arp();
             let bytes = k * self.syn_len;

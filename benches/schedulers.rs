@@ -1,7 +1,9 @@
 //! Cost of one scheduling decision, per scheduler, at 2, 16, 256 and 4096 destinations.
 //!
 //! Each benchmark is one `schedule()` call on a service whose destinations look like a
-//! busy real pool, followed by the bookkeeping the director does for the new connection:
+//! busy real pool — added one by one through the director's `DestList`, newest first, as
+//! `ipvsadm -a` adds them — followed by the bookkeeping the director does for the new
+//! connection:
 //! - weights drawn from {10, 20, 50, 100}, ActiveConn uniform in 0..=1.2×weight (so `ovf`
 //!   and lblc's overload rule see some servers over their weight) and InActConn in
 //!   0..=4×weight;
@@ -28,6 +30,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use masq::core::control::{DestKey, DestParams, FwdMethod, SchedFlags};
 use masq::core::dest::Destination;
+use masq::core::dest_list::DestList;
 use masq::core::sched::{self, mh::MaglevHashing, twos::PowerOfTwoChoices, SchedInput, Scheduler};
 use masq::core::Timestamp;
 
@@ -53,44 +56,47 @@ impl Xorshift {
     }
 }
 
-fn pool(n: usize, rng: &mut Xorshift) -> Vec<Arc<Destination>> {
-    (0..n)
-        .map(|i| {
-            let weight = WEIGHTS[rng.next() as usize % WEIGHTS.len()];
-            let dest = Destination::new(
-                DestKey {
-                    addr: IpAddr::V4(Ipv4Addr::from(0xac10_0000 + i as u32 + 1)),
-                    port: 80,
-                },
-                &DestParams {
-                    fwd: FwdMethod::Masq,
-                    weight,
-                    ..DestParams::default()
-                },
-            );
-            let active = rng.next() % (weight as u32 * 6 / 5 + 1);
-            let inactive = rng.next() % (weight as u32 * 4 + 1);
-            dest.set_conns_for_test(active, inactive);
-            Arc::new(dest)
-        })
-        .collect()
+/// `n` destinations added to `scheduler`'s service, with weights and counters drawn from
+/// `rng`.
+fn pool(n: usize, rng: &mut Xorshift, scheduler: &mut dyn Scheduler) -> DestList {
+    let mut dests = DestList::new();
+    for i in 0..n {
+        let weight = WEIGHTS[rng.next() as usize % WEIGHTS.len()];
+        let dest = Destination::new(
+            DestKey {
+                addr: IpAddr::V4(Ipv4Addr::from(0xac10_0000 + i as u32 + 1)),
+                port: 80,
+            },
+            &DestParams {
+                fwd: FwdMethod::Masq,
+                weight,
+                ..DestParams::default()
+            },
+        );
+        let active = rng.next() % (weight as u32 * 6 / 5 + 1);
+        let inactive = rng.next() % (weight as u32 * 4 + 1);
+        dest.set_conns_for_test(active, inactive);
+        dests.add(Arc::new(dest), scheduler);
+    }
+    dests
 }
 
-fn scheduler(name: &str, dests: &[Arc<Destination>]) -> Box<dyn Scheduler> {
+/// The scheduler `name` for a service of `n` destinations, before they are added.
+fn scheduler(name: &str, n: usize) -> Box<dyn Scheduler> {
     match name {
-        "mh" if dests.len() > 4093 => Box::new(
-            MaglevHashing::with_table_size(dests, 8191).expect("8191 is a kernel table size"),
+        "mh" if n > 4093 => Box::new(
+            MaglevHashing::with_table_size(&[], 8191).expect("8191 is a kernel table size"),
         ),
         // Seeded, so two runs of the bench make the same choices.
         "twos" => Box::new(PowerOfTwoChoices::with_seed(1)),
-        _ => sched::create(name, dests).expect("a known scheduler"),
+        _ => sched::create(name, &[]).expect("a known scheduler"),
     }
 }
 
 /// One service under load: its destinations, the scheduler (or the baseline's trivial
 /// pick), the ring of open connections.
 struct Bench {
-    dests: Vec<Arc<Destination>>,
+    dests: DestList,
     sched: Option<Box<dyn Scheduler>>,
     rng: Xorshift,
     ring: Vec<u32>,
@@ -102,8 +108,10 @@ struct Bench {
 impl Bench {
     fn new(name: Option<&str>, n: usize) -> Self {
         let mut rng = Xorshift(0x9E37_79B9);
-        let dests = pool(n, &mut rng);
-        let sched = name.map(|name| scheduler(name, &dests));
+        // The baseline's list is built under `none`, which keeps no state.
+        let mut sched = scheduler(name.unwrap_or("none"), n);
+        let dests = pool(n, &mut rng, sched.as_mut());
+        let sched = name.map(|_| sched);
         let mut bench = Bench {
             dests,
             sched,

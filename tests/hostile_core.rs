@@ -4,113 +4,60 @@
 //! every truncation of real frames. Each frame must get the expected verdict, counted under
 //! its reason; whatever is forwarded or generated must be well formed.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
-
 use etherparse::PacketBuilder;
-use masq::core::control::{
-    Control, DestKey, DestParams, FwdMethod, Protocol, ServiceKey, ServiceParams,
+use masq::core::control::{Control, Protocol};
+use masq::core::director::DirectorConfig;
+use masq::core::testkit::{
+    self, from_client, masq, refill_ip_checksum, rr, rs, service, Lab, CLIENT, CLIENT_MAC, DIP,
+    RS1, RS1_MAC, VIP, VIP_MAC,
 };
-use masq::core::{
-    Director, DirectorConfig, DropReason, FrameMeta, Side, SideConfig, Timestamp, Verdict, Worker,
-};
+use masq::core::{DropReason, Side, Verdict};
 use masq::wire::arp;
 use masq::wire::ethernet::MacAddr;
 use masq::wire::icmp;
 use masq::wire::ipv4::Ipv4Packet;
 
-const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 101);
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 10);
-const DIP: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 10);
-const RS1: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 7);
-const VIP_MAC: MacAddr = MacAddr([2, 0xd1, 0, 0, 0, 1]);
-const DIP_MAC: MacAddr = MacAddr([2, 0xd1, 0, 0, 0, 2]);
-const CLIENT_MAC: MacAddr = MacAddr([2, 0xc1, 0, 0, 0, 101]);
-const RS1_MAC: MacAddr = MacAddr([2, 0x5e, 0, 0, 0, 7]);
 /// The client port of the connection the lab has open.
 const OPEN: u16 = 40000;
 
-/// A director with `-A -t VIP:80 -s rr`, `-A -u VIP:7 -s rr`, RS1 behind both, neighbours
-/// learnt and one TCP connection from the client established.
-struct Lab {
-    director: Arc<Director>,
-    worker: Worker,
-    now: Timestamp,
+/// The seed lab's director with `-A -t VIP:80 -s rr`, `-A -u VIP:7 -s rr`, RS1 behind both,
+/// neighbours learnt and one TCP connection from the client established.
+fn lab() -> Lab {
+    let mut lab = Lab::with_config(DirectorConfig {
+        max_conns: 1024,
+        ..testkit::config(None)
+    });
+    for (protocol, port) in [(Protocol::Tcp, 80), (Protocol::Udp, 7)] {
+        let svc = service(protocol, port);
+        lab.ctl().add_service(svc, rr()).expect("adding a service");
+        lab.ctl()
+            .add_dest(svc, rs(RS1, port), masq(1))
+            .expect("adding RS1");
+    }
+    lab.learn_all();
+    for (side, mut frame) in [
+        (Side::Vip, syn(OPEN)),
+        (Side::Dip, from_rs(0x12)),
+        (Side::Vip, tcp(OPEN, 0x10, 64)),
+    ] {
+        assert!(matches!(lab.handle(side, &mut frame), Verdict::Forward(_)));
+    }
+    lab.drain();
+    lab
 }
 
-impl Lab {
-    fn new() -> Lab {
-        let director = Director::new(DirectorConfig {
-            vip_side: SideConfig {
-                mac: VIP_MAC,
-                addrs: vec![(VIP, 24)],
-            },
-            dip_side: SideConfig {
-                mac: DIP_MAC,
-                addrs: vec![(DIP, 24)],
-            },
-            vip_gateway: None,
-            max_conns: 1024,
-        });
-        let worker = director.worker();
-        let mut lab = Lab {
-            director,
-            worker,
-            now: Timestamp::from_secs(1000),
-        };
-        let ctl = lab.director.control(lab.now);
-        for (protocol, port) in [(Protocol::Tcp, 80), (Protocol::Udp, 7)] {
-            let svc = ServiceKey::Addr {
-                protocol,
-                addr: IpAddr::V4(VIP),
-                port,
-            };
-            let rr = ServiceParams {
-                scheduler: "rr".into(),
-                ..ServiceParams::default()
-            };
-            ctl.add_service(svc, rr).expect("adding a service");
-            let rs = DestKey {
-                addr: IpAddr::V4(RS1),
-                port,
-            };
-            let masq = DestParams {
-                fwd: FwdMethod::Masq,
-                ..DestParams::default()
-            };
-            ctl.add_dest(svc, rs, masq).expect("adding RS1");
-        }
-        let mut buf = vec![0u8; arp::FRAME_LEN];
-        arp::write_frame(&mut buf, arp::OP_REPLY, (RS1_MAC, RS1), (DIP_MAC, DIP));
-        assert_eq!(lab.handle(Side::Dip, &mut buf), Verdict::NotOurs);
-        arp::write_frame(
-            &mut buf,
-            arp::OP_REQUEST,
-            (CLIENT_MAC, CLIENT),
-            (MacAddr::ZERO, VIP),
-        );
-        assert_eq!(lab.handle(Side::Vip, &mut buf), Verdict::Forward(Side::Vip));
-        for (side, mut frame) in [
-            (Side::Vip, syn(OPEN)),
-            (Side::Dip, from_rs(0x12)),
-            (Side::Vip, tcp(OPEN, 0x10, 64)),
-        ] {
-            assert!(matches!(lab.handle(side, &mut frame), Verdict::Forward(_)));
-        }
-        lab.drain();
-        lab
-    }
-
-    fn handle(&mut self, side: Side, frame: &mut [u8]) -> Verdict {
-        self.worker
-            .handle_frame(self.now, side, frame, FrameMeta::default())
-    }
-
+/// What the tests read off the lab besides verdicts.
+trait Outcome {
     /// The frames the director generated, each checked well formed.
+    fn drain(&mut self) -> Vec<Vec<u8>>;
+    /// Drops counted for `reason`.
+    fn drops(&self, reason: DropReason) -> u64;
+}
+
+impl Outcome for Lab {
     fn drain(&mut self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        while let Some(t) = self.worker.poll_transmit(self.now) {
-            let frame = t.frame.to_vec();
+        for (_, frame) in self.transmitted() {
             if frame[12..14] == [0x08, 0x00] {
                 let ip = Ipv4Packet::new_checked(&frame[14..]).expect("generated IPv4 parses");
                 assert!(ip.verify_checksum(), "generated with a bad IP checksum");
@@ -131,21 +78,10 @@ impl Lab {
 
 /// A client → VIP:80 TCP segment with `flags` and `ttl`.
 fn tcp(sport: u16, flags: u8, ttl: u8) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(CLIENT_MAC.0, VIP_MAC.0)
-        .ipv4(CLIENT.octets(), VIP.octets(), ttl)
-        .tcp(sport, 80, 1000, 64240);
-    if flags & 0x01 != 0 {
-        b = b.fin();
-    }
-    if flags & 0x02 != 0 {
-        b = b.syn();
-    }
-    if flags & 0x10 != 0 {
-        b = b.ack(1);
-    }
-    let mut out = Vec::new();
-    b.write(&mut out, b"").expect("building a segment");
-    out
+    let mut frame = from_client(sport, flags);
+    frame[14 + 8] = ttl;
+    refill_ip_checksum(&mut frame);
+    frame
 }
 
 fn syn(sport: u16) -> Vec<u8> {
@@ -154,18 +90,7 @@ fn syn(sport: u16) -> Vec<u8> {
 
 /// RS1:80 → client:OPEN with `flags`.
 fn from_rs(flags: u8) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(RS1_MAC.0, DIP_MAC.0)
-        .ipv4(RS1.octets(), CLIENT.octets(), 64)
-        .tcp(80, OPEN, 5000, 64240);
-    if flags & 0x02 != 0 {
-        b = b.syn();
-    }
-    if flags & 0x10 != 0 {
-        b = b.ack(1001);
-    }
-    let mut out = Vec::new();
-    b.write(&mut out, b"").expect("building a segment");
-    out
+    testkit::from_rs(RS1, RS1_MAC, OPEN, flags)
 }
 
 /// An ICMP error from the client to the VIP quoting `quote`.
@@ -185,18 +110,11 @@ fn icmp_error(quote: &[u8]) -> Vec<u8> {
 fn quote_of_open() -> Vec<u8> {
     let mut b = Vec::new();
     PacketBuilder::ipv4(VIP.octets(), CLIENT.octets(), 63)
-        .tcp(80, OPEN, 5000, 64240)
+        .tcp(80, OPEN, 1000, 64240)
         .write(&mut b, b"")
         .expect("building a quote");
     b.truncate(28);
     b
-}
-
-/// Recomputes the IPv4 header checksum of a frame after a field was changed.
-fn refill_ip_checksum(frame: &mut [u8]) {
-    if let Ok(mut ip) = Ipv4Packet::new_checked(&mut frame[14..]) {
-        ip.fill_checksum();
-    }
 }
 
 fn patched(mut frame: Vec<u8>, at: usize, bytes: &[u8], fix_ip_checksum: bool) -> Vec<u8> {
@@ -209,7 +127,7 @@ fn patched(mut frame: Vec<u8>, at: usize, bytes: &[u8], fix_ip_checksum: bool) -
 
 #[test]
 fn frames_shorter_than_an_ethernet_header_are_malformed_on_both_sides() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let whole = syn(41000);
     for side in [Side::Vip, Side::Dip] {
         for len in 0..14 {
@@ -227,7 +145,7 @@ fn frames_shorter_than_an_ethernet_header_are_malformed_on_both_sides() {
 
 #[test]
 fn a_real_frame_cut_anywhere_is_dropped_as_malformed() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let arp_request = {
         let mut b = vec![0u8; arp::FRAME_LEN];
         arp::write_frame(
@@ -384,7 +302,7 @@ fn each_hostile_kind_gets_its_verdict() {
         ),
     ];
     for (what, side, mut frame, want) in cases {
-        let mut lab = Lab::new();
+        let mut lab = lab();
         assert_eq!(lab.handle(side, &mut frame), want, "{what}");
         if let Verdict::Drop(reason) = want {
             assert_eq!(lab.drops(reason), 1, "{what}: counted once");
@@ -400,7 +318,7 @@ fn ttl_one_on_either_side_gets_time_exceeded_from_the_director() {
         (Side::Vip, tcp(OPEN, 0x10, 1), VIP, CLIENT),
         (Side::Dip, patched(from_rs(0x10), 22, &[1], true), DIP, RS1),
     ] {
-        let mut lab = Lab::new();
+        let mut lab = lab();
         let sent = frame.clone();
         assert_eq!(
             lab.handle(side, &mut frame),
@@ -426,7 +344,7 @@ fn syn_fin_is_dropped_and_bad_l4_checksums_pass_through_as_kernel_ipvs_passes_th
     // SYN+FIN is never a real segment: masq drops it (kernel IPVS would pass it on). Kernel
     // IPVS updates L4 checksums incrementally without verifying them, and the real server's
     // stack discards a bad one; the director must not "repair" it on the way.
-    let mut lab = Lab::new();
+    let mut lab = lab();
     let mut syn_fin = tcp(41040, 0x03, 64);
     assert_eq!(
         lab.handle(Side::Vip, &mut syn_fin),
@@ -455,7 +373,7 @@ fn syn_fin_is_dropped_and_bad_l4_checksums_pass_through_as_kernel_ipvs_passes_th
 /// the kernel's IP input, so it must refuse them itself.
 #[test]
 fn ip_options_that_do_not_parse_are_not_forwarded() {
-    let mut lab = Lab::new();
+    let mut lab = lab();
     // A SYN with 4 bytes of options: a Record Route option whose length (2) is shorter
     // than its own header (3 bytes at least, RFC 791).
     let plain = syn(41050);

@@ -9,39 +9,23 @@
 //! and a trace listener that wants every packet and frame copies.
 #![forbid(unsafe_code)]
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use etherparse::PacketBuilder;
-use masq_core::control::{
-    Control, DestKey, DestParams, FwdMethod, Protocol, ServiceKey, ServiceParams,
+use masq_core::control::{Control, Protocol, ServiceParams};
+use masq_core::director::DirectorConfig;
+use masq_core::testkit::{
+    self, masq, rr, rs, service, tcp_frame, udp_frame, Lab, CLIENT, CLIENT_MAC, GATEWAY, RS1, RS2,
+    RS2_MAC, VIP, VIP_MAC,
 };
 use masq_core::trace::{Subscription, TraceFilter};
-use masq_core::{
-    Director, DirectorConfig, FrameMeta, Side, SideConfig, Timestamp, Verdict, Worker,
-};
+use masq_core::{FrameMeta, Side, Verdict};
 use masq_wire::arp::{self, ArpPacket};
 use masq_wire::checksum;
 use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
 use masq_wire::icmp::{self, IcmpPacket};
 use masq_wire::ipv4::{Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
-use masq_wire::tcp::TcpSegment;
+use masq_wire::tcp::{flags, TcpSegment};
 use masq_wire::udp::UdpDatagram;
-
-pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 101);
-pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 10);
-pub const DIP: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 10);
-pub const RS1: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 7);
-pub const RS2: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 9);
-/// The VIP-side gateway, never resolved: frames for routed clients wait for ARP.
-pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
-
-pub const VIP_MAC: MacAddr = MacAddr([2, 0xd1, 0, 0, 0, 1]);
-pub const DIP_MAC: MacAddr = MacAddr([2, 0xd1, 0, 0, 0, 2]);
-pub const CLIENT_MAC: MacAddr = MacAddr([2, 0xc1, 0, 0, 0, 101]);
-pub const RS1_MAC: MacAddr = MacAddr([2, 0x5e, 0, 0, 0, 7]);
-pub const RS2_MAC: MacAddr = MacAddr([2, 0x5e, 0, 0, 0, 9]);
 
 /// Client ports of the connections the harness sets up (the seeds use them).
 pub const ESTABLISHED_PORT: u16 = 40000;
@@ -53,180 +37,85 @@ pub const FRAGMENT_IDENT: u16 = 0x4242;
 /// Three entries: the table is full before the input arrives.
 const MAX_CONNS: usize = 3;
 
-/// The director, one worker, a fake clock, a trace listener.
+/// The seed lab's director (its VIP-side gateway never resolved: frames for routed
+/// clients wait for ARP) and a trace listener.
 pub struct Harness {
-    director: Arc<Director>,
-    worker: Worker,
-    now: Timestamp,
+    lab: Lab,
     _trace: Subscription,
-}
-
-fn masq(port: u16, addr: Ipv4Addr) -> (DestKey, DestParams) {
-    (
-        DestKey {
-            addr: IpAddr::V4(addr),
-            port,
-        },
-        DestParams {
-            fwd: FwdMethod::Masq,
-            ..DestParams::default()
-        },
-    )
-}
-
-fn service(protocol: Protocol, port: u16) -> ServiceKey {
-    ServiceKey::Addr {
-        protocol,
-        addr: IpAddr::V4(VIP),
-        port,
-    }
-}
-
-/// An Ethernet frame carrying a TCP segment with `flags` (SYN 0x02, ACK 0x10, ...).
-pub fn tcp_frame(
-    macs: (MacAddr, MacAddr),
-    src: (Ipv4Addr, u16),
-    dst: (Ipv4Addr, u16),
-    flags: u8,
-) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(macs.0 .0, macs.1 .0)
-        .ipv4(src.0.octets(), dst.0.octets(), 64)
-        .tcp(src.1, dst.1, 1000, 64240);
-    if flags & 0x02 != 0 {
-        b = b.syn();
-    }
-    if flags & 0x10 != 0 {
-        b = b.ack(1);
-    }
-    let mut out = Vec::new();
-    b.write(&mut out, b"").expect("building a TCP frame");
-    out
 }
 
 /// The first fragment (MF set, offset 0) of a UDP datagram client:5000 → VIP:7 that is
 /// 16 bytes longer than what this fragment carries.
 pub fn first_udp_fragment() -> Vec<u8> {
-    let mut whole = Vec::new();
-    PacketBuilder::ethernet2(CLIENT_MAC.0, VIP_MAC.0)
-        .ipv4(CLIENT.octets(), VIP.octets(), 64)
-        .udp(UDP_PORT, 7)
-        .write(&mut whole, &[0x5a; 32])
-        .expect("building a UDP frame");
+    let whole = udp_frame(
+        (CLIENT_MAC, VIP_MAC),
+        (CLIENT, UDP_PORT),
+        (VIP, 7),
+        &[0x5a; 32],
+    );
     let mut frag = whole[..ethernet::HEADER_LEN + 20 + 24].to_vec();
     let ip = &mut frag[ethernet::HEADER_LEN..];
     ip[2..4].copy_from_slice(&44u16.to_be_bytes());
     ip[4..6].copy_from_slice(&FRAGMENT_IDENT.to_be_bytes());
     ip[6] = 0x20;
     ip[7] = 0;
-    Ipv4Packet::new_checked(&mut ip[..])
-        .expect("a valid header")
-        .fill_checksum();
+    testkit::refill_ip_checksum(&mut frag);
     frag
 }
 
 impl Harness {
     /// The seed lab in the state described in the module doc.
     pub fn new() -> Harness {
-        let director = Director::new(DirectorConfig {
-            vip_side: SideConfig {
-                mac: VIP_MAC,
-                addrs: vec![(VIP, 24)],
-            },
-            dip_side: SideConfig {
-                mac: DIP_MAC,
-                addrs: vec![(DIP, 24)],
-            },
-            vip_gateway: Some(GATEWAY),
+        let mut lab = Lab::with_config(DirectorConfig {
             max_conns: MAX_CONNS,
+            ..testkit::config(Some(GATEWAY))
         });
-        let trace = director.trace.subscribe_with_frames(
+        let trace = lab.director.trace.subscribe_with_frames(
             TraceFilter {
                 service: None,
                 every_packet: true,
             },
             8,
         );
-        let worker = director.worker();
-        let mut h = Harness {
-            director,
-            worker,
-            now: Timestamp::from_secs(1000),
-            _trace: trace,
-        };
-        let ctl = h.director.control(h.now);
-        let rr = ServiceParams {
-            scheduler: "rr".into(),
-            ..ServiceParams::default()
-        };
         let persistent = ServiceParams {
             scheduler: "wlc".into(),
             persistent: Some(300),
             ..ServiceParams::default()
         };
-        for (svc, params, dests) in [
-            (
-                service(Protocol::Tcp, 80),
-                &rr,
-                [masq(80, RS1), masq(80, RS2)],
-            ),
-            (service(Protocol::Udp, 7), &rr, [masq(7, RS1), masq(7, RS2)]),
-            (
-                service(Protocol::Tcp, 443),
-                &persistent,
-                [masq(8443, RS1), masq(8443, RS2)],
-            ),
+        for (svc, params, port) in [
+            (service(Protocol::Tcp, 80), rr(), 80),
+            (service(Protocol::Udp, 7), rr(), 7),
+            (service(Protocol::Tcp, 443), persistent, 8443),
         ] {
-            ctl.add_service(svc, params.clone())
+            lab.ctl()
+                .add_service(svc, params)
                 .expect("adding a service");
-            for (key, p) in dests {
-                ctl.add_dest(svc, key, p).expect("adding a real server");
+            for host in [RS1, RS2] {
+                lab.ctl()
+                    .add_dest(svc, rs(host, port), masq(1))
+                    .expect("adding a real server");
             }
         }
-        for (ip, mac) in [(RS1, RS1_MAC), (RS2, RS2_MAC)] {
-            let mut reply = vec![0u8; arp::FRAME_LEN];
-            arp::write_frame(&mut reply, arp::OP_REPLY, (mac, ip), (DIP_MAC, DIP));
-            h.setup(Side::Dip, &mut reply);
-        }
-        let mut request = vec![0u8; arp::FRAME_LEN];
-        arp::write_frame(
-            &mut request,
-            arp::OP_REQUEST,
-            (CLIENT_MAC, CLIENT),
-            (MacAddr::ZERO, VIP),
-        );
-        h.setup(Side::Vip, &mut request);
+        lab.learn_all();
+        let mut h = Harness { lab, _trace: trace };
         // rr starts with the newest server: the established connection goes to RS2.
         let to_vip = (CLIENT_MAC, VIP_MAC);
-        h.setup(
-            Side::Vip,
-            &mut tcp_frame(to_vip, (CLIENT, ESTABLISHED_PORT), (VIP, 80), 0x02),
-        );
+        let from_client =
+            |port: u16, tcp_flags: u8| tcp_frame(to_vip, (CLIENT, port), (VIP, 80), tcp_flags, b"");
+        h.setup(Side::Vip, &mut from_client(ESTABLISHED_PORT, flags::SYN));
         h.setup(
             Side::Dip,
-            &mut tcp_frame(
-                (RS2_MAC, DIP_MAC),
-                (RS2, 80),
-                (CLIENT, ESTABLISHED_PORT),
-                0x12,
-            ),
+            &mut testkit::from_rs(RS2, RS2_MAC, ESTABLISHED_PORT, flags::SYN | flags::ACK),
         );
-        h.setup(
-            Side::Vip,
-            &mut tcp_frame(to_vip, (CLIENT, ESTABLISHED_PORT), (VIP, 80), 0x10),
-        );
-        h.setup(
-            Side::Vip,
-            &mut tcp_frame(to_vip, (CLIENT, HALF_OPEN_PORT), (VIP, 80), 0x02),
-        );
+        h.setup(Side::Vip, &mut from_client(ESTABLISHED_PORT, flags::ACK));
+        h.setup(Side::Vip, &mut from_client(HALF_OPEN_PORT, flags::SYN));
         h.setup(Side::Vip, &mut first_udp_fragment());
         h.drain();
         h
     }
 
     fn setup(&mut self, side: Side, frame: &mut [u8]) {
-        let verdict = self
-            .worker
-            .handle_frame(self.now, side, frame, FrameMeta::default());
+        let verdict = self.lab.handle(side, frame);
         assert!(
             !matches!(verdict, Verdict::Drop(_)),
             "setting up the harness: {verdict:?}"
@@ -235,8 +124,9 @@ impl Harness {
 
     /// Takes every frame the director wants sent and checks it.
     fn drain(&mut self) {
-        while let Some(tx) = self.worker.poll_transmit(self.now) {
-            check_sent(self.director.config().side(tx.side).mac, tx.frame);
+        let lab = &mut self.lab;
+        while let Some(tx) = lab.worker.poll_transmit(lab.now) {
+            check_sent(lab.director.config().side(tx.side).mac, tx.frame);
         }
     }
 
@@ -252,32 +142,32 @@ impl Harness {
                 gso: false,
                 io: [0xa5; 16],
             };
-            let verdict = self.worker.handle_frame(self.now, side, &mut frame, meta);
+            let lab = &mut self.lab;
+            let verdict = lab.worker.handle_frame(lab.now, side, &mut frame, meta);
             assert_eq!(frame.len(), data.len());
             match verdict {
                 Verdict::Forward(to) => {
-                    let mac = self.director.config().side(to).mac;
+                    let mac = lab.director.config().side(to).mac;
                     check_forwarded(data, &frame, mac, !partial_checksum);
                 }
                 Verdict::Queued | Verdict::Drop(_) | Verdict::NotOurs => {}
             }
             self.drain();
         }
-        self.now = self.now + Duration::from_secs(4);
+        self.lab.now = self.lab.now + Duration::from_secs(4);
         self.drain();
-        let config = self.director.config().clone();
-        self.director.housekeeping(self.now, &mut |side, frame| {
-            check_sent(config.side(side).mac, frame)
-        });
-        self.director.estimate();
-        let totals = self.director.counters();
+        self.lab.worker.housekeeping(self.lab.now);
+        self.drain();
+        let director = &self.lab.director;
+        director.estimate();
+        let totals = director.counters();
         let drops: u64 = totals.drops.iter().map(|(_, n)| n).sum();
         let handled =
             totals.forwarded_in + totals.forwarded_out + totals.queued + totals.not_ours + drops;
         // Setup frames and the two deliveries of the input, each counted once (drops of
         // queued frames that timed out come on top).
         assert!(handled >= 10, "frames went uncounted: {totals:?}");
-        let _ = self.director.control(self.now).connections();
+        let _ = director.control(self.lab.now).connections();
     }
 }
 

@@ -4,8 +4,9 @@
 //! much memory the scheduler holds — as a terminal table, `results.json` and SVG plots.
 //!
 //! The parts: [`workload`] (synthetic or CSV connections), [`scenario`] (servers, pool
-//! changes, presets), [`sim`] (the event-driven run of one scheduler), [`report`] (JSON and
-//! table), [`svg`] (plots), [`cli`] (the command line and its checks).
+//! changes, presets), [`service`] (the virtual service and its scheduler), [`sim`] (the
+//! event-driven run of one scheduler), [`report`] (JSON and table), [`svg`] (plots),
+//! [`cli`] (the command line and its checks).
 #![deny(unsafe_code)]
 
 pub mod alloc;
@@ -14,6 +15,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod service;
 pub mod sim;
 pub mod stats;
 pub mod svg;

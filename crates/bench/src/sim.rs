@@ -3,9 +3,9 @@
 //! Events, in time order: connection arrivals (from the workload), departures (when a
 //! server finishes a connection), the end of TIME_WAIT (when a closed connection leaves the
 //! table), pool changes and periodic samples. At every arrival the real scheduler from
-//! `masq_core::sched` picks a destination from the service's real destination list, kept
-//! exactly as the director keeps it: `-a` inserts at index 0 (the kernel's newest-first
-//! order), `-e` edits in place, `-d` unlinks, each followed by `dests_changed`.
+//! `masq_core::sched` picks a destination from the service's real destination list, the
+//! director's own `DestList`: `-a` inserts at index 0 (the kernel's newest-first order),
+//! `-e` edits in place, `-d` unlinks, each followed by `dests_changed`.
 //!
 //! Destination counters move as in the director: a new connection is bound inactive and
 //! turns active at once (SYN → SYN_RECV); at its end it turns inactive (TIME_WAIT) and is
@@ -33,11 +33,11 @@ use std::time::{Duration, Instant};
 
 use masq_core::control::{DestKey, DestParams, FwdMethod, SchedFlags};
 use masq_core::dest::Destination;
-use masq_core::sched::{self, twos::PowerOfTwoChoices, DestChange, SchedInput, Scheduler};
+use masq_core::sched::SchedInput;
 use masq_core::Timestamp;
 
-use crate::alloc;
 use crate::scenario::{ChangeKind, Scenario, ServerSpec, FAIL_REMOVE_AFTER};
+use crate::service::Service;
 use crate::stats::{self, Average};
 
 /// The virtual service's address.
@@ -202,93 +202,6 @@ impl Server {
     }
 }
 
-/// Tracks the scheduler's heap use around each call into it.
-#[derive(Debug, Default)]
-struct MemTrack {
-    current: isize,
-    peak: isize,
-    measured: bool,
-}
-
-impl MemTrack {
-    fn around<T>(&mut self, f: impl FnOnce() -> T) -> T {
-        let before = alloc::live_bytes();
-        let r = f();
-        if let (Some(b), Some(a)) = (before, alloc::live_bytes()) {
-            self.measured = true;
-            self.current += a as isize - b as isize;
-            self.peak = self.peak.max(self.current);
-        }
-        r
-    }
-}
-
-/// The service: its destination list (newest first) and scheduler, driven like the
-/// director's control plane drives them.
-struct Service {
-    dests: Vec<Arc<Destination>>,
-    /// Server index of each list entry.
-    list: Vec<usize>,
-    sched: Box<dyn Scheduler>,
-    mem: MemTrack,
-}
-
-impl Service {
-    fn add(&mut self, dest: Arc<Destination>, server: usize) {
-        dest.set_available(true);
-        self.dests.insert(0, dest);
-        self.list.insert(0, server);
-        let Service {
-            dests, sched, mem, ..
-        } = self;
-        mem.around(|| sched.dests_changed(dests, DestChange::Added));
-    }
-
-    fn position(&self, server: usize) -> usize {
-        self.list
-            .iter()
-            .position(|&s| s == server)
-            .expect("validated: the server is in the list")
-    }
-
-    fn quiesce(&mut self, server: usize) {
-        let index = self.position(server);
-        let dest = &self.dests[index];
-        let (u_threshold, l_threshold) = dest.thresholds();
-        dest.update(&DestParams {
-            fwd: FwdMethod::Masq,
-            weight: 0,
-            u_threshold,
-            l_threshold,
-            ..DestParams::default()
-        });
-        let Service {
-            dests, sched, mem, ..
-        } = self;
-        mem.around(|| sched.dests_changed(dests, DestChange::Edited(index)));
-    }
-
-    fn remove(&mut self, server: usize) {
-        let index = self.position(server);
-        let dest = self.dests.remove(index);
-        self.list.remove(index);
-        dest.set_available(false);
-        let Service {
-            dests, sched, mem, ..
-        } = self;
-        mem.around(|| sched.dests_changed(dests, DestChange::Removed(index)));
-    }
-}
-
-/// The scheduler `name` as `ipvsadm -A -s name` creates it, except `twos`, which draws
-/// from a generator seeded by the run's seed instead of the OS, so runs are reproducible.
-fn create_scheduler(name: &str, seed: u64) -> Option<Box<dyn Scheduler>> {
-    if name == "twos" {
-        return Some(Box::new(PowerOfTwoChoices::with_seed(seed)));
-    }
-    sched::create(name, &[])
-}
-
 /// The cost of one `Instant::now()` pair, nanoseconds: subtracted from the time measured
 /// around each `schedule()` call.
 pub fn timer_overhead_ns() -> f64 {
@@ -318,16 +231,8 @@ pub fn run(config: &RunConfig<'_>, progress: &mut dyn FnMut(f64)) -> RunOutcome 
     let arrivals = &scenario.workload.arrivals;
     let sample_every = end / config.samples.max(1) as f64;
 
-    let mut mem = MemTrack::default();
-    let sched = mem
-        .around(|| create_scheduler(config.scheduler, config.seed))
+    let mut service = Service::new(config.scheduler, config.seed)
         .expect("scheduler names are checked before the run");
-    let mut service = Service {
-        dests: Vec::new(),
-        list: Vec::new(),
-        sched,
-        mem,
-    };
     let mut servers: Vec<Server> = Vec::new();
     for spec in &scenario.servers {
         servers.push(Server::new(spec.clone(), 0));
@@ -506,19 +411,11 @@ pub fn run(config: &RunConfig<'_>, progress: &mut dyn FnMut(f64)) -> RunOutcome 
                 flags: config.flags,
                 now: Timestamp((a.at * 1000.0) as u64),
             };
-            let Service {
-                dests, sched, mem, ..
-            } = &mut service;
-            let pick = mem.around(|| {
-                let t0 = Instant::now();
-                let pick = sched.schedule(dests, &input);
-                schedule_time += t0.elapsed();
-                pick
-            });
+            let pick = service.schedule(&input, &mut schedule_time);
             decisions += 1;
             let chosen = match pick {
                 Some(index) => {
-                    let sid = service.list[index];
+                    let sid = service.server_at(index);
                     let s = &mut servers[sid];
                     s.dest.bind_conn();
                     s.dest.conn_became_active(true);
@@ -570,7 +467,6 @@ pub fn run(config: &RunConfig<'_>, progress: &mut dyn FnMut(f64)) -> RunOutcome 
         debug_assert_eq!(s.dest.inact_conns() as usize, lingering, "{}", s.spec.name);
     }
     response.sort_unstable_by(f64::total_cmp);
-    let mem = &service.mem;
     RunOutcome {
         scheduler: config.scheduler.to_string(),
         flags: config.flags,
@@ -593,7 +489,7 @@ pub fn run(config: &RunConfig<'_>, progress: &mut dyn FnMut(f64)) -> RunOutcome 
             })
             .collect(),
         sample_times,
-        sched_mem_peak: mem.measured.then_some(mem.peak.max(0) as usize),
+        sched_mem_peak: service.sched_mem_peak(),
         decisions,
         schedule_time,
         wall: started.elapsed(),

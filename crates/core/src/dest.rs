@@ -31,7 +31,7 @@ pub struct Destination {
     extra: Mutex<(FwdMethod, TunnelKind)>,
     /// Traffic counters and rates.
     pub stats: Stats,
-    /// Health signals for diagnosis; see [`Destination::unanswered`].
+    /// Health signals for diagnosis; see [`DestHealth::unanswered`].
     pub health: DestHealth,
 }
 

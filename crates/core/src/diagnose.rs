@@ -94,7 +94,7 @@ impl Director {
         let mut findings = Vec::new();
         let mut dest_addrs = Vec::new();
         for svc in &self.services().services {
-            let dests = svc.lock().dests.clone();
+            let dests = svc.lock().dests.to_vec();
             for d in dests {
                 let IpAddr::V4(rip) = d.key.addr else {
                     continue;

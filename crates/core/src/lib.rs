@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod control;
 pub mod dest;
+pub mod dest_list;
 pub mod diagnose;
 pub mod director;
 pub mod frag;
@@ -19,10 +20,12 @@ pub mod proto_state;
 pub mod sched;
 pub mod service;
 pub mod stats;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod time;
 pub mod trace;
+pub mod verdict;
 
-pub use director::{
-    Director, DirectorConfig, DropReason, FrameMeta, Side, SideConfig, Verdict, Worker,
-};
+pub use director::{Director, DirectorConfig, FrameMeta, SideConfig, Worker};
 pub use time::Timestamp;
+pub use verdict::{CounterTotals, DropReason, Side, Verdict, WorkerCounters};

@@ -108,7 +108,7 @@ pub enum TcpTable {
     /// server's answer must be seen first.
     Secure,
 }
-// Columns: NONE ES SS SR FW TW CL CW LA LI SA (ipvs-semantics.md §4).
+// The kernel's `tcp_states` (ip_vs_proto_tcp.c). Columns: NONE ES SS SR FW TW CL CW LA LI SA.
 const IN_SYN: Row = [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR];
 const IN_FIN: Row = [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW];
 const IN_ACK: Row = [ES, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES];
@@ -118,7 +118,7 @@ const OUT_FIN: Row = [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW];
 const OUT_ACK: Row = [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES];
 const OUT_RST: Row = [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL];
 
-// secure_tcp's rows where they differ from the normal ones (ipvs-semantics.md §4).
+// secure_tcp's rows where they differ from the normal ones (the kernel's `tcp_states_dos`).
 const SECURE_IN_SYN: Row = [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SA];
 const SECURE_IN_FIN: Row = [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, SA];
 const SECURE_IN_ACK: Row = [ES, ES, SS, SR, FW, TW, CL, CW, CL, LI, SA];
@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn client_closes_first() {
         use Direction::{In, Out};
-        // §4 "Typical NAT flows": SYN -> SYN_RECV, SYN+ACK stays, ACK -> ESTABLISHED,
+        // A typical NAT flow: SYN -> SYN_RECV, SYN+ACK stays, ACK -> ESTABLISHED,
         // client FIN -> CLOSE_WAIT, server FIN -> TIME_WAIT, last ACK stays TIME_WAIT.
         let states = walk(&[
             (In, SYN),

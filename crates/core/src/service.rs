@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::control::{Protocol, ServiceKey, ServiceParams};
-use crate::dest::Destination;
+use crate::dest_list::DestList;
 use crate::sched::Scheduler;
 use crate::stats::Stats;
 
@@ -29,7 +29,7 @@ pub struct VirtualService {
 pub struct SchedState {
     pub params: ServiceParams,
     /// Destinations in the kernel's list order: newest first.
-    pub dests: Vec<Arc<Destination>>,
+    pub dests: DestList,
     pub scheduler: Box<dyn Scheduler>,
 }
 
@@ -40,7 +40,7 @@ impl VirtualService {
             key,
             sched: Mutex::new(SchedState {
                 params,
-                dests: Vec::new(),
+                dests: DestList::new(),
                 scheduler,
             }),
             stats: Stats::default(),

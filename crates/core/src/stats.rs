@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn steady_100_cps_converges_like_the_kernel() {
-        // ipvs-semantics §8: 100 conn/s gives cps 25, 44, 58, ... towards 100.
+        // The kernel's estimator: 100 conn/s gives cps 25, 44, 58, ... towards 100.
         let stats = Stats::default();
         let mut seen = Vec::new();
         for _ in 0..3 {

@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use masq_wire::ethernet::MacAddr;
 
-use crate::director::{DropReason, Side};
 use crate::proto_state::ConnState;
 use crate::time::Timestamp;
+use crate::verdict::{DropReason, Side};
 
 /// Which of the textbook's four stages a frame is at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

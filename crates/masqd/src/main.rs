@@ -347,6 +347,8 @@ async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports<dyn FrameIo>>, errors
     let mut reported = (0, 0);
     let mut diagnosed: Vec<String> = Vec::new();
     let mut odd = false;
+    // Housekeeping's ARP probes leave through this worker's outbox.
+    let mut housekeeper = ctx.director.worker();
     loop {
         tick.tick().await;
         let now = ctx.clock.now();
@@ -359,8 +361,10 @@ async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports<dyn FrameIo>>, errors
                 tracing::warn!("sending on the {} side: {e}", side.name());
             }
         };
-        ctx.director
-            .housekeeping(now, &mut |side, frame| send(side, frame));
+        housekeeper.housekeeping(now);
+        while let Some(probe) = housekeeper.poll_transmit(now) {
+            send(probe.side, probe.frame);
+        }
         // Health checks change destinations outside control requests.
         ctx.follow_services();
         announce_new_vips(&ctx.director, &mut announced, &send);

@@ -62,6 +62,16 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         Ok(EthernetFrame { buffer })
     }
 
+    /// Wraps `buffer` without checking it, for bytes already checked with
+    /// [`EthernetFrame::new_checked`] (a caller that parses a frame once and then reads it
+    /// again through this view).
+    ///
+    /// # Panics
+    /// The accessors panic if `buffer` is shorter than 14 bytes.
+    pub fn new_unchecked(buffer: T) -> Self {
+        EthernetFrame { buffer }
+    }
+
     /// Destination MAC.
     pub fn dst_addr(&self) -> MacAddr {
         let mut m = [0; 6];
@@ -140,6 +150,16 @@ mod tests {
             EthernetFrame::new_checked(&FRAME[..13]).unwrap_err(),
             Malformed::Truncated
         );
+    }
+
+    #[test]
+    fn unchecked_view_reads_what_the_checked_one_does() {
+        let checked = EthernetFrame::new_checked(&FRAME[..]).unwrap();
+        let unchecked = EthernetFrame::new_unchecked(&FRAME[..]);
+        assert_eq!(unchecked.dst_addr(), checked.dst_addr());
+        assert_eq!(unchecked.src_addr(), checked.src_addr());
+        assert_eq!(unchecked.ethertype(), checked.ethertype());
+        assert_eq!(unchecked.payload(), checked.payload());
     }
 
     #[test]

@@ -47,6 +47,17 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ok(Ipv4Packet { buffer })
     }
 
+    /// Wraps `buffer` without checking it, for bytes already checked with
+    /// [`Ipv4Packet::new_checked`] whose version, header length and total length have not
+    /// changed since (a caller that parses a packet once and then reads or rewrites it
+    /// through this view; address, TTL and checksum setters keep it valid).
+    ///
+    /// # Panics
+    /// The accessors panic where `new_checked` would have refused the buffer.
+    pub fn new_unchecked(buffer: T) -> Self {
+        Ipv4Packet { buffer }
+    }
+
     fn b(&self) -> &[u8] {
         self.buffer.as_ref()
     }
@@ -269,6 +280,27 @@ mod tests {
             hdr.calc_header_checksum(),
             Ipv4Packet::new_checked(&p[..]).unwrap().checksum()
         );
+    }
+
+    #[test]
+    fn unchecked_view_reads_and_writes_what_the_checked_one_does() {
+        let mut p = packet();
+        p.extend_from_slice(&[0xee; 6]);
+        let checked = Ipv4Packet::new_checked(&p[..]).unwrap();
+        let unchecked = Ipv4Packet::new_unchecked(&p[..]);
+        assert_eq!(unchecked.header(), checked.header());
+        assert_eq!(unchecked.payload(), checked.payload());
+        assert_eq!(unchecked.total_len(), checked.total_len());
+        assert_eq!(unchecked.src_addr(), checked.src_addr());
+        let mut q = p.clone();
+        let mut via_unchecked = Ipv4Packet::new_unchecked(&mut q[..]);
+        via_unchecked.set_dst_addr(Ipv4Addr::new(192, 168, 100, 7));
+        via_unchecked.fill_checksum();
+        let mut via_checked = Ipv4Packet::new_checked(&mut p[..]).unwrap();
+        via_checked.set_dst_addr(Ipv4Addr::new(192, 168, 100, 7));
+        via_checked.fill_checksum();
+        assert_eq!(q, p);
+        assert!(Ipv4Packet::new_checked(&q[..]).unwrap().verify_checksum());
     }
 
     #[test]

@@ -12,8 +12,8 @@ use crate::control::{
     ServiceView, Timeouts,
 };
 use crate::dest::Destination;
-use crate::sched::{self, DestChange, Scheduler};
-use crate::service::{ServiceTable, VirtualService};
+use crate::sched::{self, Scheduler};
+use crate::service::{SchedState, ServiceTable, VirtualService};
 use crate::time::Timestamp;
 
 /// The director as the control plane sees it at one moment (listings show times relative
@@ -47,8 +47,7 @@ impl<'a> DirectorControl<'a> {
     /// Unlinks a service's destinations into the trash (service deleted or flushed).
     fn retire(&self, svc: &VirtualService) {
         let mut trash = lock(&self.director.trash);
-        for dest in svc.lock().dests.drain(..) {
-            dest.set_available(false);
+        for dest in svc.lock().dests.unlink_all() {
             trash.insert((svc.key, dest.key), Arc::downgrade(&dest));
         }
         trash.retain(|_, weak| weak.strong_count() > 0);
@@ -157,7 +156,7 @@ impl Control for DirectorControl<'_> {
         let svc = self.find(&service)?;
         check_dest(&dest, &params)?;
         let mut state = svc.lock();
-        if state.dests.iter().any(|d| d.key == dest) {
+        if state.dests.position(&dest).is_some() {
             return Err(ControlError::Exists);
         }
         // Maglev needs a table slot per real server at least (ip_vs_mh.c: EINVAL).
@@ -170,16 +169,14 @@ impl Control for DirectorControl<'_> {
         let entry = match resurrected {
             Some(old) => {
                 old.update(&params);
-                old.set_available(true);
                 old
             }
             None => Arc::new(Destination::new(dest, &params)),
         };
-        state.dests.insert(0, entry);
-        let crate::service::SchedState {
+        let SchedState {
             dests, scheduler, ..
         } = &mut *state;
-        scheduler.dests_changed(dests, DestChange::Added);
+        dests.add(entry, scheduler.as_mut());
         Ok(())
     }
 
@@ -193,16 +190,11 @@ impl Control for DirectorControl<'_> {
         let svc = self.find(&service)?;
         check_dest(&dest, &params)?;
         let mut state = svc.lock();
-        let index = state
-            .dests
-            .iter()
-            .position(|d| d.key == dest)
-            .ok_or(ControlError::NotFound)?;
-        state.dests[index].update(&params);
-        let crate::service::SchedState {
+        let SchedState {
             dests, scheduler, ..
         } = &mut *state;
-        scheduler.dests_changed(dests, DestChange::Edited(index));
+        let index = dests.position(&dest).ok_or(ControlError::NotFound)?;
+        dests.edit(index, &params, scheduler.as_mut());
         Ok(())
     }
 
@@ -210,18 +202,12 @@ impl Control for DirectorControl<'_> {
         let _serial = lock(&self.director.control_lock);
         let svc = self.find(&service)?;
         let mut state = svc.lock();
-        let index = state
-            .dests
-            .iter()
-            .position(|d| d.key == dest)
-            .ok_or(ControlError::NotFound)?;
-        let removed = state.dests.remove(index);
-        removed.set_available(false);
-        lock(&self.director.trash).insert((service, dest), Arc::downgrade(&removed));
-        let crate::service::SchedState {
+        let SchedState {
             dests, scheduler, ..
         } = &mut *state;
-        scheduler.dests_changed(dests, DestChange::Removed(index));
+        let index = dests.position(&dest).ok_or(ControlError::NotFound)?;
+        let removed = dests.remove(index, scheduler.as_mut());
+        lock(&self.director.trash).insert((service, dest), Arc::downgrade(&removed));
         Ok(())
     }
 

@@ -4,11 +4,16 @@
 //! table, the neighbour cache, timeouts and global counters. A [`Worker`] is what one packet
 //! thread drives: `handle_frame(now, side, &mut frame)` decides and rewrites in place,
 //! `poll_transmit` hands out frames the director generated (ARP, ICMP, frames that waited
-//! for ARP). The control plane reaches the director through [`Director::control`], which
+//! for ARP), and `housekeeping(now)`, on one worker about once a second, expires entries
+//! and queues ARP probes. The control plane reaches the director through [`Director::control`], which
 //! implements [`crate::control::Control`] for one moment in time.
 
 mod control;
-mod verdict;
+mod frame;
+mod icmp;
+mod nat;
+mod trace_events;
+mod transmit;
 mod worker;
 
 #[cfg(test)]
@@ -34,10 +39,12 @@ use crate::service::ServiceTable;
 use crate::stats::Stats;
 use crate::time::Timestamp;
 use crate::trace::TraceHub;
+use crate::verdict::{CounterTotals, Side, WorkerCounters};
 
 pub use control::DirectorControl;
-pub use verdict::{CounterTotals, DropReason, Side, Verdict, WorkerCounters};
-pub use worker::{FrameMeta, Transmit, Worker, MAX_FRAME};
+pub use frame::FrameMeta;
+pub use transmit::{Transmit, MAX_FRAME};
+pub use worker::Worker;
 
 /// How one of the director's interfaces is set up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,11 +211,9 @@ impl Director {
         self.neighbours.list(now)
     }
 
-    /// Periodic work, to be called about once a second: expires connections and neighbour
-    /// entries, and sends ARP probes so that real servers and the gateway are resolved
-    /// before traffic needs them. Probe frames are handed to `send`. Returns the number of
-    /// connections expired.
-    pub fn housekeeping(&self, now: Timestamp, send: &mut dyn FnMut(Side, &[u8])) -> usize {
+    /// Housekeeping's expiry: connections, templates, fragments and neighbour entries.
+    /// Returns the number of connections expired.
+    fn expire(&self, now: Timestamp) -> usize {
         let expired = self.conns.expire(now);
         let max = self.config.max_conns;
         self.under_pressure
@@ -216,27 +221,30 @@ impl Director {
         self.templates.expire(now);
         self.fragments.expire(now);
         self.neighbours.expire(now);
-        let mut frame = [0u8; arp::FRAME_LEN];
-        let mut probe = |side: Side, target: Ipv4Addr| {
+        expired
+    }
+
+    /// Housekeeping's ARP probes: calls `probe` for the gateway and every on-link real
+    /// server that is due one, so that they are resolved before traffic needs them.
+    fn probes_due(&self, now: Timestamp, probe: &mut dyn FnMut(Side, Ipv4Addr)) {
+        let mut probe_if_due = |side: Side, target: Ipv4Addr| {
             if self.neighbours.resolve(target, now).probe {
-                if let Some(len) = self.arp_probe(side, target, &mut frame) {
-                    send(side, &frame[..len]);
-                }
+                probe(side, target);
             }
         };
         if let Some(gw) = self.config.vip_gateway {
-            probe(Side::Vip, gw);
+            probe_if_due(Side::Vip, gw);
         }
         let table = self.services.load();
         for svc in &table.services {
+            // Copied out: the neighbour table is not consulted under the scheduling lock.
             let dests: Vec<Ipv4Addr> = svc.lock().dests.iter().filter_map(|d| d.ipv4()).collect();
             for rip in dests {
                 if self.config.dip_side.on_link_source(rip).is_some() {
-                    probe(Side::Dip, rip);
+                    probe_if_due(Side::Dip, rip);
                 }
             }
         }
-        expired
     }
 
     /// Runs the 2-second rate estimator over every stats object.

@@ -316,7 +316,6 @@ mod tests {
 
     #[test]
     fn sched_mh_reference_example_4093() {
-        // ipvs-semantics.md §2.12.
         let dests = reference_dests();
         assert_eq!(
             permutations(&dests, 4093),

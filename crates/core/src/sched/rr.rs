@@ -14,7 +14,7 @@
 //! * `-a` and `-e` never move it (a destination added at the head is only reached after
 //!   the rotation wraps), and weights other than zero are ignored.
 //! * Since the list is newest first, the most recently added server gets the first
-//!   connection: `-a .7; -a .9` picks 9 7 9 7 (kernel-observed/a.txt).
+//!   connection: `-a .7; -a .9` picks 9 7 9 7 (`crates/ctl/tests/ipvsadm/data/a.txt`).
 
 use std::sync::Arc;
 
@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn sched_rr_seed_lab_newest_first() {
-        // kernel-observed/a.txt, PICKS a-rr.
+        // crates/ctl/tests/ipvsadm/data/a.txt, PICKS a-rr.
         let mut lab = Lab::new("rr");
         lab.add(7, 1).add(9, 1);
         assert_eq!(lab.picks(6, Conn::Closed), "9 7 9 7 9 7");

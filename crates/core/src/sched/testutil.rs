@@ -1,15 +1,16 @@
-//! Test harness shared by the scheduler tests: a service's destination list driven exactly
-//! the way the director drives it (`-a` inserts at the head, `-e` edits in place, `-d`
+//! Test harness shared by the scheduler tests: a service's destination list, the
+//! director's own [`DestList`] (`-a` inserts at the head, `-e` edits in place, `-d`
 //! unlinks), plus connections that either stay open ("held", ActiveConn) or close at once
-//! ("closed", InActConn), as in the kernel transcripts under
-//! `reference/kernel-observed/`.
+//! ("closed", InActConn), as in the kernel transcripts of
+//! `crates/ctl/tests/ipvsadm/data/`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::{create, DestChange, SchedInput, Scheduler};
+use super::{create, SchedInput, Scheduler};
 use crate::control::{DestParams, SchedFlags};
 use crate::dest::Destination;
+use crate::dest_list::DestList;
 use crate::time::Timestamp;
 
 /// The lab's real servers are 192.168.100.<octet>:80.
@@ -45,7 +46,7 @@ pub(crate) enum Conn {
 
 /// One virtual service: its destination list and its scheduler.
 pub(crate) struct Lab {
-    pub dests: Vec<Arc<Destination>>,
+    pub dests: DestList,
     pub sched: Box<dyn Scheduler>,
 }
 
@@ -53,7 +54,7 @@ impl Lab {
     /// `ipvsadm -A -s <name>` with no destinations yet.
     pub fn new(name: &str) -> Lab {
         Lab {
-            dests: Vec::new(),
+            dests: DestList::new(),
             sched: create(name, &[]).expect("known scheduler"),
         }
     }
@@ -65,9 +66,7 @@ impl Lab {
 
     /// `-a` with a destination built by the test (thresholds, IPv6, a resurrected one).
     pub fn add_dest(&mut self, dest: Arc<Destination>) -> &mut Lab {
-        dest.set_available(true);
-        self.dests.insert(0, dest);
-        self.sched.dests_changed(&self.dests, DestChange::Added);
+        self.dests.add(dest, self.sched.as_mut());
         self
     }
 
@@ -78,9 +77,7 @@ impl Lab {
             ..DestParams::default()
         };
         let index = self.index(octet);
-        self.dests[index].update(&params);
-        self.sched
-            .dests_changed(&self.dests, DestChange::Edited(index));
+        self.dests.edit(index, &params, self.sched.as_mut());
         self
     }
 
@@ -88,11 +85,7 @@ impl Lab {
     /// keeps its counters (the kernel's trash).
     pub fn delete(&mut self, octet: u8) -> Arc<Destination> {
         let index = self.index(octet);
-        let gone = self.dests.remove(index);
-        gone.set_available(false);
-        self.sched
-            .dests_changed(&self.dests, DestChange::Removed(index));
-        gone
+        self.dests.remove(index, self.sched.as_mut())
     }
 
     /// `ipvsadm -E -s <name>` with a different scheduler: init_service on the current list.

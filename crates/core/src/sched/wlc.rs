@@ -10,7 +10,7 @@
 //!   win (`loh * 0 > doh * w` is false).
 //! * Strict comparison: ties keep the earlier entry, the newest server, so idle equal
 //!   servers added R1, R2, R3 are used R3, R2, R1.
-//! * No state between calls. `lblc`, `lblcr` and `sed` reuse [`least_loaded`].
+//! * No state between calls. `lblc`, `lblcr` and `sed` reuse `least_loaded`.
 
 use std::sync::Arc;
 

@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn sched_wrr_seed_lab_switch_then_edit() {
-        // kernel-observed/a.txt: rr 9 7 9 7 9 7, then -E wrr and -e .7 -w 3.
+        // crates/ctl/tests/ipvsadm/data/a.txt: rr 9 7 9 7 9 7, then -E wrr and -e .7 -w 3.
         let mut lab = Lab::new("rr");
         lab.add(7, 1).add(9, 1);
         assert_eq!(lab.picks(6, Conn::Closed), "9 7 9 7 9 7");
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn sched_wrr_reference_examples() {
-        // ipvs-semantics.md §2.2 worked examples, switching to wrr on a built list.
+        // Worked examples of the kernel's wrr, switching to wrr on a built list.
         let mut lab = Lab::new("rr");
         lab.add(7, 3).add(9, 1).switch("wrr");
         assert_eq!(lab.picks(8, Conn::Untracked), "7 7 9 7 7 7 9 7");
