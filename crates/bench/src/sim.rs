@@ -279,7 +279,7 @@ pub fn run(config: &RunConfig<'_>, progress: &mut dyn FnMut(f64)) -> RunOutcome 
 
     loop {
         events += 1;
-        if events % 16_384 == 0 {
+        if events.is_multiple_of(16_384) {
             let t = arrivals.get(next_arrival).map_or(end, |a| a.at);
             progress(t / end);
         }
