@@ -242,6 +242,7 @@ impl Scale {
                 addrs: vec![(SCALE_DIP, 16)],
             },
             max_conns: 1 << 22,
+            max_neighbours: masq_core::neigh::DEFAULT_CAPACITY,
             ..testkit::config(Some(GATEWAY))
         });
         let now = Timestamp::from_secs(1);

@@ -51,6 +51,56 @@ dip = {
     "tcp_ttl1_established": to_dip / IP(src=RS2, dst=CLIENT, ttl=1) / TCP(sport=80, dport=ESTABLISHED, flags="A"),
 }
 
+ROGUE_MAC = "02:66:00:00:00:66"
+
+
+def records(*frames):
+    """One input of handle_frames_interleaved: (side, frame) records, side 0 VIP, 1 DIP;
+    bit 1 of the tag lets time pass (the seconds in the tag's upper bits)."""
+    out = b""
+    for tag, frame in frames:
+        data = raw(frame)
+        out += bytes([tag]) + len(data).to_bytes(2, "little") + data
+    return out
+
+
+VIP_SIDE, DIP_SIDE, LATER = 0, 1, 2 | (31 << 2)
+interleaved = {
+    # The client claims RS2's address every way, then a connection that RS2 serves.
+    "client_claims_rs2": records(
+        (VIP_SIDE, Ether(src=CLIENT_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=CLIENT_MAC, psrc=RS2, pdst=VIP)),
+        (VIP_SIDE, Ether(src=CLIENT_MAC, dst=VIP_MAC) / ARP(op=2, hwsrc=CLIENT_MAC, psrc=RS2, hwdst=VIP_MAC, pdst=VIP)),
+        (VIP_SIDE, vip["tcp_syn_new"]),
+        (DIP_SIDE, to_dip / IP(src=RS2, dst=CLIENT) / TCP(sport=80, dport=40002, flags="SA")),
+    ),
+    # A rogue on the real servers' segment claims RS2 and the client, then RS2 answers.
+    "rogue_claims_rs2": records(
+        (DIP_SIDE, Ether(src=ROGUE_MAC, dst=DIP_MAC) / ARP(op=2, hwsrc=ROGUE_MAC, psrc=RS2, hwdst=DIP_MAC, pdst=DIP)),
+        (DIP_SIDE, Ether(src=ROGUE_MAC, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=ROGUE_MAC, psrc=CLIENT, pdst=DIP)),
+        (VIP_SIDE, vip["tcp_data_established"]),
+        (DIP_SIDE, dip["tcp_data_established"]),
+    ),
+    # Requesters from many on-link addresses fill the VIP side's table; time passes.
+    "requesters_fill_vip_side": records(
+        *[(VIP_SIDE if i % 4 else VIP_SIDE | LATER,
+           Ether(src="02:c1:00:00:01:%02x" % i, dst="ff:ff:ff:ff:ff:ff")
+           / ARP(op=1, hwsrc="02:c1:00:00:01:%02x" % i, psrc="192.168.0.%d" % (120 + i), pdst=VIP))
+          for i in range(12)]
+    ),
+    # First fragments from spoofed sources, then a legitimate datagram's later fragment.
+    "fragment_flood": records(
+        *[(VIP_SIDE, to_vip / IP(src="10.0.%d.%d" % (i // 250, i % 250 + 1), dst=VIP, id=7, flags="MF")
+           / UDP(sport=5000, dport=7, len=60) / Raw(b"\x5a" * 24)) for i in range(14)],
+        (VIP_SIDE, vip["udp_later_fragment"]),
+    ),
+    # SYNs to the persistent service from new sources: templates against the bound.
+    "persistent_syns": records(
+        *[(VIP_SIDE, to_vip / IP(src="10.1.0.%d" % (i + 1), dst=VIP) / TCP(sport=40100 + i, dport=443, flags="S"))
+          for i in range(10)],
+        (DIP_SIDE | LATER, dip["udp_reply"]),
+    ),
+}
+
 here = os.path.dirname(os.path.abspath(__file__))
 for target, seeds in [
     ("handle_frame_vip", vip),
@@ -63,3 +113,9 @@ for target, seeds in [
         with open(os.path.join(d, name), "wb") as f:
             f.write(raw(frame))
     print(f"{target}: {len(seeds)} seeds")
+d = os.path.join(here, "corpus", "handle_frames_interleaved")
+os.makedirs(d, exist_ok=True)
+for name, data in interleaved.items():
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+print(f"handle_frames_interleaved: {len(interleaved)} seeds")

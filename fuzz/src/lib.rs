@@ -36,6 +36,10 @@ pub const FRAGMENT_IDENT: u16 = 0x4242;
 
 /// Three entries: the table is full before the input arrives.
 const MAX_CONNS: usize = 3;
+/// Each side's neighbour table holds this many: a few inputs fill it.
+const MAX_NEIGHBOURS: usize = 8;
+/// Most frames one input of [`Harness::run_interleaved`] is cut into.
+const MAX_RECORDS: usize = 16;
 
 /// The seed lab's director (its VIP-side gateway never resolved: frames for routed
 /// clients wait for ARP) and a trace listener.
@@ -68,6 +72,7 @@ impl Harness {
     pub fn new() -> Harness {
         let mut lab = Lab::with_config(DirectorConfig {
             max_conns: MAX_CONNS,
+            max_neighbours: MAX_NEIGHBOURS,
             ..testkit::config(Some(GATEWAY))
         });
         let trace = lab.director.trace.subscribe_with_frames(
@@ -168,6 +173,70 @@ impl Harness {
         // queued frames that timed out come on top).
         assert!(handled >= 10, "frames went uncounted: {totals:?}");
         let _ = director.control(self.lab.now).connections();
+    }
+}
+
+impl Harness {
+    /// Feeds `data` as a sequence of frames on both sides, interleaved: each record is a
+    /// byte whose low bit picks the side (0: VIP, 1: DIP), a little-endian length, and that
+    /// many bytes of frame (fewer if the input ends). After every frame the tables are
+    /// within their bounds, and no frame changed the other side's neighbour table: a MAC
+    /// once known there stays the same.
+    pub fn run_interleaved(&mut self, mut data: &[u8]) {
+        for _ in 0..MAX_RECORDS {
+            let [tag, lo, hi, rest @ ..] = data else {
+                break;
+            };
+            let side = if tag & 1 == 0 { Side::Vip } else { Side::Dip };
+            let len = usize::from(u16::from_le_bytes([*lo, *hi])).min(rest.len());
+            let (frame, tail) = rest.split_at(len);
+            data = tail;
+            let other = match side {
+                Side::Vip => Side::Dip,
+                Side::Dip => Side::Vip,
+            };
+            let before = self
+                .lab
+                .director
+                .neighbour_table(other)
+                .list(other, self.lab.now);
+            let mut frame = frame.to_vec();
+            let lab = &mut self.lab;
+            lab.worker
+                .handle_frame(lab.now, side, &mut frame, FrameMeta::default());
+            self.drain();
+            if tag & 2 != 0 {
+                // Time passes now and then, so entries age, expire and are re-probed.
+                self.lab.now = self.lab.now + Duration::from_secs(u64::from(tag >> 2));
+                self.lab.worker.housekeeping(self.lab.now);
+                self.drain();
+            }
+            let director = &self.lab.director;
+            for s in [Side::Vip, Side::Dip] {
+                let table = director.neighbour_table(s);
+                assert!(
+                    table.len() <= MAX_NEIGHBOURS,
+                    "{s:?}: {} neighbours",
+                    table.len()
+                );
+            }
+            assert!(
+                director.entry_count() <= MAX_CONNS,
+                "{} entries for --max-conns {MAX_CONNS}",
+                director.entry_count()
+            );
+            assert!(director.fragment_count() <= masq_core::frag::MAX_ENTRIES);
+            let after = director.neighbour_table(other).list(other, self.lab.now);
+            for old in before.iter().filter(|n| n.mac.is_some()) {
+                if let Some(now) = after.iter().find(|n| n.addr == old.addr) {
+                    assert_eq!(
+                        now.mac, old.mac,
+                        "a frame on the {side:?} side moved {} on the {other:?} side",
+                        old.addr
+                    );
+                }
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use crate::control::{DestKey, ServiceKey};
 use crate::director::Director;
 use crate::neigh::AddressConflict;
 use crate::time::Timestamp;
+use crate::verdict::Side;
 
 /// SYNs forwarded to a real server without a single packet back before it is suspected of
 /// answering by another way (its default gateway is not the DIP)...
@@ -119,7 +120,7 @@ impl Director {
                         refused,
                     });
                 }
-                if self.neighbours.is_unreachable(rip, now) {
+                if self.neighbour_table(Side::Dip).is_unreachable(rip, now) {
                     findings.push(Finding::Unreachable {
                         service: svc.key,
                         dest: d.key,
@@ -127,7 +128,7 @@ impl Director {
                 }
             }
         }
-        for c in self.neighbours.conflicts(now, RECENT_MS) {
+        for c in self.neighbour_table(Side::Dip).conflicts(now, RECENT_MS) {
             if dest_addrs.contains(&c.addr) {
                 findings.push(Finding::DuplicateAddress(c));
             }

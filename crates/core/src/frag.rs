@@ -4,13 +4,25 @@
 //! goes through, the director remembers (protocol, source, destination, IP ID) → connection
 //! for [`FRAG_TIMEOUT_MS`], and the later fragments — which need only their IP address
 //! rewritten, since the L4 checksum in the first fragment already covers the whole
-//! datagram — follow it. Memory is bounded by [`MAX_ENTRIES`]. A later fragment that arrives
-//! before its first one is dropped and counted (the kernel's IPVS would reassemble it;
-//! masq trades that for never holding datagrams). In practice fragments arrive in order.
+//! datagram — follow it. A later fragment that arrives before its first one is dropped and
+//! counted (the kernel's IPVS would reassemble it; masq trades that for never holding
+//! datagrams). In practice fragments arrive in order, microseconds apart.
+//!
+//! Bounds, so that one sender cannot switch fragment forwarding off for everyone: at most
+//! [`MAX_ENTRIES`] datagrams in all and [`MAX_PER_SOURCE`] per source address. A source at
+//! its share is refused more (its later fragments are dropped and counted); a full table
+//! forgets its oldest datagram to make room, so a flood of first fragments from spoofed
+//! sources only shortens how long a mapping lives, never stops new ones.
+//!
+//! The insertion order sits behind a mutex taken only when a first fragment is remembered;
+//! later fragments (and every unfragmented packet) never touch it.
 
+use std::collections::VecDeque;
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
 
+use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use crate::conn::Conn;
@@ -20,6 +32,8 @@ use crate::time::Timestamp;
 pub const FRAG_TIMEOUT_MS: u64 = 30_000;
 /// At most this many datagrams in flight are remembered.
 pub const MAX_ENTRIES: usize = 4096;
+/// At most this many of them from one source address.
+pub const MAX_PER_SOURCE: u32 = 64;
 
 /// Identifies one fragmented datagram as it arrives (before any rewrite).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,21 +44,72 @@ pub struct FragKey {
     pub ident: u16,
 }
 
+/// What the table refused or forgot to stay within its bounds.
+#[derive(Debug, Default)]
+pub struct FragCounters {
+    /// First fragments not remembered: their source had [`MAX_PER_SOURCE`] in flight.
+    pub refused_per_source: AtomicU64,
+    /// Datagrams forgotten early because the table was full.
+    pub shed_oldest: AtomicU64,
+}
+
 /// The datagrams whose first fragment went through.
 #[derive(Debug, Default)]
 pub struct FragTable {
     map: DashMap<FragKey, (Arc<Conn>, Timestamp)>,
+    /// Entries in `map` (its `len` locks every shard).
+    count: AtomicUsize,
+    per_source: DashMap<Ipv4Addr, u32>,
+    /// Keys in the order they were remembered; may hold keys already expired.
+    order: Mutex<VecDeque<FragKey>>,
+    pub counters: FragCounters,
 }
 
 impl FragTable {
-    /// Remembers that datagram `key` belongs to `conn`. Returns `false` when the table is
-    /// full (the later fragments will then be dropped and counted).
+    /// Remembers that datagram `key` belongs to `conn`. Returns `false` when its source
+    /// already has [`MAX_PER_SOURCE`] datagrams in flight (the later fragments will then be
+    /// dropped and counted).
     pub fn remember(&self, key: FragKey, conn: &Arc<Conn>, now: Timestamp) -> bool {
-        if self.map.len() >= MAX_ENTRIES && !self.map.contains_key(&key) {
-            return false;
+        let expires = Timestamp(now.0 + FRAG_TIMEOUT_MS);
+        if let Some(mut e) = self.map.get_mut(&key) {
+            *e = (conn.clone(), expires);
+            return true;
         }
-        self.map
-            .insert(key, (conn.clone(), Timestamp(now.0 + FRAG_TIMEOUT_MS)));
+        let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut n = self.per_source.entry(key.src).or_insert(0);
+            if *n >= MAX_PER_SOURCE {
+                self.counters.refused_per_source.fetch_add(1, Relaxed);
+                return false;
+            }
+            *n += 1;
+        }
+        while self.count.load(Relaxed) >= MAX_ENTRIES {
+            let Some(oldest) = order.pop_front() else {
+                break;
+            };
+            if self.forget(&oldest) {
+                self.counters.shed_oldest.fetch_add(1, Relaxed);
+            }
+        }
+        match self.map.entry(key) {
+            Entry::Vacant(v) => {
+                v.insert((conn.clone(), expires));
+                self.count.fetch_add(1, Relaxed);
+                order.push_back(key);
+            }
+            // Another worker remembered it meanwhile: it counted the source already.
+            Entry::Occupied(mut o) => {
+                o.insert((conn.clone(), expires));
+                drop(o);
+                self.release_source(key.src);
+            }
+        }
+        // Keys of datagrams that expired meanwhile pile up in `order`; drop them now and
+        // then, so it stays within twice the table.
+        if order.len() > 2 * MAX_ENTRIES {
+            order.retain(|k| self.map.contains_key(k));
+        }
         true
     }
 
@@ -55,16 +120,51 @@ impl FragTable {
 
     /// Forgets timed-out datagrams.
     pub fn expire(&self, now: Timestamp) {
-        self.map.retain(|_, e| e.1 > now);
+        let mut gone = Vec::new();
+        self.map.retain(|k, e| {
+            let keep = e.1 > now;
+            if !keep {
+                gone.push(k.src);
+            }
+            keep
+        });
+        self.count.fetch_sub(gone.len(), Relaxed);
+        for src in gone {
+            self.release_source(src);
+        }
+    }
+
+    /// Removes `key`; whether it was there.
+    fn forget(&self, key: &FragKey) -> bool {
+        if self.map.remove(key).is_none() {
+            return false;
+        }
+        self.count.fetch_sub(1, Relaxed);
+        self.release_source(key.src);
+        true
+    }
+
+    fn release_source(&self, src: Ipv4Addr) {
+        if let Entry::Occupied(mut o) = self.per_source.entry(src) {
+            *o.get_mut() -= 1;
+            if *o.get() == 0 {
+                o.remove();
+            }
+        }
     }
 
     /// Datagrams remembered.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.count.load(Relaxed)
     }
 
     /// Whether none are.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
+    }
+
+    /// Source addresses with datagrams remembered.
+    pub fn sources(&self) -> usize {
+        self.per_source.len()
     }
 }

@@ -7,9 +7,15 @@
 //! connection created from it restarts its timer; it cannot expire while it still controls
 //! live connections (it is re-armed for 60 s instead). Templates count in PersistConn, not in
 //! ActiveConn/InActConn.
+//!
+//! Templates are entries of the connection table's bound (`--max-conns`) like
+//! connections: a flood from spoofed sources at a persistent service makes one per source.
+//! A full table sheds templates that control no connection first, as the kernel's
+//! `ip_vs_random_dropentry` does; one that an established connection depends on is never
+//! shed.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -72,6 +78,9 @@ impl Template {
 #[derive(Debug, Default)]
 pub struct TemplateTable {
     map: DashMap<TemplateKey, Arc<Template>>,
+    /// Templates in `map` (its `len` locks every shard; the bound is checked per new
+    /// connection).
+    count: AtomicUsize,
 }
 
 impl TemplateTable {
@@ -87,6 +96,7 @@ impl TemplateTable {
             .remove_if(key, |_, t| Arc::ptr_eq(t, &found))
             .is_some()
         {
+            self.count.fetch_sub(1, Relaxed);
             found.dest.unbind_template();
         }
         None
@@ -106,6 +116,7 @@ impl TemplateTable {
         self.map
             .entry(key)
             .or_insert_with(|| {
+                self.count.fetch_add(1, Relaxed);
                 dest.bind_template();
                 Arc::new(Template {
                     key,
@@ -135,6 +146,39 @@ impl TemplateTable {
             removed += 1;
             false
         });
+        self.count.fetch_sub(removed, Relaxed);
+        removed
+    }
+
+    /// Makes room in a full table: removes templates that control no connection, at most
+    /// `limit` of them among the first `scan` looked at. Returns how many went.
+    pub fn evict_idle(&self, scan: usize, limit: usize) -> usize {
+        let mut victims: [Option<Arc<Template>>; 16] = Default::default();
+        let mut found = 0;
+        for entry in self.map.iter().take(scan) {
+            if found == limit.min(victims.len()) {
+                break;
+            }
+            if entry.value().controlled() == 0 {
+                victims[found] = Some(entry.value().clone());
+                found += 1;
+            }
+        }
+        // The iterator's shard lock is released before removing (dashmap deadlock rule).
+        let mut removed = 0;
+        for t in victims.iter().flatten() {
+            if self
+                .map
+                .remove_if(&t.key, |_, cur| {
+                    Arc::ptr_eq(cur, t) && cur.controlled() == 0
+                })
+                .is_some()
+            {
+                self.count.fetch_sub(1, Relaxed);
+                t.dest.unbind_template();
+                removed += 1;
+            }
+        }
         removed
     }
 
@@ -147,11 +191,11 @@ impl TemplateTable {
 
     /// Number of templates.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.count.load(Relaxed)
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 }

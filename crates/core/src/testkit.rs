@@ -55,6 +55,7 @@ pub fn config(gateway: Option<Ipv4Addr>) -> DirectorConfig {
         },
         vip_gateway: gateway,
         max_conns: DEFAULT_MAX_CONNS,
+        max_neighbours: crate::neigh::DEFAULT_CAPACITY,
     }
 }
 
@@ -257,6 +258,32 @@ pub fn from_client(sport: u16, tcp_flags: u8) -> Vec<u8> {
 /// RS:80 → client as a real server sends it to its gateway, the DIP (stage 3).
 pub fn from_rs(rs: Ipv4Addr, rs_mac: MacAddr, cport: u16, tcp_flags: u8) -> Vec<u8> {
     tcp_frame((rs_mac, DIP_MAC), (rs, 80), (CLIENT, cport), tcp_flags, b"")
+}
+
+/// Splits an Ethernet+IPv4 frame into fragments of at most `chunk` payload bytes (a
+/// multiple of 8), as a sender's IP layer would.
+pub fn fragment(frame: &[u8], chunk: usize) -> Vec<Vec<u8>> {
+    let (eth, ip) = frame.split_at(14);
+    let (header, payload) = ip.split_at(20);
+    let chunks: Vec<&[u8]> = payload.chunks(chunk).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, data)| {
+            let mut f = eth.to_vec();
+            let mut h = header.to_vec();
+            h[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
+            let more = if i + 1 < chunks.len() { 0x2000 } else { 0 };
+            let flags_offset = more | (i * chunk / 8) as u16;
+            h[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+            f.extend_from_slice(&h);
+            f.extend_from_slice(data);
+            Ipv4Packet::new_checked(&mut f[14..])
+                .unwrap()
+                .fill_checksum();
+            f
+        })
+        .collect()
 }
 
 /// Recomputes the IPv4 header checksum of an Ethernet frame after a header field was

@@ -90,6 +90,10 @@ pub struct CapturedFrame {
     pub bytes: Vec<u8>,
 }
 
+/// Frame copies that may wait for one listener (at most 4 MiB of MTU-sized frames, or
+/// 16 MiB of 64 KiB GSO frames); more are lost and counted.
+pub const MAX_QUEUED_FRAMES: usize = 256;
+
 /// What a listener wants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TraceFilter {
@@ -189,7 +193,8 @@ impl TraceHub {
     fn add(self: &Arc<Self>, filter: TraceFilter, capacity: usize, frames: bool) -> Subscription {
         let (tx, events) = sync_channel(capacity);
         let (frames_tx, frames_rx) = if frames {
-            let (t, r) = sync_channel(capacity);
+            // A copy may be a 64 KiB GSO frame: this many at most wait per listener.
+            let (t, r) = sync_channel(capacity.min(MAX_QUEUED_FRAMES));
             (Some(t), Some(r))
         } else {
             (None, None)

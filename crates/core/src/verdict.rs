@@ -79,6 +79,7 @@ drop_reasons! {
     NoRouteToClient => "no_route_to_client", "the client is not on-link and no --vip-gateway is set";
     NeighbourQueueFull => "neighbour_queue_full", "too many frames already wait for ARP resolution";
     NeighbourUnreachable => "neighbour_unreachable", "the next hop never answered ARP";
+    NeighbourTableFull => "neighbour_table_full", "the outgoing side's neighbour table is full (--max-neighbours) of entries it may not shed";
     OutboxFull => "outbox_full", "no room to queue a frame the director generated";
     Oversize => "oversize", "the frame did not fit the receive buffer";
     BadIcmpChecksum => "bad_icmp_checksum", "an ICMP error about a connection has a wrong checksum";
@@ -100,6 +101,8 @@ pub struct WorkerCounters {
     pub not_ours: AtomicU64,
     /// Half-open connections shed to make room in a full table (SYN flood defence).
     pub evicted_half_open: AtomicU64,
+    /// Persistence templates that controlled no connection, shed to make room.
+    pub evicted_templates: AtomicU64,
     drops: [AtomicU64; 20],
 }
 
@@ -139,6 +142,7 @@ pub struct CounterTotals {
     pub queued: u64,
     pub not_ours: u64,
     pub evicted_half_open: u64,
+    pub evicted_templates: u64,
     /// Per reason, in [`DropReason::ALL`] order.
     pub drops: Vec<(DropReason, u64)>,
 }
@@ -159,6 +163,7 @@ impl CounterTotals {
             t.queued += w.queued.load(Relaxed);
             t.not_ours += w.not_ours.load(Relaxed);
             t.evicted_half_open += w.evicted_half_open.load(Relaxed);
+            t.evicted_templates += w.evicted_templates.load(Relaxed);
             for (reason, n) in &mut t.drops {
                 *n += w.drops(*reason);
             }

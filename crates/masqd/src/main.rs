@@ -160,6 +160,7 @@ fn run(args: Args) -> Result<()> {
         dip_side: side_config(&host.dip),
         vip_gateway: args.vip_gateway,
         max_conns: args.max_conns,
+        max_neighbours: masq_core::neigh::DEFAULT_CAPACITY,
     });
     // Larger packets that may not be fragmented get ICMP fragmentation needed.
     director.set_mtu(Side::Vip, host.vip.mtu);

@@ -1,7 +1,7 @@
 //! The director: shared state plus per-worker packet handling.
 //!
 //! [`Director`] owns what every worker shares — the service table snapshot, the connection
-//! table, the neighbour cache, timeouts and global counters. A [`Worker`] is what one packet
+//! table, one neighbour table per side, timeouts and global counters. A [`Worker`] is what one packet
 //! thread drives: `handle_frame(now, side, &mut frame)` decides and rewrites in place,
 //! `poll_transmit` hands out frames the director generated (ARP, ICMP, frames that waited
 //! for ARP), and `housekeeping(now)`, on one worker about once a second, expires entries
@@ -32,7 +32,7 @@ use crate::conn::ConnTable;
 use crate::control::{DestKey, ServiceKey};
 use crate::dest::Destination;
 use crate::frag::FragTable;
-use crate::neigh::{NeighbourView, Neighbours};
+use crate::neigh::{NeighbourTable, NeighbourView};
 use crate::persist::TemplateTable;
 use crate::proto_state::{TcpTable, TimeoutTable};
 use crate::service::ServiceTable;
@@ -78,9 +78,12 @@ pub struct DirectorConfig {
     pub dip_side: SideConfig,
     /// Next hop for clients that are not on-link on the VIP side (`--vip-gateway`).
     pub vip_gateway: Option<Ipv4Addr>,
-    /// Most connections the table holds (`--max-conns`); a full table sheds half-open
-    /// entries before it refuses a new connection.
+    /// Most entries the connection table holds, persistence templates included
+    /// (`--max-conns`); a full table sheds idle templates and half-open connections
+    /// before it refuses a new connection.
     pub max_conns: usize,
+    /// Most entries each side's neighbour table holds (`--max-neighbours`).
+    pub max_neighbours: usize,
 }
 
 /// The default `--max-conns`: about 1M connections.
@@ -119,7 +122,9 @@ pub struct Director {
     templates: TemplateTable,
     fragments: FragTable,
     timeouts: TimeoutTable,
-    pub(crate) neighbours: Neighbours,
+    /// One neighbour table per side, by [`Side`] index: what one side learns never
+    /// changes where the other side's frames go.
+    neighbours: [NeighbourTable; 2],
     workers: Mutex<Vec<Arc<WorkerCounters>>>,
     /// Counters of the whole director (`/proc/net/ip_vs_stats`).
     pub totals: Stats,
@@ -135,7 +140,6 @@ impl Director {
     /// A director with no services.
     pub fn new(config: DirectorConfig) -> Arc<Self> {
         Arc::new(Director {
-            config,
             services: ArcSwap::from_pointee(ServiceTable::default()),
             control_lock: Mutex::new(()),
             trash: Mutex::new(HashMap::new()),
@@ -143,12 +147,16 @@ impl Director {
             templates: TemplateTable::default(),
             fragments: FragTable::default(),
             timeouts: TimeoutTable::default(),
-            neighbours: Neighbours::default(),
+            neighbours: [
+                NeighbourTable::with_capacity(config.max_neighbours),
+                NeighbourTable::with_capacity(config.max_neighbours),
+            ],
             workers: Mutex::new(Vec::new()),
             totals: Stats::default(),
             trace: Arc::new(TraceHub::default()),
             mtu: [AtomicU32::new(0), AtomicU32::new(0)],
             under_pressure: AtomicBool::new(false),
+            config,
         })
     }
 
@@ -206,21 +214,46 @@ impl Director {
         CounterTotals::sum(workers.iter().map(|w| w.as_ref()))
     }
 
-    /// The neighbour cache, for diagnostics.
+    /// The neighbour table of `side`.
+    pub fn neighbour_table(&self, side: Side) -> &NeighbourTable {
+        &self.neighbours[side as usize]
+    }
+
+    /// Both sides' neighbour entries, for diagnostics: the VIP side's first.
     pub fn neighbours(&self, now: Timestamp) -> Vec<NeighbourView> {
-        self.neighbours.list(now)
+        [Side::Vip, Side::Dip]
+            .into_iter()
+            .flat_map(|side| self.neighbour_table(side).list(side, now))
+            .collect()
+    }
+
+    /// Entries in the connection table's bound: connections and persistence templates.
+    pub fn entry_count(&self) -> usize {
+        self.conns.len() + self.templates.len()
+    }
+
+    /// Persistence templates in the table.
+    pub fn template_count(&self) -> usize {
+        self.templates.len()
+    }
+
+    /// Fragmented datagrams whose later fragments the director will forward.
+    pub fn fragment_count(&self) -> usize {
+        self.fragments.len()
     }
 
     /// Housekeeping's expiry: connections, templates, fragments and neighbour entries.
     /// Returns the number of connections expired.
     fn expire(&self, now: Timestamp) -> usize {
         let expired = self.conns.expire(now);
+        self.templates.expire(now);
         let max = self.config.max_conns;
         self.under_pressure
-            .store(self.conns.len() >= max - max / 4, Relaxed);
-        self.templates.expire(now);
+            .store(self.entry_count() >= max - max / 4, Relaxed);
         self.fragments.expire(now);
-        self.neighbours.expire(now);
+        for table in &self.neighbours {
+            table.expire(now, crate::diagnose::RECENT_MS);
+        }
         expired
     }
 
@@ -228,7 +261,12 @@ impl Director {
     /// server that is due one, so that they are resolved before traffic needs them.
     fn probes_due(&self, now: Timestamp, probe: &mut dyn FnMut(Side, Ipv4Addr)) {
         let mut probe_if_due = |side: Side, target: Ipv4Addr| {
-            if self.neighbours.resolve(target, now).probe {
+            // A full table refuses only addresses it does not hold; those get no probe.
+            if self
+                .neighbour_table(side)
+                .resolve(target, now)
+                .is_some_and(|r| r.probe)
+            {
                 probe(side, target);
             }
         };

@@ -88,7 +88,13 @@ impl Worker {
                 {
                     return Verdict::Drop(DropReason::TcpNotSyn);
                 }
-                if !self.make_room() {
+                // A persistent service may need a template as well as the connection.
+                let needed = if svc.lock().params.persistent.is_some() {
+                    2
+                } else {
+                    1
+                };
+                if !self.make_room(needed) {
                     return Verdict::Drop(DropReason::TableFull);
                 }
                 let Some((conn, choice)) = self.new_connection(svc, &flow, now) else {
@@ -226,22 +232,33 @@ impl Worker {
         verdict
     }
 
-    /// Whether a new connection fits in the table, shedding half-open entries if it is
-    /// full (a SYN flood fills it with those; established connections stay).
-    fn make_room(&mut self) -> bool {
-        let max = self.director.config.max_conns;
-        let len = self.director.conns.len();
-        if len >= max - max / 4 {
-            self.director.under_pressure.store(true, Relaxed);
+    /// Whether a new connection (and, for a persistent service, its template) fits in
+    /// the table, shedding if it is full as the kernel's drop_entry does: templates that
+    /// control no connection first, then half-open connections (a SYN flood fills the
+    /// table with those), then the templates those left idle. An established connection,
+    /// and a template one depends on, are never shed.
+    fn make_room(&mut self, needed: usize) -> bool {
+        let director = &self.director;
+        let max = director.config.max_conns;
+        let fits = || director.entry_count() + needed <= max;
+        if director.entry_count() >= max - max / 4 {
+            director.under_pressure.store(true, Relaxed);
         }
-        if len < max {
+        if fits() {
             return true;
         }
-        let shed = self.director.conns.evict_half_open(256, 16);
+        let mut templates = director.templates.evict_idle(256, 16);
+        if !fits() {
+            let shed = director.conns.evict_half_open(256, 16);
+            self.counters
+                .evicted_half_open
+                .fetch_add(shed as u64, Relaxed);
+            templates += director.templates.evict_idle(256, 16);
+        }
         self.counters
-            .evicted_half_open
-            .fetch_add(shed as u64, Relaxed);
-        self.director.conns.len() < max
+            .evicted_templates
+            .fetch_add(templates as u64, Relaxed);
+        fits()
     }
 
     /// Schedules a new connection for `flow` to `svc` (through its persistence template

@@ -194,7 +194,7 @@ impl TransmitQueues {
             .enumerate()
             .filter(|(_, p)| p.in_use)
         {
-            if let Some(mac) = director.neighbours.peek(p.next_hop) {
+            if let Some(mac) = director.neighbour_table(p.slot.side).peek(p.next_hop) {
                 // A queued frame is a copy of a checked frame: its Ethernet header is whole.
                 let mut eth = EthernetFrame::new_unchecked(&mut p.slot.buf[..p.slot.len]);
                 eth.set_dst_addr(mac);

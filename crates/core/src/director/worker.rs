@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use masq_wire::arp::{self, ArpPacket};
-use masq_wire::ethernet::{self, EthernetFrame};
+use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
 use masq_wire::ipv4::PROTO_ICMP;
 
 use super::frame::{FrameMeta, Ipv4Frame};
@@ -113,8 +113,9 @@ impl Worker {
         }
     }
 
-    /// ARP: learn the sender, and answer requests for the VIPs of configured services (the
-    /// VIP need not be an address of the host). The reply is written over the request.
+    /// ARP: learn the sender into this side's table, and answer requests for the VIPs of
+    /// configured services (the VIP need not be an address of the host). The reply is
+    /// written over the request.
     fn handle_arp(&mut self, now: Timestamp, side: Side, eth: EthernetFrame<&mut [u8]>) -> Verdict {
         let (header, body) = eth.into_inner().split_at_mut(ethernet::HEADER_LEN);
         let Ok(mut packet) = ArpPacket::new_checked(body) else {
@@ -123,11 +124,12 @@ impl Worker {
         let cfg = self.director.config.side(side);
         let (sender_ip, sender_mac, target_ip) =
             (packet.sender_ip(), packet.sender_mac(), packet.target_ip());
-        let is_vip = side == Side::Vip && self.director.services.load().is_vip(target_ip);
+        let services = self.director.services.load();
+        let is_vip = side == Side::Vip && services.is_vip(target_ip);
         let for_us = is_vip || cfg.addrs.iter().any(|&(a, _)| a == target_ip);
-        if sender_ip != Ipv4Addr::UNSPECIFIED && !sender_mac.is_multicast() {
+        if self.may_learn(side, sender_ip, sender_mac, &services) {
             self.director
-                .neighbours
+                .neighbour_table(side)
                 .learn(sender_ip, sender_mac, now, for_us);
         }
         if packet.operation() != arp::OP_REQUEST || !is_vip {
@@ -140,6 +142,33 @@ impl Worker {
         packet.fill(arp::OP_REPLY, (my_mac, target_ip), (sender_mac, sender_ip));
         self.counters.arp_replies.fetch_add(1, Relaxed);
         Verdict::Forward(side)
+    }
+
+    /// Whether an ARP packet on `side` may teach that side's table where `sender` is: only
+    /// a host on that side's own networks (real servers, the gateway, on-link clients and
+    /// every host the director resolves are), never one claiming an address of the
+    /// director's (its interfaces' or a VIP), and only with a unicast MAC. A client that
+    /// claims a real server's address is not on the real servers' network as seen from
+    /// its own side, so it teaches nothing.
+    fn may_learn(
+        &self,
+        side: Side,
+        sender: Ipv4Addr,
+        mac: MacAddr,
+        services: &crate::service::ServiceTable,
+    ) -> bool {
+        let config = &self.director.config;
+        let ours = |a: Ipv4Addr| {
+            [&config.vip_side, &config.dip_side]
+                .iter()
+                .any(|s| s.addrs.iter().any(|&(mine, _)| mine == a))
+        };
+        sender != Ipv4Addr::UNSPECIFIED
+            && !mac.is_multicast()
+            && mac != MacAddr::ZERO
+            && config.side(side).on_link_source(sender).is_some()
+            && !ours(sender)
+            && !services.is_vip(sender)
     }
 
     /// Counts one forwarded packet of `conn` in the direction it went, on the real
@@ -164,7 +193,9 @@ impl Worker {
         frame: &mut Ipv4Frame<'_>,
         meta: FrameMeta,
     ) -> Verdict {
-        let resolution = self.director.neighbours.resolve(next_hop, now);
+        let Some(resolution) = self.director.neighbour_table(side).resolve(next_hop, now) else {
+            return Verdict::Drop(DropReason::NeighbourTableFull);
+        };
         if resolution.probe {
             self.queue_arp_probe(side, next_hop);
         }
@@ -174,7 +205,11 @@ impl Worker {
                 frame.set_macs(mac, src_mac);
                 Verdict::Forward(side)
             }
-            None if self.director.neighbours.is_unreachable(next_hop, now) => {
+            None if self
+                .director
+                .neighbour_table(side)
+                .is_unreachable(next_hop, now) =>
+            {
                 Verdict::Drop(DropReason::NeighbourUnreachable)
             }
             None => self

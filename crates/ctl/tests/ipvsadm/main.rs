@@ -33,6 +33,7 @@ pub fn director() -> Arc<Director> {
         },
         vip_gateway: None,
         max_conns: masq_core::director::DEFAULT_MAX_CONNS,
+        max_neighbours: masq_core::neigh::DEFAULT_CAPACITY,
     })
 }
 

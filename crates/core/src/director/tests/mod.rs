@@ -2,6 +2,7 @@
 //! [`crate::testkit`]: the four stages, the TCP life cycle, ARP, ICMP, and every drop
 //! reason the data path can produce.
 
+mod bounds;
 mod control;
 mod drops;
 mod icmp;

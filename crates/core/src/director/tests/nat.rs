@@ -201,32 +201,6 @@ fn partial_checksums_are_updated_as_partial() {
     assert_eq!(got, partial(CLIENT, RS2));
 }
 
-/// Splits an Ethernet+IPv4 frame into fragments of at most `chunk` payload bytes (a
-/// multiple of 8), as a sender's IP layer would.
-fn fragment(frame: &[u8], chunk: usize) -> Vec<Vec<u8>> {
-    let (eth, ip) = frame.split_at(14);
-    let (header, payload) = ip.split_at(20);
-    let chunks: Vec<&[u8]> = payload.chunks(chunk).collect();
-    chunks
-        .iter()
-        .enumerate()
-        .map(|(i, data)| {
-            let mut f = eth.to_vec();
-            let mut h = header.to_vec();
-            h[2..4].copy_from_slice(&((20 + data.len()) as u16).to_be_bytes());
-            let more = if i + 1 < chunks.len() { 0x2000 } else { 0 };
-            let flags_offset = more | (i * chunk / 8) as u16;
-            h[6..8].copy_from_slice(&flags_offset.to_be_bytes());
-            f.extend_from_slice(&h);
-            f.extend_from_slice(data);
-            masq_wire::ipv4::Ipv4Packet::new_checked(&mut f[14..])
-                .unwrap()
-                .fill_checksum();
-            f
-        })
-        .collect()
-}
-
 #[test]
 fn a_fragmented_udp_datagram_is_forwarded_fragment_by_fragment() {
     let mut lab = one_server(None, service(Protocol::Udp, 7), 7, true);

@@ -16,7 +16,10 @@ fn answers_arp_for_a_vip_and_learns_the_client() {
         (CLIENT_MAC, CLIENT)
     );
     assert_eq!(&req[0..6], &CLIENT_MAC.0);
-    assert_eq!(lab.director.neighbours.peek(CLIENT), Some(CLIENT_MAC));
+    assert_eq!(
+        lab.director.neighbour_table(Side::Vip).peek(CLIENT),
+        Some(CLIENT_MAC)
+    );
     // ARP for another address (the host's own) is left to the host.
     let mut other = arp_frame(
         arp::OP_REQUEST,

@@ -1,0 +1,233 @@
+//! Hostile neighbours and the tables a packet can grow: one neighbour table per side with
+//! its learning rules, persistence templates inside `--max-conns`, and the fragment table's
+//! fair share per source.
+
+use super::*;
+use crate::frag::{MAX_ENTRIES, MAX_PER_SOURCE};
+
+const ROGUE_MAC: MacAddr = MacAddr([2, 0x66, 0, 0, 0, 0x66]);
+
+/// After a forgery: a new connection to RS1 goes out to RS1's real MAC.
+fn rs1_still_at_its_mac(lab: &mut Lab, sport: u16) {
+    let mut syn = from_client(sport, SYN);
+    assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Forward(Side::Dip));
+    assert_eq!(&syn[0..6], &RS1_MAC.0, "RS1's frames go to RS1's MAC");
+}
+
+#[test]
+fn a_client_claiming_a_real_servers_address_teaches_nothing() {
+    let mut lab = one_server(None, service(Protocol::Tcp, 80), 80, true);
+    let forgeries = [
+        (arp::OP_REQUEST, (MacAddr::ZERO, VIP)),
+        (arp::OP_REPLY, (VIP_MAC, VIP)),
+        (arp::OP_REQUEST, (MacAddr::ZERO, RS1)),
+    ];
+    for (sport, (op, target)) in (40000..).zip(forgeries) {
+        let mut forged = arp_frame(op, (CLIENT_MAC, RS1), target);
+        lab.handle(Side::Vip, &mut forged);
+        assert_eq!(lab.director.neighbour_table(Side::Vip).peek(RS1), None);
+        rs1_still_at_its_mac(&mut lab, sport);
+    }
+}
+
+#[test]
+fn a_rogue_on_the_real_servers_segment_cannot_take_a_confirmed_address() {
+    let mut lab = one_server(None, service(Protocol::Tcp, 80), 80, true);
+    for (op, target) in [
+        (arp::OP_REQUEST, (MacAddr::ZERO, DIP)),
+        (arp::OP_REPLY, (DIP_MAC, DIP)),
+        (arp::OP_REPLY, (MacAddr::BROADCAST, RS1)),
+    ] {
+        let mut forged = arp_frame(op, (ROGUE_MAC, RS1), target);
+        assert_eq!(lab.handle(Side::Dip, &mut forged), Verdict::NotOurs);
+    }
+    rs1_still_at_its_mac(&mut lab, 40000);
+    let conflicts = lab
+        .director
+        .neighbour_table(Side::Dip)
+        .conflicts(lab.now, 60_000);
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(
+        (conflicts[0].first, conflicts[0].second),
+        (RS1_MAC, ROGUE_MAC)
+    );
+    // The diagnosis names it, once.
+    let findings = lab.director.diagnose(lab.now);
+    assert_eq!(
+        findings
+            .iter()
+            .filter(|f| f.problem().contains("192.168.100.7"))
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn nobody_may_teach_a_side_an_address_off_its_networks_or_of_the_director() {
+    let mut lab = one_server(None, service(Protocol::Tcp, 80), 80, true);
+    // From the real servers' side: the client's address, the VIP, the DIP.
+    for claimed in [CLIENT, VIP, DIP] {
+        let mut forged = arp_frame(arp::OP_REQUEST, (ROGUE_MAC, claimed), (MacAddr::ZERO, DIP));
+        lab.handle(Side::Dip, &mut forged);
+        assert_eq!(
+            lab.director.neighbour_table(Side::Dip).peek(claimed),
+            None,
+            "{claimed} learnt on the DIP side"
+        );
+    }
+    // From the client's side: the VIP itself, and multicast or zero MACs.
+    let mut vip = arp_frame(arp::OP_REQUEST, (ROGUE_MAC, VIP), (MacAddr::ZERO, VIP));
+    lab.handle(Side::Vip, &mut vip);
+    assert_eq!(lab.director.neighbour_table(Side::Vip).peek(VIP), None);
+    let other = Ipv4Addr::new(192, 168, 0, 77);
+    for mac in [MacAddr::BROADCAST, MacAddr::ZERO] {
+        let mut f = arp_frame(arp::OP_REQUEST, (mac, other), (MacAddr::ZERO, VIP));
+        lab.handle(Side::Vip, &mut f);
+        assert_eq!(lab.director.neighbour_table(Side::Vip).peek(other), None);
+    }
+    // The client's answers to the replies still go to the client.
+    let mut syn = from_client(40000, SYN);
+    lab.handle(Side::Vip, &mut syn);
+    let mut synack = from_rs(RS1, RS1_MAC, 40000, SYN | ACK);
+    assert_eq!(
+        lab.handle(Side::Dip, &mut synack),
+        Verdict::Forward(Side::Vip)
+    );
+    assert_eq!(&synack[0..6], &CLIENT_MAC.0);
+}
+
+#[test]
+fn spoofed_on_link_clients_fill_a_neighbour_table_only_to_its_bound() {
+    let config = DirectorConfig {
+        max_neighbours: 32,
+        ..config(None)
+    };
+    let mut lab = one_server_on(config, service(Protocol::Tcp, 80), 80, true);
+    // SYNs from 250 on-link addresses that never answer ARP: each reply needs one resolved.
+    for host in 2..252u8 {
+        let src = Ipv4Addr::new(192, 168, 0, host);
+        let mut syn = tcp_frame((CLIENT_MAC, VIP_MAC), (src, 1234), (VIP, 80), SYN, b"");
+        lab.handle(Side::Vip, &mut syn);
+        let mut synack = tcp_frame((RS1_MAC, DIP_MAC), (RS1, 80), (src, 1234), SYN | ACK, b"");
+        lab.handle(Side::Dip, &mut synack);
+        lab.transmitted();
+        assert!(lab.director.neighbour_table(Side::Vip).len() <= 32);
+    }
+    let vip_side = lab.director.neighbour_table(Side::Vip);
+    assert!(
+        vip_side
+            .counters
+            .shed
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    // The real servers' side is untouched: RS1 is still known.
+    assert_eq!(
+        lab.director.neighbour_table(Side::Dip).peek(RS1),
+        Some(RS1_MAC)
+    );
+}
+
+/// `-A -t VIP:80 -s rr -p 300` with RS1, in a table of at most `max_conns` entries.
+fn persistent(max_conns: usize) -> Lab {
+    let config = DirectorConfig {
+        max_conns,
+        ..config(None)
+    };
+    let mut lab = Lab::with_config(config);
+    let svc = service(Protocol::Tcp, 80);
+    let params = ServiceParams {
+        persistent: Some(300),
+        netmask: u32::MAX,
+        ..rr()
+    };
+    lab.ctl().add_service(svc, params).unwrap();
+    lab.ctl().add_dest(svc, rs(RS1, 80), masq(1)).unwrap();
+    lab.learn_all();
+    lab
+}
+
+#[test]
+fn templates_count_against_max_conns_and_idle_ones_are_shed_first() {
+    let mut lab = persistent(100);
+    // A legitimate client, established before the flood: its template must survive.
+    lab.handle(Side::Vip, &mut from_client(40000, SYN));
+    lab.handle(Side::Vip, &mut from_client(40000, ACK));
+    // A flood from 5 000 spoofed sources: a connection and a template each.
+    for i in 0..5000u32 {
+        let src = Ipv4Addr::from(0x0a00_0000 + i);
+        let mut f = tcp_frame((CLIENT_MAC, VIP_MAC), (src, 1024), (VIP, 80), SYN, b"");
+        assert_eq!(lab.handle(Side::Vip, &mut f), Verdict::Forward(Side::Dip));
+        assert!(
+            lab.director.entry_count() <= 100,
+            "{} entries",
+            lab.director.entry_count()
+        );
+        lab.transmitted();
+    }
+    let counters = lab.director.counters();
+    assert!(counters.evicted_templates >= 4800, "{counters:?}");
+    // The listing shows no more than the bound either.
+    assert!(lab.ctl().connections().len() <= 100);
+    // The established connection and its template are there, and a new connection from
+    // the same client still follows the template.
+    let mut data = from_client(40000, ACK);
+    assert_eq!(
+        lab.handle(Side::Vip, &mut data),
+        Verdict::Forward(Side::Dip)
+    );
+    let mut again = from_client(40001, SYN);
+    assert_eq!(
+        lab.handle(Side::Vip, &mut again),
+        Verdict::Forward(Side::Dip)
+    );
+    let listed = lab.ctl().connections();
+    let from_client = |c: &&crate::control::ConnView| c.client.0 == IpAddr::V4(CLIENT);
+    assert_eq!(
+        listed.iter().filter(from_client).count(),
+        3,
+        "two connections and their template: {listed:?}"
+    );
+}
+
+#[test]
+fn one_source_gets_its_share_of_the_fragment_table_and_no_more() {
+    let mut lab = one_server(None, service(Protocol::Udp, 7), 7, true);
+    let payload = [7u8; 2000];
+    let datagram = |src: Ipv4Addr, ident: u16| {
+        let mut f = udp_frame((CLIENT_MAC, VIP_MAC), (src, 5000), (VIP, 7), &payload);
+        f[18..20].copy_from_slice(&ident.to_be_bytes());
+        fragment(&f, 1480)
+    };
+    // One sender's first fragments, many more than its share.
+    for ident in 0..1000u16 {
+        let mut first = datagram(CLIENT, ident)[0].clone();
+        lab.handle(Side::Vip, &mut first);
+    }
+    assert_eq!(lab.director.fragment_count(), MAX_PER_SOURCE as usize);
+    // Another sender still gets its datagram through, both fragments.
+    let other = Ipv4Addr::new(192, 168, 0, 102);
+    for mut f in datagram(other, 1) {
+        assert_eq!(lab.handle(Side::Vip, &mut f), Verdict::Forward(Side::Dip));
+    }
+}
+
+#[test]
+fn a_flood_of_first_fragments_from_spoofed_sources_leaves_room_for_new_datagrams() {
+    let mut lab = one_server(Some(GATEWAY), service(Protocol::Udp, 7), 7, true);
+    let payload = [7u8; 2000];
+    let datagram = |src: Ipv4Addr, ident: u16| {
+        let mut f = udp_frame((GATEWAY_MAC, VIP_MAC), (src, 5000), (VIP, 7), &payload);
+        f[18..20].copy_from_slice(&ident.to_be_bytes());
+        fragment(&f, 1480)
+    };
+    for i in 0..(3 * MAX_ENTRIES as u32) {
+        let mut first = datagram(Ipv4Addr::from(0x0a00_0000 + i), 9)[0].clone();
+        lab.handle(Side::Vip, &mut first);
+        assert!(lab.director.fragment_count() <= MAX_ENTRIES);
+    }
+    // A legitimate datagram in the middle of the flood goes through whole.
+    for mut f in datagram(ROUTED_CLIENT, 42) {
+        assert_eq!(lab.handle(Side::Vip, &mut f), Verdict::Forward(Side::Dip));
+    }
+}
