@@ -324,9 +324,10 @@ impl ConnTable {
     }
 
     /// Makes room in a full table the way IPVS's `drop_entry` defends against SYN floods:
-    /// half-open entries (SYN_RECV, never answered, never established) are dropped, at
-    /// most `limit` of them among the first `scan` entries looked at; established
-    /// connections are never touched. Returns how many went.
+    /// half-open entries — SYN_RECV, and SYNACK, where secure_tcp's table puts a SYN the
+    /// real server answered but the client never acknowledged — are dropped, at most
+    /// `limit` of them among the first `scan` entries looked at; established connections
+    /// are never touched. Returns how many went.
     pub fn evict_half_open(&self, scan: usize, limit: usize) -> usize {
         let mut victims: [Option<Arc<Conn>>; 16] = Default::default();
         let mut found = 0;
@@ -334,7 +335,10 @@ impl ConnTable {
             if found == limit.min(victims.len()) {
                 break;
             }
-            if entry.key().0.state() == ConnState::SynRecv {
+            if matches!(
+                entry.key().0.state(),
+                ConnState::SynRecv | ConnState::SynAck
+            ) {
                 victims[found] = Some(entry.key().0.clone());
                 found += 1;
             }
