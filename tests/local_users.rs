@@ -23,7 +23,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Background, Lab, LabOptions, RS1_IP, RS2_IP, VIP};
+use common::{Background, Lab, LabOptions, RS2_IP, VIP};
 use serde_json::Value;
 
 const METRICS_PORT: u16 = 9105;
@@ -112,6 +112,27 @@ print(json.dumps({
 }), flush=True)
 "#;
 
+/// Both endpoints, health checks that take a real server out after two failed probes a
+/// second, and a service manager's soft limit of 1 024 open files.
+fn under_service_manager() -> LabOptions {
+    LabOptions {
+        masqd_args: &[
+            "--metrics",
+            "127.0.0.1:9105",
+            "--web",
+            "127.0.0.1:8085",
+            "--health-check",
+            "tcp",
+            "--health-interval",
+            "0.5",
+            "--health-fall",
+            "2",
+        ],
+        open_files_soft_limit: Some(1024),
+        ..LabOptions::default()
+    }
+}
+
 /// One idle connection and one slowloris to each port given, at once; prints a JSON
 /// object with how long each lived before masqd closed it (null: still open after 15 s).
 const PROBES: &str = r#"
@@ -185,14 +206,18 @@ impl Usage {
     }
 }
 
+/// rr over both real servers.
+const RULES: &str = "-A -t 192.168.0.10:80 -s rr
+-a -t 192.168.0.10:80 -r 192.168.100.7:80 -m -w 1
+-a -t 192.168.0.10:80 -r 192.168.100.9:80 -m -w 1
+";
+
 fn seed(lab: &Lab) {
-    for args in [
-        &["-A", "-t", "192.168.0.10:80", "-s", "rr"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS2_IP, "-m"][..],
-    ] {
-        lab.masqadm_ok(args);
-    }
+    let (_, stderr, code) = lab.masqadm_stdin(&["-R"], RULES);
+    assert!(
+        code == 0 && stderr.is_empty(),
+        "masqadm -R: exit {code}: {stderr}"
+    );
 }
 
 fn weights(lab: &Lab) -> Vec<String> {
@@ -263,20 +288,7 @@ fn report(flood: &mut Background, within: Duration) -> Value {
 #[test]
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn idle_connections_to_metrics_take_no_real_server_out() {
-    let lab = Lab::up_with(LabOptions {
-        masqd_args: &[
-            "--metrics",
-            "127.0.0.1:9105",
-            "--health-check",
-            "tcp",
-            "--health-interval",
-            "0.5",
-            "--health-fall",
-            "2",
-        ],
-        open_files_soft_limit: Some(1024),
-        ..LabOptions::default()
-    });
+    let lab = Lab::up_with(under_service_manager());
     seed(&lab);
     let healthy = weights(&lab);
     assert_eq!(healthy.len(), 2, "{healthy:?}");
@@ -301,22 +313,7 @@ fn idle_connections_to_metrics_take_no_real_server_out() {
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn idle_and_slowloris_floods_leave_the_director_working_and_end_when_they_stop() {
     common::require_program("curl", "curl");
-    let lab = Lab::up_with(LabOptions {
-        masqd_args: &[
-            "--metrics",
-            "127.0.0.1:9105",
-            "--web",
-            "127.0.0.1:8085",
-            "--health-check",
-            "tcp",
-            "--health-interval",
-            "0.5",
-            "--health-fall",
-            "2",
-        ],
-        open_files_soft_limit: Some(1024),
-        ..LabOptions::default()
-    });
+    let lab = Lab::up_with(under_service_manager());
     seed(&lab);
     let healthy = weights(&lab);
     let before = Usage::of_masqd(&lab);

@@ -62,6 +62,9 @@ use hosts::{AllowedHosts, HostRefusal};
 /// A response body: a whole one ([`full`]) or a stream.
 pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 
+/// What a response body's `poll_frame` returns.
+pub type PolledFrame = Poll<Option<Result<Frame<Bytes>, Infallible>>>;
+
 /// How much one endpoint lets its clients take.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -529,10 +532,7 @@ impl hyper::body::Body for Watched {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> PolledFrame {
         let this = self.get_mut();
         if this.stream {
             this.deadline.set(Some(Instant::now() + this.limit));
@@ -752,10 +752,7 @@ mod tests {
         impl hyper::body::Body for Chunks {
             type Data = Bytes;
             type Error = Infallible;
-            fn poll_frame(
-                self: Pin<&mut Self>,
-                cx: &mut Context<'_>,
-            ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> PolledFrame {
                 let this = self.get_mut();
                 if let Some(tick) = &mut this.tick {
                     std::task::ready!(tick.poll_tick(cx));
@@ -788,6 +785,31 @@ mod tests {
         }
         assert!(total > 10 * 16, "{total} bytes");
         assert_eq!(counters.timed_out.load(Relaxed), 0);
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_as_soon_as_its_client_closes() {
+        let limits = Limits {
+            response_timeout: Duration::from_secs(10),
+            ..TEST
+        };
+        let (addr, counters) =
+            start(limits, |_| async { stream(16, Duration::from_secs(3)) }).await;
+        let mut conn = TcpStream::connect(addr).await.unwrap();
+        conn.write_all(get(addr, "/").as_bytes()).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert_eq!(counters.open.load(Relaxed), 1);
+        drop(conn);
+        let closed = StdInstant::now();
+        while counters.open.load(Relaxed) > 0 {
+            assert!(
+                closed.elapsed() < Duration::from_millis(500),
+                "the stream outlived its client"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]

@@ -8,8 +8,8 @@
 //! browser reads too slowly the hub's bounded queue fills and events are lost (counted,
 //! and reported to the page as `lost` events). The stream ends when the browser goes
 //! away — hyper sees the end of file, or the server's stream deadline passes (see
-//! `http_server`) — and the pump then drops the subscription within a second, so the data
-//! path stops tracing when nobody watches.
+//! `http_server`) — and the pump then drops the subscription within [`PUMP_POLL`], so the
+//! data path stops tracing when nobody watches.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -27,7 +27,7 @@ use masq_core::Director;
 use tokio::sync::mpsc;
 
 use super::error;
-use crate::http_server::{Body, Streaming};
+use crate::http_server::{Body, PolledFrame, Streaming};
 
 /// Events the trace hub may queue for one page before it loses some.
 const HUB_QUEUE: usize = 1024;
@@ -35,8 +35,9 @@ const HUB_QUEUE: usize = 1024;
 const WRITE_QUEUE: usize = 256;
 /// Pages that may stream at once (each holds a blocking thread).
 pub const MAX_STREAMS: usize = 8;
-/// How often the pump looks whether the page is still there when nothing happens.
-const PUMP_POLL: Duration = Duration::from_secs(1);
+/// How often the pump looks whether the page is still there when nothing happens (and
+/// so how long its thread may outlive the page, e.g. when masqd stops).
+const PUMP_POLL: Duration = Duration::from_millis(250);
 /// How often an idle stream sends a comment, so proxies and the browser keep it open and
 /// the server's stream deadline sees it taken. Also how often losses are reported.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
@@ -133,10 +134,7 @@ impl hyper::body::Body for EventStream {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> PolledFrame {
         let this = self.get_mut();
         let chunk = |text: String| Poll::Ready(Some(Ok(Frame::data(Bytes::from(text)))));
         if let Some(opening) = this.opening.take() {

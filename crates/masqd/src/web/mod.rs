@@ -133,10 +133,9 @@ impl Site {
             (&Method::GET, "/api/state") => {
                 // Listing a large connection table takes a while: keep it off the
                 // runtime's only thread, where the timers and the control socket run.
-                let (ctx, token) = (self.ctx.clone(), self.token.clone());
-                let token_file = move || token.as_ref().map(|t| t.file().to_path_buf());
-                match tokio::task::spawn_blocking(move || state::snapshot(&ctx, token_file())).await
-                {
+                let ctx = self.ctx.clone();
+                let token_file = self.token.as_ref().map(|t| t.file().to_path_buf());
+                match tokio::task::spawn_blocking(move || state::snapshot(&ctx, token_file)).await {
                     Ok(state) => json(StatusCode::OK, &state),
                     Err(_) => error(
                         StatusCode::INTERNAL_SERVER_ERROR,

@@ -20,7 +20,7 @@ use anyhow::{bail, Context, Result};
 const TOKEN_BYTES: usize = 32;
 
 /// The token a change must carry.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AdminToken {
     hex: String,
     file: PathBuf,
