@@ -109,6 +109,26 @@ fn rules_survive_a_restart_and_a_crash_never_truncates_them() {
 fn the_metrics_endpoint_parses_with_a_real_prometheus_parser() {
     let d = Standalone::start(&["--metrics", "127.0.0.1:9101"]);
     assert_eq!(d.masqadm_stdin(&["-R"], SEED).2, 0);
+    // A request naming another host is refused, and counted.
+    let refused = d.exec(&[
+        "curl",
+        "-s",
+        "-m",
+        "5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-H",
+        "Host: evil.example:9101",
+        "http://127.0.0.1:9101/metrics",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stdout),
+        "421",
+        "{}",
+        common::describe(&refused)
+    );
     let scrape = d.exec(&["curl", "-sf", "-m", "5", "http://127.0.0.1:9101/metrics"]);
     assert!(scrape.status.success(), "{}", common::describe(&scrape));
     let body = String::from_utf8_lossy(&scrape.stdout).into_owned();
@@ -160,6 +180,22 @@ for family in text_string_to_metric_families(sys.stdin.read()):
     assert_eq!(
         value("gauge masq_connection_entries "),
         Some(0.0),
+        "{samples}"
+    );
+    // The endpoint's own connections: the refused request's and this scrape's.
+    assert_eq!(
+        value("counter masq_http_connections_total endpoint=metrics"),
+        Some(2.0),
+        "{samples}"
+    );
+    assert_eq!(
+        value("gauge masq_http_open_connections endpoint=metrics"),
+        Some(1.0),
+        "{samples}"
+    );
+    assert_eq!(
+        value("counter masq_http_refused_requests_total endpoint=metrics,reason=foreign_host"),
+        Some(1.0),
         "{samples}"
     );
 }

@@ -550,25 +550,30 @@ fn the_page_shows_the_lab_and_wrr_3_to_1_in_a_browser() {
     // Garbage gets an error status, a huge head is refused, and the server carries on.
     for (request, status) in [
         ("garbage\r\n\r\n", "HTTP/1.1 400 "),
-        ("GET / HTTP/1.1\r\nno colon\r\n\r\n", "HTTP/1.1 400 "),
+        (
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nno colon\r\n\r\n",
+            "HTTP/1.1 400 ",
+        ),
         ("\u{1}\u{7f}\u{ff} HTTP/1.1\r\n\r\n", "HTTP/1.1 400 "),
         (
-            "POST /api/command HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+            "POST /api/command HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Length: 99999999\r\n\r\n",
             "HTTP/1.1 413 ",
         ),
         (
-            "POST /api/command HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /api/command HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nTransfer-Encoding: chunked\r\n\r\n",
             "HTTP/1.1 411 ",
         ),
     ] {
         let reply = raw(&lab, request);
         assert!(reply.starts_with(status), "{request:?} got {reply:?}");
     }
+    // 431 Request Header Fields Too Large.
     let huge = format!(
-        "GET / HTTP/1.1\r\nX-Padding: {}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Padding: {}\r\n\r\n",
         "a".repeat(20_000)
     );
-    assert!(raw(&lab, &huge).starts_with("HTTP/1.1 413 "));
+    let reply = raw(&lab, &huge);
+    assert!(reply.starts_with("HTTP/1.1 431 "), "{reply:?}");
     assert_eq!(http(&lab, &[], "/api/state").0, 200);
     // Nothing changed.
     assert!(lab
@@ -586,16 +591,44 @@ fn with_web_admin_the_page_changes_weights_and_nothing_else() {
         ..LabOptions::default()
     });
     seed_wrr(&lab);
+    // masqd wrote the token beside its socket, for root only.
+    let token_file = lab.state_dir().join("masqd.sock.web-token");
+    let token = std::fs::read_to_string(&token_file)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", token_file.display()));
+    let token = token.trim();
+    assert_eq!(token.len(), 64, "{token:?}");
 
-    // From the page's form: RS2's weight to 2.
+    // The page asks for the token, naming the file; it is typed in once.
     let mut b = Browser::start(&lab, &binary);
     b.call("Page.navigate", json!({ "url": PAGE }));
     b.wait_until(
-        "document.body.dataset.ready === '1' && !document.getElementById('admin').hidden",
+        "document.body.dataset.ready === '1' && !document.getElementById('admin').hidden \
+         && !document.getElementById('admin-token').hidden",
         Duration::from_secs(15),
-        "the admin form did not appear",
+        "the admin form and its token field did not appear",
         SUMMARY,
     );
+    let hint = b.eval("document.getElementById('admin-token-hint').textContent");
+    assert!(
+        hint.as_str()
+            .is_some_and(|h| h.contains(&*token_file.to_string_lossy())),
+        "the token field does not name {}: {hint}",
+        token_file.display()
+    );
+    b.eval(&format!(
+        "(() => {{ document.getElementById('admin-token-value').value = '{token}'; \
+           document.querySelector('#admin-token button').click(); }})()"
+    ));
+    assert_eq!(
+        b.eval(
+            "JSON.stringify([sessionStorage.getItem('masq-admin-token'), \
+               document.getElementById('admin-token').hidden])"
+        ),
+        json!(format!("[\"{token}\",true]")),
+        "the page keeps the token for the tab and stops asking"
+    );
+
+    // From the page's form: RS2's weight to 2.
     b.eval(&format!(
         "(() => {{ const sel = document.getElementById('admin-dest'); \
            sel.value = [...sel.options].find(o => o.textContent.endsWith('{RS2}')).value; \
@@ -625,7 +658,8 @@ fn with_web_admin_the_page_changes_weights_and_nothing_else() {
         "{listing}"
     );
 
-    let json_body = ["-H", "Content-Type: application/json"];
+    let token_header = format!("X-Masq-Token: {token}");
+    let json_body = ["-H", "Content-Type: application/json", "-H", &token_header];
     let post = |body: &str, extra: &[&str]| {
         let mut args = vec!["-X", "POST", "--data", body];
         args.extend_from_slice(extra);
@@ -656,7 +690,7 @@ fn with_web_admin_the_page_changes_weights_and_nothing_else() {
         ("not json", &json_body[..], 400),
         (
             r#"["-E","-t","192.168.0.10:80","-s","wrr"]"#,
-            &["-H", "Content-Type: text/plain"][..],
+            &["-H", "Content-Type: text/plain", "-H", &token_header][..],
             403,
         ),
         (
@@ -666,6 +700,8 @@ fn with_web_admin_the_page_changes_weights_and_nothing_else() {
                 "Content-Type: application/json",
                 "-H",
                 "Origin: http://evil.example",
+                "-H",
+                &token_header,
             ][..],
             403,
         ),

@@ -13,6 +13,7 @@ mod control_server;
 mod datapath;
 mod guard;
 mod health;
+mod http_server;
 mod metrics;
 mod rules;
 mod socket_reply;
@@ -97,9 +98,17 @@ struct Args {
     /// Serve the live lab page at http://ADDR/ (e.g. 127.0.0.1:8080; loopback unless told otherwise).
     #[arg(long, value_name = "ADDR")]
     web: Option<std::net::SocketAddr>,
-    /// Allow changing schedulers and weights from the page.
+    /// Allow changing schedulers and weights from the page. Each change needs the token
+    /// masqd writes, at each start, to SOCKET.web-token (mode 0600); the page asks for it.
     #[arg(long, requires = "web")]
     web_admin: bool,
+    /// Another name (or address) the --web and --metrics endpoints answer to, with the
+    /// endpoint's port unless one is given; repeatable. They answer only to localhost,
+    /// 127.0.0.1, [::1] and the address they were reached on (a DNS-rebinding page names
+    /// something else): add the names you browse them by, and NAME:PORT for a tunnel that
+    /// arrives on another port (ssh -L 9000:127.0.0.1:8080: localhost:9000).
+    #[arg(long, value_name = "NAME[:PORT]")]
+    http_allow_host: Vec<http_server::HostName>,
     /// Packet I/O: `ring` (TPACKET_V2/V3 rings, --workers threads per interface in a
     /// PACKET_FANOUT group), `socket` (recvmmsg, one thread per interface), `xdp` (AF_XDP
     /// sockets fed by an XDP program that takes only service traffic from the kernel;
@@ -295,30 +304,22 @@ async fn control_plane(
         }
         None => None,
     };
+    let page = match args.web {
+        Some(addr) => {
+            let admin = args.web_admin.then_some(args.socket.as_path());
+            Some(web::Page::bind(addr, &args.http_allow_host, admin).await?)
+        }
+        None => None,
+    };
     let metrics = match args.metrics {
         Some(addr) => {
-            let listener = metrics::bind(addr).await?;
-            tracing::info!("metrics at http://{addr}/metrics");
-            Some(tokio::spawn(metrics::serve(listener, ctx.clone())))
+            let endpoint = metrics::Endpoint::bind(addr, &args.http_allow_host).await?;
+            let others = page.iter().map(web::Page::counters).collect();
+            Some(tokio::spawn(endpoint.serve(ctx.clone(), others)))
         }
         None => None,
     };
-    let web = match args.web {
-        Some(addr) => {
-            let listener = web::bind(addr).await?;
-            let mode = if args.web_admin { "admin" } else { "read-only" };
-            tracing::info!("lab page at http://{addr}/ ({mode})");
-            if !addr.ip().is_loopback() {
-                tracing::warn!("the lab page on {addr} is reachable from other hosts");
-            }
-            Some(tokio::spawn(web::serve(
-                listener,
-                ctx.clone(),
-                args.web_admin,
-            )))
-        }
-        None => None,
-    };
+    let web = page.map(|page| tokio::spawn(page.serve(ctx.clone())));
     let timers = tokio::spawn(timers(ctx, ports, errors));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing the SIGTERM handler")?;

@@ -2,12 +2,18 @@
 //!
 //! Every scrape builds a fresh registry from one consistent read of the director (the
 //! counters live in the core; nothing here keeps state). Names follow Prometheus
-//! conventions: `masq_` prefix, base units, `_total` on counters. Served read-only over a
-//! deliberately tiny HTTP/1.0 responder; bind it to loopback unless told otherwise.
+//! conventions: `masq_` prefix, base units, `_total` on counters. Served read-only by
+//! `http_server` (with its limits and `Host` rule); bind it to loopback unless told
+//! otherwise.
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
 use masq_core::control::{Control, ServiceKey};
 use masq_core::Director;
 use prometheus_client::encoding::text::encode;
@@ -15,12 +21,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 use crate::clock::Clock;
 use crate::context::ControlContext;
 use crate::health::HealthMap;
+use crate::http_server::{full, text, Body, Counters, HostName, Limits, Server};
 use crate::steering::XdpSteering;
 
 type Labels = Vec<(String, String)>;
@@ -46,12 +51,13 @@ fn with(mut labels: Labels, more: &[(&str, String)]) -> Labels {
 }
 
 /// Renders every metric in the OpenMetrics text format; with `--io xdp`, the ports'
-/// counters too.
+/// counters too, and those of the HTTP endpoints in `http`.
 pub fn render(
     director: &Director,
     clock: &Clock,
     health: &HealthMap,
     xdp: Option<&XdpSteering>,
+    http: &[Arc<Counters>],
 ) -> String {
     let mut registry = Registry::default();
     macro_rules! family {
@@ -202,6 +208,7 @@ pub fn render(
     if let Some(xdp) = xdp {
         render_xdp(&mut registry, xdp);
     }
+    render_http(&mut registry, http);
     let mut out = String::new();
     // Encoding into a String cannot fail.
     let _ = encode(&mut out, &registry);
@@ -257,63 +264,122 @@ fn render_xdp(registry: &mut Registry, xdp: &XdpSteering) {
     }
 }
 
-/// Serves `/metrics` on `listener` until the task is cancelled.
-pub async fn serve(listener: TcpListener, ctx: Arc<ControlContext>) {
-    loop {
-        let Ok((mut stream, peer)) = listener.accept().await else {
-            continue;
-        };
-        let ctx = ctx.clone();
-        tokio::spawn(async move {
-            let mut req = [0u8; 1024];
-            let n = match tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                stream.read(&mut req),
-            )
-            .await
-            {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let line = String::from_utf8_lossy(&req[..n]);
-            let (status, body, ctype) =
-                if line.starts_with("GET /metrics ") || line.starts_with("GET / ") {
-                    (
-                        "200 OK",
-                        render(
-                            &ctx.director,
-                            &ctx.clock,
-                            &ctx.health,
-                            ctx.steering.as_ref(),
-                        ),
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )
-                } else {
-                    ("404 Not Found", "try /metrics\n".to_string(), "text/plain")
-                };
-            let head = format!(
-                "HTTP/1.0 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            if let Err(e) = async {
-                stream.write_all(head.as_bytes()).await?;
-                stream.write_all(body.as_bytes()).await?;
-                stream.shutdown().await
-            }
-            .await
-            {
-                tracing::debug!("metrics reply to {peer}: {e}");
-            }
-        });
+/// What the HTTP endpoints' servers saw: connections, deadlines, refusals.
+fn render_http(registry: &mut Registry, http: &[Arc<Counters>]) {
+    let endpoint = |c: &Counters| -> Labels { vec![("endpoint".into(), c.endpoint.into())] };
+    let mut counter = |name: &str, help: &str, read: fn(&Counters) -> &AtomicU64| {
+        let family = Family::<Labels, Counter>::default();
+        registry.register(name, help, family.clone());
+        for c in http {
+            family
+                .get_or_create(&endpoint(c))
+                .inc_by(read(c).load(Relaxed));
+        }
+    };
+    counter(
+        "masq_http_connections",
+        "Connections accepted by an HTTP endpoint (--metrics, --web)",
+        |c| &c.accepted,
+    );
+    counter(
+        "masq_http_accept_errors",
+        "Failed accepts on an HTTP endpoint (out of descriptors or buffers)",
+        |c| &c.accept_errors,
+    );
+    counter(
+        "masq_http_timeouts",
+        "HTTP connections closed at a deadline (request head, response, stalled stream)",
+        |c| &c.timed_out,
+    );
+    let open = Family::<Labels, Gauge>::default();
+    registry.register(
+        "masq_http_open_connections",
+        "Connections an HTTP endpoint serves now",
+        open.clone(),
+    );
+    let refused = Family::<Labels, Counter>::default();
+    registry.register(
+        "masq_http_refused_requests",
+        "HTTP requests refused, by reason (malformed_host: none or a garbled one; foreign_host: a name this server does not answer to, as DNS rebinding sends; bad_token: a change without the admin token)",
+        refused.clone(),
+    );
+    for c in http {
+        open.get_or_create(&endpoint(c))
+            .set(i64::try_from(c.open.load(Relaxed)).unwrap_or(i64::MAX));
+        for (reason, n) in [
+            ("malformed_host", &c.malformed_host),
+            ("foreign_host", &c.foreign_host),
+            ("bad_token", &c.bad_token),
+        ] {
+            refused
+                .get_or_create(&with(endpoint(c), &[("reason", reason.into())]))
+                .inc_by(n.load(Relaxed));
+        }
     }
 }
 
-/// Binds the metrics listener.
-///
-/// # Errors
-/// When the address cannot be bound.
-pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the metrics endpoint {addr}"))
+/// The metrics endpoint, bound and ready to serve.
+pub struct Endpoint {
+    server: Server,
+}
+
+/// The content type of the OpenMetrics text format.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+impl Endpoint {
+    /// Binds the metrics listener on `addr`, answering to the `Host` names `allowed`
+    /// adds.
+    ///
+    /// # Errors
+    /// When the address cannot be bound.
+    pub async fn bind(addr: SocketAddr, allowed: &[HostName]) -> Result<Endpoint> {
+        let server = Server::bind(
+            addr,
+            "metrics",
+            "metrics endpoint",
+            Limits::DEFAULT,
+            allowed,
+        )
+        .await?;
+        tracing::info!("metrics at http://{addr}/metrics");
+        Ok(Endpoint { server })
+    }
+
+    /// Serves `/metrics` until the task is cancelled; with the counters of the other HTTP
+    /// endpoints in `others`.
+    pub async fn serve(self, ctx: Arc<ControlContext>, others: Vec<Arc<Counters>>) {
+        let http: Arc<[Arc<Counters>]> = std::iter::once(self.server.counters())
+            .chain(others)
+            .collect();
+        self.server
+            .serve(move |request| std::future::ready(respond(&request, &ctx, &http)))
+            .await;
+    }
+}
+
+fn respond(
+    request: &Request<Incoming>,
+    ctx: &ControlContext,
+    http: &[Arc<Counters>],
+) -> Response<Body> {
+    match (request.method(), request.uri().path()) {
+        (&Method::GET, "/metrics" | "/") => {
+            let body = render(
+                &ctx.director,
+                &ctx.clock,
+                &ctx.health,
+                ctx.steering.as_ref(),
+                http,
+            );
+            full(StatusCode::OK, OPENMETRICS, body)
+        }
+        (_, "/metrics" | "/") => {
+            let mut refused = text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+            refused
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
+            refused
+        }
+        _ => text(StatusCode::NOT_FOUND, "try /metrics\n"),
+    }
 }

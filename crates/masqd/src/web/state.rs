@@ -7,6 +7,7 @@
 //! are sent as plain strings: the page shows them with `textContent`, never as markup.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use masq_core::control::{Control, DestView, RateView, ServiceKey, ServiceView, StatsView};
 use masq_core::director::SideConfig;
@@ -124,8 +125,9 @@ fn side(s: &SideConfig) -> Value {
     })
 }
 
-/// The whole state, as `GET /api/state` returns it.
-pub fn snapshot(ctx: &ControlContext, admin: bool) -> Value {
+/// The whole state, as `GET /api/state` returns it; `token_file` with `--web-admin`, where
+/// the admin token is (the page names it when it asks for the token).
+pub fn snapshot(ctx: &ControlContext, token_file: Option<PathBuf>) -> Value {
     let now = ctx.clock.now();
     let director = &ctx.director;
     let control = director.control(now);
@@ -161,7 +163,8 @@ pub fn snapshot(ctx: &ControlContext, admin: bool) -> Value {
         .collect();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "admin": admin,
+        "admin": token_file.is_some(),
+        "admin_token_file": token_file.map(|f| f.display().to_string()),
         "uptime_ms": now.as_millis(),
         "schedulers": masq_core::sched::SCHEDULER_NAMES,
         "director": {
