@@ -1,9 +1,11 @@
-//! An operator having a bad day: a second masqd started on a running one's socket, and a
-//! stop (SIGTERM) while clients are attached.
+//! An operator having a bad day: a second masqd started on a running one's socket, a
+//! `--socket` naming a file that is not a socket, and a stop (SIGTERM, SIGHUP) while
+//! clients are attached.
 //!
 //! A refused second start must change nothing: the first daemon keeps its socket, its
-//! kernel guard and its traffic. SIGTERM stops masqd within a second whatever is attached
-//! (a trace, a capture, idle connections to the web page and the metrics).
+//! kernel guard and its traffic. A file given as `--socket` is never replaced. SIGTERM
+//! stops masqd within a second whatever is attached (a trace, a capture, idle connections
+//! to the web page and the metrics); SIGHUP stops it as cleanly.
 //!
 //! Needs root, iproute2 and nftables (`scripts/install-deps.sh`).
 
@@ -173,5 +175,90 @@ fn sigterm_stops_masqd_within_a_second_with_clients_attached() {
         took <= Duration::from_secs(1),
         "masqd took {took:?} to stop (still alive: {})",
         alive(pid)
+    );
+}
+
+#[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
+fn a_socket_path_that_is_not_a_socket_is_refused_and_left_alone() {
+    let lab = Lab::up();
+    seed(&lab);
+    let precious = lab.state_dir().join("precious.conf");
+    std::fs::write(&precious, "an operator's file\n").expect("a file");
+    let tables_before = lab.exec("dir", &["nft", "list", "tables"]);
+    let out = Command::new("timeout")
+        .args([
+            "20",
+            "ip",
+            "netns",
+            "exec",
+            &format!("{}-dir", lab.prefix()),
+        ])
+        .arg(lab.bin("masqd"))
+        .args([
+            "--vip-iface",
+            &lab.iface("ext"),
+            "--dip-iface",
+            &lab.iface("int"),
+        ])
+        .arg("--socket")
+        .arg(&precious)
+        .stdin(Stdio::null())
+        .output()
+        .expect("starting masqd");
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "--socket {} is a regular file, not a socket",
+            precious.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&precious).expect("the file is still there"),
+        "an operator's file\n"
+    );
+    let lock = lab.state_dir().join("precious.conf.lock");
+    assert!(!lock.exists(), "nothing was created beside it");
+    let tables_after = lab.exec("dir", &["nft", "list", "tables"]);
+    assert_eq!(tables_after.stdout, tables_before.stdout);
+    four_requests_succeed(&lab, "a refused start on a file");
+}
+
+#[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
+fn sighup_stops_masqd_cleanly() {
+    let lab = Lab::up();
+    seed(&lab);
+    let guard = || {
+        let out = lab.exec("dir", &["nft", "list", "tables", "netdev"]);
+        String::from_utf8_lossy(&out.stdout).contains("masq_guard")
+    };
+    assert!(guard(), "the kernel guard is installed");
+    let pid = masqd_pid(&lab);
+    let asked = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    while alive(pid) && asked.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = asked.elapsed();
+    assert!(
+        took <= Duration::from_secs(1),
+        "masqd took {took:?} to stop"
+    );
+    let log = std::fs::read_to_string(lab.state_dir().join("masqd.log")).unwrap_or_default();
+    assert!(
+        log.contains("SIGHUP: stopping (masqd does not reload on SIGHUP yet)"),
+        "{log}"
+    );
+    assert!(!guard(), "its guard table went with it");
+    assert!(
+        !lab.state_dir().join("masqd.sock").exists(),
+        "and its socket"
     );
 }

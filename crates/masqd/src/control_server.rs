@@ -19,7 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::context::ControlContext;
-use crate::socket_reply::{error_outcome, reply};
+use crate::socket_reply::{encode, error_outcome, reply, send};
 
 /// The control socket's file, as this process bound it: removed when this drops, but only
 /// while the path still holds that very socket (not one a later masqd bound, nor whatever
@@ -142,14 +142,16 @@ async fn handle(mut stream: UnixStream, ctx: &Arc<ControlContext>) -> Result<()>
     if masq_ctl::trace::is_trace(&request.args) || masq_ctl::trace::is_capture(&request.args) {
         return crate::trace_stream::serve(stream, ctx, &request).await;
     }
-    // Listings of a large table and nft runs take long: off the runtime, so the control
-    // socket keeps answering meanwhile.
-    let outcome = if request.args.first().is_some_and(|a| a == "--check") {
-        ctx.off_runtime(crate::check_report::run).await
+    // Listings of a large table (and their megabytes of JSON) and nft runs take long: off
+    // the runtime, so the control socket keeps answering meanwhile.
+    let body = if request.args.first().is_some_and(|a| a == "--check") {
+        ctx.off_runtime(|ctx| encode(&crate::check_report::run(ctx)))
+            .await
     } else {
-        ctx.off_runtime(move |ctx| ctx.execute(&request)).await
+        ctx.off_runtime(move |ctx| encode(&ctx.execute(&request)))
+            .await
     };
-    reply(&mut stream, &outcome?).await
+    send(&mut stream, &body??).await
 }
 
 fn nix_euid() -> u32 {

@@ -58,6 +58,7 @@ impl Instance {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
                 let holder = match holder_pid(&mut lock) {
+                    Some(pid) if exiting(pid) => format!("masqd (pid {pid}, still exiting)"),
                     Some(pid) => format!("masqd (pid {pid})"),
                     None => "masqd".to_string(),
                 };
@@ -153,6 +154,16 @@ fn holder_pid(lock: &mut File) -> Option<u32> {
     lock.rewind().ok()?;
     lock.take(32).read_to_string(&mut text).ok()?;
     text.trim().parse().ok()
+}
+
+/// Whether process `pid` is on its way out: its main thread has exited (a zombie) while
+/// its other threads still release what they hold, the lock among it.
+fn exiting(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(") ")
+            .next()
+            .is_some_and(|state| state.starts_with('Z'))
+    })
 }
 
 /// 32-bit FNV-1a: a hash whose value never changes between Rust versions (std's hasher
