@@ -1,7 +1,8 @@
 //! Start, stop, crash, in the classic lab: a masqd killed without a chance to clean up
 //! (SIGKILL, a panicking packet thread) and the start after it; the rules saved on a clean
-//! stop while health checks hold a real server out; the housekeeping keeping time while a
-//! large table is listed; the bound on trace clients.
+//! stop while health checks hold a real server out; the housekeeping keeping time (and a
+//! stop taking no longer than a second) while a large table is listed; the bound on trace
+//! clients.
 //!
 //! Needs root, iproute2, nftables and hping3 (`scripts/install-deps.sh`); the panic test
 //! needs a debug build of masqd (its fault injection is compiled only there), which is
@@ -496,7 +497,6 @@ fn entries_expire_on_time_and_masqadm_answers_while_a_large_table_is_listed() {
     }
     let gone_after = last_growth.elapsed();
     let listings = lister.output().lines().count();
-    drop(lister);
     eprintln!(
         "{most} entries with a {UDP_TIMEOUT_SECS} s timeout: {left} left {gone_after:?} after the last one was made; {listings} full listings meanwhile, the slowest masqadm -L -n took {slowest:?}"
     );
@@ -508,6 +508,47 @@ fn entries_expire_on_time_and_masqadm_answers_while_a_large_table_is_listed() {
     assert!(
         slowest < Duration::from_secs(1),
         "masqadm -L -n took {slowest:?} while the table was listed"
+    );
+
+    // A stop while the table is being listed again: within a second all the same.
+    let flood = lab.spawn(
+        "client",
+        "udp-flood-2",
+        &[
+            "timeout",
+            "-s",
+            "INT",
+            "2",
+            "hping3",
+            "--flood",
+            "--udp",
+            "--rand-source",
+            "-p",
+            "7",
+            "-d",
+            "10",
+            VIP,
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    drop(flood);
+    let (entries, _) = udp_entries(&lab);
+    let pid = lab_masqd_pid(&lab);
+    let asked = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    while running(pid) && asked.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = asked.elapsed();
+    drop(lister);
+    eprintln!("masqd stopped {took:?} after SIGTERM while {entries} entries were listed");
+    assert!(
+        took <= Duration::from_secs(1),
+        "masqd took {took:?} to stop"
     );
 }
 

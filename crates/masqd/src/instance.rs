@@ -72,7 +72,9 @@ impl Instance {
                 return Err(e).with_context(|| format!("locking {}", lock_path.display()))
             }
         }
-        lock.set_len(0)
+        // A lock file made by something else may be open to others; ours is not from now.
+        lock.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .and_then(|()| lock.set_len(0))
             .and_then(|()| lock.write_all(format!("{}\n", std::process::id()).as_bytes()))
             .with_context(|| format!("writing masqd's pid to {}", lock_path.display()))?;
         Ok(Instance {
@@ -140,10 +142,6 @@ fn open_lock_file(path: &Path) -> Result<File> {
         .with_context(|| format!("reading {}", path.display()))?;
     if !meta.is_file() {
         bail!("{} is not a regular file", path.display());
-    }
-    if meta.permissions().mode() & 0o077 != 0 {
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .with_context(|| format!("chmod 0600 {}", path.display()))?;
     }
     Ok(file)
 }
