@@ -98,11 +98,10 @@ impl Control for AsConfigured<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::state::tests::{config, configure, director, round};
-    use crate::health::state::LocalFailures;
+    use crate::health::state::tests::Checker;
     use crate::health::{Finding, OnFailure};
-    use masq_core::Timestamp;
     use masq_ctl::{Env, NumericOnly};
+    use std::sync::Mutex;
 
     fn saved(control: &dyn Control) -> String {
         let env = Env {
@@ -113,32 +112,31 @@ mod tests {
         masq_ctl::run(&["-S".to_string(), "-n".to_string()], &env, control).stdout
     }
 
+    fn sorted_lines(text: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        lines
+    }
+
     #[test]
     fn what_the_checker_took_out_is_saved_as_configured() {
         for on_failure in [OnFailure::Quiesce, OnFailure::Remove] {
-            let d = director();
-            configure(&d, 80);
-            let before = saved(&d.control(Timestamp(0)));
+            let mut c = Checker::new(on_failure);
+            c.configure(80);
+            let before = saved(&c.control());
             assert!(before.contains("-r 192.168.100.7:80 -m -w 3"), "{before}");
-            let (config, local) = (config(on_failure), LocalFailures::default());
-            let map = HealthMap::default();
-            let mut guard = map.lock().unwrap();
-            for _ in 0..2 {
-                round(&d, &config, &mut guard, &local, |_| Finding::Down);
-            }
-            drop(guard);
-            let control = d.control(Timestamp(0));
-            let now = saved(&control);
+            c.round(|_| Finding::Down);
+            c.round(|_| Finding::Down);
+            let control = c.control();
             assert_ne!(
-                now, before,
-                "{on_failure:?}: the checker changed the services"
+                saved(&control),
+                before,
+                "{on_failure:?}: the checker changed them"
             );
-            let as_configured = AsConfigured::new(&control, &map);
-            let mut lines: Vec<String> = saved(&as_configured).lines().map(String::from).collect();
-            let mut expected: Vec<String> = before.lines().map(String::from).collect();
-            lines.sort();
-            expected.sort();
-            assert_eq!(lines, expected, "{on_failure:?}");
+            let health: HealthMap = Mutex::new(c.map.clone());
+            let as_configured = AsConfigured::new(&control, &health);
+            let now = saved(&as_configured);
+            assert_eq!(sorted_lines(&now), sorted_lines(&before), "{on_failure:?}");
             assert!(as_configured.flush().is_err());
         }
     }

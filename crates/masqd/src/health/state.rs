@@ -250,25 +250,12 @@ fn bring_back(control: &impl Control, (svc, dest): Key, taken_out: TakenOut) {
 pub(super) mod tests {
     use super::*;
     use crate::health::Probe;
-    use masq_core::control::Protocol;
+    use masq_core::control::{FwdMethod, Protocol};
     use masq_core::director::{DirectorConfig, SideConfig};
     use masq_core::{Director, Timestamp};
     use masq_wire::ethernet::MacAddr;
     use std::sync::Arc;
     use std::time::Duration;
-
-    pub fn director() -> Arc<Director> {
-        let side = |last: u8, addr: [u8; 4]| SideConfig {
-            mac: MacAddr([2, 0, 0, 0, 0, last]),
-            addrs: vec![(addr.into(), 24)],
-        };
-        Director::new(DirectorConfig {
-            vip_side: side(1, [192, 168, 0, 10]),
-            dip_side: side(2, [192, 168, 100, 10]),
-            vip_gateway: None,
-            max_conns: 1000,
-        })
-    }
 
     pub fn service(port: u16) -> ServiceKey {
         ServiceKey::Addr {
@@ -285,98 +272,122 @@ pub(super) mod tests {
         }
     }
 
-    pub fn weight(weight: i32) -> DestParams {
+    fn weight(weight: i32) -> DestParams {
         DestParams {
-            fwd: masq_core::control::FwdMethod::Masq,
+            fwd: FwdMethod::Masq,
             weight,
             ..DestParams::default()
         }
     }
 
-    /// A service on `port` with real servers .7 (weight 3) and .9 (weight 1).
-    pub fn configure(director: &Director, port: u16) {
-        let control = director.control(Timestamp(0));
-        control
-            .add_service(service(port), Default::default())
-            .unwrap();
-        control.add_dest(service(port), dest(7), weight(3)).unwrap();
-        control.add_dest(service(port), dest(9), weight(1)).unwrap();
-    }
-
-    pub fn config(on_failure: OnFailure) -> HealthConfig {
-        HealthConfig {
-            probe: Probe::Tcp,
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(1),
-            rise: 2,
-            fall: 2,
-            on_failure,
+    /// RS1 (.7) fails its probes, RS2 (.9) passes.
+    fn rs1_down(key: Key) -> Finding {
+        if key.1 == dest(7) {
+            Finding::Down
+        } else {
+            Finding::Up
         }
     }
 
-    pub fn weight_of(director: &Director, svc: ServiceKey, d: DestKey) -> Option<i32> {
-        director
-            .control(Timestamp(0))
-            .services()
-            .into_iter()
-            .find(|s| s.key == svc)?
-            .dests
-            .into_iter()
-            .find(|x| x.key == d)
-            .map(|x| x.params.weight)
+    /// A director and a checker with `rise` and `fall` 2, run round by round.
+    pub struct Checker {
+        pub director: Arc<Director>,
+        config: HealthConfig,
+        pub local: LocalFailures,
+        pub map: HashMap<Key, Health>,
     }
 
-    /// Runs one round in which every target gets `finding_of` it.
-    pub fn round(
-        director: &Director,
-        config: &HealthConfig,
-        map: &mut HashMap<Key, Health>,
-        local: &LocalFailures,
-        finding_of: impl Fn(Key) -> Finding,
-    ) -> Round {
-        let control = director.control(Timestamp(0));
-        let findings: Vec<(Key, Finding)> = targets(&control.services(), map)
-            .into_iter()
-            .map(|k| (k, finding_of(k)))
-            .collect();
-        apply(&control, config, map, &findings, local)
+    impl Checker {
+        pub fn new(on_failure: OnFailure) -> Checker {
+            let side = |last: u8, addr: [u8; 4]| SideConfig {
+                mac: MacAddr([2, 0, 0, 0, 0, last]),
+                addrs: vec![(addr.into(), 24)],
+            };
+            Checker {
+                director: Director::new(DirectorConfig {
+                    vip_side: side(1, [192, 168, 0, 10]),
+                    dip_side: side(2, [192, 168, 100, 10]),
+                    vip_gateway: None,
+                    max_conns: 1000,
+                }),
+                config: HealthConfig {
+                    probe: Probe::Tcp,
+                    interval: Duration::from_secs(1),
+                    timeout: Duration::from_secs(1),
+                    rise: 2,
+                    fall: 2,
+                    on_failure,
+                },
+                local: LocalFailures::default(),
+                map: HashMap::new(),
+            }
+        }
+
+        pub fn control(&self) -> impl Control + '_ {
+            self.director.control(Timestamp(0))
+        }
+
+        /// A service on `port` with real servers .7 (weight 3) and .9 (weight 1).
+        pub fn configure(&self, port: u16) {
+            let control = self.control();
+            control
+                .add_service(service(port), Default::default())
+                .unwrap();
+            control.add_dest(service(port), dest(7), weight(3)).unwrap();
+            control.add_dest(service(port), dest(9), weight(1)).unwrap();
+        }
+
+        /// One round in which every target gets `finding_of` it.
+        pub fn round(&mut self, finding_of: impl Fn(Key) -> Finding) -> Round {
+            let control = self.director.control(Timestamp(0));
+            let findings: Vec<(Key, Finding)> = targets(&control.services(), &mut self.map)
+                .into_iter()
+                .map(|k| (k, finding_of(k)))
+                .collect();
+            apply(
+                &control,
+                &self.config,
+                &mut self.map,
+                &findings,
+                &self.local,
+            )
+        }
+
+        /// The weight of real server `.last` in the service on `port`, if it is there.
+        pub fn weight(&self, port: u16, last: u8) -> Option<i32> {
+            self.control()
+                .services()
+                .into_iter()
+                .find(|s| s.key == service(port))?
+                .dests
+                .into_iter()
+                .find(|d| d.key == dest(last))
+                .map(|d| d.params.weight)
+        }
     }
 
     #[test]
     fn a_failing_server_is_quiesced_after_fall_and_restored_after_rise() {
-        let d = director();
-        configure(&d, 80);
-        let (config, local) = (config(OnFailure::Quiesce), LocalFailures::default());
-        let mut map = HashMap::new();
-        let rs1_down = |k: Key| {
-            if k.1 == dest(7) {
-                Finding::Down
-            } else {
-                Finding::Up
-            }
-        };
-        round(&d, &config, &mut map, &local, rs1_down);
-        assert_eq!(weight_of(&d, service(80), dest(7)), Some(3));
-        round(&d, &config, &mut map, &local, rs1_down);
-        assert_eq!(weight_of(&d, service(80), dest(7)), Some(0));
-        assert_eq!(map[&(service(80), dest(7))].configured(), Some(weight(3)));
-        round(&d, &config, &mut map, &local, |_| Finding::Up);
-        assert_eq!(weight_of(&d, service(80), dest(7)), Some(0));
-        round(&d, &config, &mut map, &local, |_| Finding::Up);
-        assert_eq!(weight_of(&d, service(80), dest(7)), Some(3));
-        assert!(map.values().all(|h| h.up && h.configured().is_none()));
+        let mut c = Checker::new(OnFailure::Quiesce);
+        c.configure(80);
+        c.round(rs1_down);
+        assert_eq!(c.weight(80, 7), Some(3));
+        c.round(rs1_down);
+        assert_eq!(c.weight(80, 7), Some(0));
+        assert_eq!(c.map[&(service(80), dest(7))].configured(), Some(weight(3)));
+        c.round(|_| Finding::Up);
+        assert_eq!(c.weight(80, 7), Some(0));
+        c.round(|_| Finding::Up);
+        assert_eq!(c.weight(80, 7), Some(3));
+        assert!(c.map.values().all(|h| h.up && h.configured().is_none()));
     }
 
     #[test]
     fn local_failures_are_counted_and_change_no_weight() {
-        let d = director();
-        configure(&d, 80);
-        let (config, local) = (config(OnFailure::Quiesce), LocalFailures::default());
-        let mut map = HashMap::new();
+        let mut c = Checker::new(OnFailure::Quiesce);
+        c.configure(80);
         for _ in 0..10 {
-            let r = round(&d, &config, &mut map, &local, |_| {
-                Finding::Unknown(LocalReason::Emfile)
-            });
+            let r = c.round(|_| Finding::Unknown(LocalReason::Emfile));
             assert_eq!(
                 r,
                 Round {
@@ -385,91 +396,72 @@ pub(super) mod tests {
                 }
             );
         }
-        assert_eq!(weight_of(&d, service(80), dest(7)), Some(3));
-        assert_eq!(weight_of(&d, service(80), dest(9)), Some(1));
-        let counts: Vec<(&str, u64)> = local.counts().collect();
+        assert_eq!((c.weight(80, 7), c.weight(80, 9)), (Some(3), Some(1)));
+        let counts: Vec<(&str, u64)> = c.local.counts().collect();
         assert_eq!(counts[0], ("EMFILE", 20));
         assert!(counts[1..].iter().all(|&(_, n)| n == 0), "{counts:?}");
-        assert_eq!(local.ongoing(), Some(LocalReason::Emfile));
+        assert_eq!(c.local.ongoing(), Some(LocalReason::Emfile));
         // A local failure between two real ones does not break the streak either way.
-        round(&d, &config, &mut map, &local, |_| Finding::Down);
-        round(&d, &config, &mut map, &local, |_| {
-            Finding::Unknown(LocalReason::Enobufs)
-        });
-        assert_eq!(weight_of(&d, service(80), dest(7)), Some(3));
-        round(&d, &config, &mut map, &local, |_| Finding::Down);
-        assert_eq!(weight_of(&d, service(80), dest(7)), Some(0));
-        assert_eq!(local.ongoing(), None);
+        c.round(|_| Finding::Down);
+        c.round(|_| Finding::Unknown(LocalReason::Enobufs));
+        assert_eq!(c.weight(80, 7), Some(3));
+        c.round(|_| Finding::Down);
+        assert_eq!(c.weight(80, 7), Some(0));
+        assert_eq!(c.local.ongoing(), None);
     }
 
     #[test]
     fn the_map_holds_only_configured_destinations() {
-        let d = director();
-        let (config, local) = (config(OnFailure::Quiesce), LocalFailures::default());
-        let mut map = HashMap::new();
+        let mut c = Checker::new(OnFailure::Quiesce);
         for port in 1..=50 {
-            configure(&d, port);
+            c.configure(port);
         }
-        round(&d, &config, &mut map, &local, |_| Finding::Down);
-        round(&d, &config, &mut map, &local, |_| Finding::Down);
-        assert_eq!(map.len(), 100);
-        let control = d.control(Timestamp(0));
+        c.round(|_| Finding::Down);
+        c.round(|_| Finding::Down);
+        assert_eq!(c.map.len(), 100);
         for port in 1..=40 {
-            control.delete_service(service(port)).unwrap();
+            c.control().delete_service(service(port)).unwrap();
         }
         // A quiesced server the operator deletes is forgotten, not brought back.
-        control.delete_dest(service(41), dest(7)).unwrap();
-        round(&d, &config, &mut map, &local, |_| Finding::Up);
-        assert_eq!(map.len(), 19);
-        round(&d, &config, &mut map, &local, |_| Finding::Up);
-        assert_eq!(weight_of(&d, service(41), dest(7)), None);
-        assert_eq!(weight_of(&d, service(41), dest(9)), Some(1));
-        control.flush().unwrap();
-        round(&d, &config, &mut map, &local, |_| Finding::Up);
-        assert!(map.is_empty());
+        c.control().delete_dest(service(41), dest(7)).unwrap();
+        c.round(|_| Finding::Up);
+        assert_eq!(c.map.len(), 19);
+        c.round(|_| Finding::Up);
+        assert_eq!((c.weight(41, 7), c.weight(41, 9)), (None, Some(1)));
+        c.control().flush().unwrap();
+        c.round(|_| Finding::Up);
+        assert!(c.map.is_empty());
     }
 
     #[test]
     fn removed_servers_are_kept_while_their_service_exists() {
-        let d = director();
-        configure(&d, 80);
-        configure(&d, 81);
-        let (config, local) = (config(OnFailure::Remove), LocalFailures::default());
-        let mut map = HashMap::new();
-        let rs1_down = |k: Key| {
-            if k.1 == dest(7) {
-                Finding::Down
-            } else {
-                Finding::Up
-            }
-        };
-        round(&d, &config, &mut map, &local, rs1_down);
-        round(&d, &config, &mut map, &local, rs1_down);
-        assert_eq!(weight_of(&d, service(80), dest(7)), None);
-        assert_eq!(map.len(), 4, "the removed ones are still probed");
-        d.control(Timestamp(0)).delete_service(service(81)).unwrap();
-        round(&d, &config, &mut map, &local, rs1_down);
-        assert_eq!(map.len(), 2);
-        round(&d, &config, &mut map, &local, |_| Finding::Up);
-        round(&d, &config, &mut map, &local, |_| Finding::Up);
-        assert_eq!(weight_of(&d, service(80), dest(7)), Some(3));
-        assert_eq!(weight_of(&d, service(81), dest(7)), None);
+        let mut c = Checker::new(OnFailure::Remove);
+        c.configure(80);
+        c.configure(81);
+        c.round(rs1_down);
+        c.round(rs1_down);
+        assert_eq!(c.weight(80, 7), None);
+        assert_eq!(c.map.len(), 4, "the removed ones are still probed");
+        c.control().delete_service(service(81)).unwrap();
+        c.round(rs1_down);
+        assert_eq!(c.map.len(), 2);
+        c.round(|_| Finding::Up);
+        c.round(|_| Finding::Up);
+        assert_eq!((c.weight(80, 7), c.weight(81, 7)), (Some(3), None));
     }
 
     #[test]
     fn the_operators_change_to_a_quiesced_server_wins() {
-        let d = director();
-        configure(&d, 80);
-        let (config, local) = (config(OnFailure::Quiesce), LocalFailures::default());
-        let mut map = HashMap::new();
-        round(&d, &config, &mut map, &local, |_| Finding::Down);
-        round(&d, &config, &mut map, &local, |_| Finding::Down);
-        let control = d.control(Timestamp(0));
-        control.edit_dest(service(80), dest(7), weight(5)).unwrap();
+        let mut c = Checker::new(OnFailure::Quiesce);
+        c.configure(80);
+        c.round(|_| Finding::Down);
+        c.round(|_| Finding::Down);
+        c.control()
+            .edit_dest(service(80), dest(7), weight(5))
+            .unwrap();
         for _ in 0..4 {
-            round(&d, &config, &mut map, &local, |_| Finding::Up);
+            c.round(|_| Finding::Up);
         }
-        assert_eq!(weight_of(&d, service(80), dest(7)), Some(5));
-        assert_eq!(weight_of(&d, service(80), dest(9)), Some(1));
+        assert_eq!((c.weight(80, 7), c.weight(80, 9)), (Some(5), Some(1)));
     }
 }
