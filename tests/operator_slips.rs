@@ -712,8 +712,11 @@ fn a_trace_client_beyond_the_bound_is_refused() {
             )
         })
         .collect();
-    // Each stream shows it is attached with a keep-alive within a second; give them two.
-    std::thread::sleep(Duration::from_secs(2));
+    // All eight attached: each shows the request.
+    lab.curl(&format!("http://{VIP}/"));
+    for trace in &mut traces {
+        trace.wait_for_output("client→VIP", Duration::from_secs(10));
+    }
     // Bounded, so that a masqd that serves it anyway fails the test instead of hanging it.
     let ninth = lab.exec(
         "dir",
@@ -730,9 +733,10 @@ fn a_trace_client_beyond_the_bound_is_refused() {
         stderr.contains("masqd already serves 8 traces and captures"),
         "{stderr}"
     );
-    // One ends: the next one is served.
+    // One ends: the next one is served, once masqd's stream has found its reader gone
+    // (at its next write: a keep-alive comes every second).
     drop(traces.pop());
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1500));
     let mut ninth = lab.spawn(
         "dir",
         "trace-9",

@@ -7,7 +7,6 @@
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-
 use masq_core::Director;
 use masq_ctl::request::Request;
 use masq_ctl::{Env, Outcome};
@@ -20,8 +19,8 @@ use crate::stop::Stop;
 use crate::trace_stream::StreamSlots;
 
 /// Control operations that may run at once on the blocking pool: enough for a listing, a
-/// restore and the health checker's follow-up side by side, few enough that a burst of
-/// requests cannot take every thread.
+/// restore and the once-a-second follow-up of the services side by side, few enough that
+/// a burst of requests cannot take every thread.
 pub const BLOCKING_OPERATIONS: usize = 4;
 
 /// What a request handler needs.

@@ -284,7 +284,9 @@ fn stream_frames(
     stop: &Stop,
 ) -> Option<End> {
     let mut finished = Finished::new(args.count);
-    let frames = subscription.frames.as_ref()?;
+    let Some(frames) = &subscription.frames else {
+        return Some(End::Done);
+    };
     let mut last_write = Instant::now();
     loop {
         // Events are not shown in a capture; drain them so they do not count as lost.
