@@ -281,7 +281,7 @@ lab_up() {
     pid=$(cat "$STATE/masqd.pid" 2>/dev/null || true)
     in_lab "$pid" && stop_pid "$pid" 10
     rm -f "$STATE/masqd.pid"
-    guard_gone || die "masqd left its nftables table (netdev masq_guard) behind"
+    guard_gone || die "masqd left its nftables table (netdev masq_guard_*) behind"
 
     # The real servers keep no TIME_WAIT: the direct path and the VIP paths reach them with
     # the same 4-tuples but other timestamps and sequence numbers, and an old TIME_WAIT
@@ -304,7 +304,9 @@ EOF
     TW_REUSE_DIR=$(in_ns dir sysctl -n net.ipv4.tcp_tw_reuse)
 }
 
-guard_gone() { ! in_ns dir nft list table netdev masq_guard >/dev/null 2>&1; }
+# masqd's kernel guard tables: netdev masq_guard_ and a hash of its socket path.
+guard_tables() { in_ns dir nft list tables netdev 2>/dev/null | awk '$3 ~ /^masq_guard_/ { print $3 }'; }
+guard_gone() { [ -z "$(guard_tables)" ]; }
 
 # ---------------------------------------------------------------------------------------
 # The contenders. Each `up_NAME` prepares the director and sets
@@ -479,10 +481,11 @@ down_masq() {
     fi
     MASQD_PID=
     rm -f "$STATE/masqd.pid"
-    if ! guard_gone; then
-        warn "masqd left its table netdev masq_guard behind; removing it"
-        in_ns dir nft delete table netdev masq_guard || true
-    fi
+    local table
+    for table in $(guard_tables); do
+        warn "masqd left its table netdev $table behind; removing it"
+        in_ns dir nft delete table netdev "$table" || true
+    done
 }
 
 contender_up() {

@@ -1,5 +1,5 @@
 //! Host checks the daemon makes at start: is the kernel forwarding, and which offloads
-//! does an interface use.
+//! does an interface use; and the one process limit it raises (open files).
 //!
 //! Why they matter (README.md, "Running masqd on a real host"): with
 //! `net.ipv4.ip_forward=1` the kernel forwards the VIP traffic itself and races the
@@ -13,7 +13,7 @@ use std::path::Path;
 
 use crate::error::IoError;
 use crate::iface::{check_name, ioctl_socket};
-use crate::sys::ifreq;
+use crate::sys::{ifreq, rlimit};
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
@@ -197,6 +197,18 @@ fn ioctl_error(request: &'static str, ifname: &str, source: std::io::Error) -> I
     }
 }
 
+/// Raises this process's soft limit on open files to its hard limit, so that a service
+/// manager's soft default (often 1 024) does not cap the daemon's sockets and connections
+/// while more is allowed. Returns the soft limit before and after (equal when it already
+/// was the hard limit).
+///
+/// # Errors
+///
+/// The `getrlimit(RLIMIT_NOFILE)` or `setrlimit(RLIMIT_NOFILE)` error.
+pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
+    rlimit::raise_nofile_soft_limit()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +237,14 @@ mod tests {
     fn ip_forward_is_readable() {
         // The host's value is whatever it is; the check is that it parses.
         ip_forward_enabled().unwrap();
+    }
+
+    #[test]
+    fn the_open_files_limit_rises_to_the_hard_limit() {
+        let (before, after) = raise_open_files_limit().unwrap();
+        assert!(after >= before);
+        // A second call finds nothing left to raise.
+        assert_eq!(raise_open_files_limit().unwrap(), (after, after));
     }
 
     #[test]

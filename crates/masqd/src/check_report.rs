@@ -123,7 +123,8 @@ fn host_checks(ctx: &ControlContext) -> Vec<Item> {
         }
         if guard.protects(*vip) {
             items.push(ok(format!(
-                "{vip} is also a host address; the kernel guard (nft table netdev masq_guard) keeps the kernel from answering it"
+                "{vip} is also a host address; the kernel guard (nft table {}) keeps the kernel from answering it",
+                guard.table()
             )));
         } else {
             let why = guard
@@ -142,9 +143,24 @@ fn service_name(key: &ServiceKey) -> String {
     key.to_string()
 }
 
+/// Whether health probes fail for a reason of the director's own right now.
+fn health_checks(ctx: &ControlContext) -> Option<Item> {
+    let reason = ctx.health_local_failures.ongoing()?;
+    let total: u64 = ctx.health_local_failures.counts().map(|(_, n)| n).sum();
+    Some(problem(
+        format!(
+            "health probes cannot be made: {} ({}); {total} probes failed for reasons of the director's own since start, and the real servers keep their weights meanwhile",
+            reason.meaning(),
+            reason.errno()
+        ),
+        reason.fix(),
+    ))
+}
+
 /// Runs every check and formats the report.
 pub fn run(ctx: &ControlContext) -> Outcome {
     let mut items = host_checks(ctx);
+    items.extend(health_checks(ctx));
     let findings = ctx.director.diagnose(ctx.clock.now());
     for f in &findings {
         items.push(problem(f.problem(), f.fix()));

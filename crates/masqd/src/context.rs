@@ -1,18 +1,27 @@
 //! What every control-plane task shares: the director, the clock, the kernel guard, the
 //! health map and the XDP steering, and the two things done with them whatever the request
 //! came through (the control socket or the web page): running an ipvsadm request, and
-//! bringing what lives outside masqd up to date with the services afterwards.
+//! bringing what lives outside masqd up to date with the services afterwards — and the
+//! one way to run either without holding up the control-plane runtime.
 
 use std::sync::{Arc, Mutex};
 
+use anyhow::{Context, Result};
 use masq_core::Director;
 use masq_ctl::request::Request;
 use masq_ctl::{Env, Outcome};
 
 use crate::clock::Clock;
 use crate::guard::KernelGuard;
-use crate::health::HealthMap;
+use crate::health::{HealthMap, LocalFailures};
 use crate::steering::XdpSteering;
+use crate::stop::Stop;
+use crate::trace_stream::StreamSlots;
+
+/// Control operations that may run at once on the blocking pool: enough for a listing, a
+/// restore and the once-a-second follow-up of the services side by side, few enough that
+/// a burst of requests cannot take every thread.
+pub const BLOCKING_OPERATIONS: usize = 4;
 
 /// What a request handler needs.
 pub struct ControlContext {
@@ -23,11 +32,19 @@ pub struct ControlContext {
     pub vip_iface: String,
     pub dip_iface: String,
     /// Real servers' health, when `--health-check` runs.
-    pub health: Arc<HealthMap>,
+    pub health: HealthMap,
+    /// Probes that failed for a reason of the director's own, by reason.
+    pub health_local_failures: LocalFailures,
     /// With `--io xdp`: the programs that must know the service addresses.
     pub steering: Option<XdpSteering>,
     /// What [`ControlContext::follow_services`] last failed with.
     pub sync_failures: Mutex<Vec<String>>,
+    /// Set when masqd stops; the trace streams end on it.
+    pub stop: Arc<Stop>,
+    /// The `--trace` and `--capture` clients attached.
+    pub streams: StreamSlots,
+    /// Permits for [`ControlContext::off_runtime`], [`BLOCKING_OPERATIONS`] of them.
+    pub blocking: tokio::sync::Semaphore,
 }
 
 impl ControlContext {
@@ -54,6 +71,27 @@ impl ControlContext {
             tracing::error!("{failure}");
         }
         *said = failures;
+    }
+
+    /// Runs `operation` on tokio's blocking pool, at most [`BLOCKING_OPERATIONS`] at once
+    /// (later ones wait for a permit), and waits for it without holding up the runtime.
+    ///
+    /// # Errors
+    /// When the operation panicked or the runtime is shutting down.
+    pub async fn off_runtime<T, F>(self: &Arc<Self>, operation: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ControlContext) -> T + Send + 'static,
+    {
+        let _permit = self
+            .blocking
+            .acquire()
+            .await
+            .context("the control plane is stopping")?;
+        let ctx = self.clone();
+        tokio::task::spawn_blocking(move || operation(&ctx))
+            .await
+            .context("a control operation thread")
     }
 
     /// Runs one ipvsadm request against the director and brings the kernel guard and the

@@ -22,7 +22,7 @@
 //! once, send failures are counted and reported by the housekeeping loop at most once a
 //! second.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -39,6 +39,7 @@ use masq_io::{
 };
 
 use crate::clock::Clock;
+use crate::stop::Stop;
 
 /// How long a packet thread waits for a frame before doing its idle work (releasing frames
 /// whose next hop got resolved, checking for stop).
@@ -140,7 +141,7 @@ pub fn start(
     dip: &Interface,
     director: &Arc<Director>,
     clock: Clock,
-    stop: &Arc<AtomicBool>,
+    stop: &Arc<Stop>,
     errors: &Arc<IoErrors>,
 ) -> Result<Datapath> {
     let mut threads = Vec::new();
@@ -261,7 +262,7 @@ fn one_thread_per_side<P: FrameIo + 'static>(
     ports: Ports<P>,
     director: &Arc<Director>,
     clock: Clock,
-    stop: &Arc<AtomicBool>,
+    stop: &Arc<Stop>,
     errors: &Arc<IoErrors>,
 ) -> Result<Datapath> {
     let ports = Arc::new(ports);
@@ -372,7 +373,7 @@ fn spawn<P: FrameIo + 'static>(
     ports: Arc<Ports<P>>,
     mut worker: Worker,
     clock: Clock,
-    stop: &Arc<AtomicBool>,
+    stop: &Arc<Stop>,
     errors: &Arc<IoErrors>,
 ) -> std::io::Result<JoinHandle<()>> {
     let (stop, errors) = (stop.clone(), errors.clone());
@@ -386,7 +387,9 @@ fn spawn<P: FrameIo + 'static>(
             // gets one sendmmsg per batch.
             let mut out: [Option<(Side, Offload)>; BATCH] = [None; BATCH];
             let port = ports.get(side);
-            while !stop.load(Relaxed) {
+            #[cfg(debug_assertions)]
+            let panic_at_first_frame = crate::fault::armed("panic-packet-thread");
+            while !stop.requested() {
                 let n = match port.recv_batch(&mut batch, &mut bufs, IDLE_POLL) {
                     Ok(n) => n,
                     Err(_) => {
@@ -394,6 +397,10 @@ fn spawn<P: FrameIo + 'static>(
                         0
                     }
                 };
+                #[cfg(debug_assertions)]
+                if panic_at_first_frame && n > 0 {
+                    panic!("MASQD_FAULT=panic-packet-thread: a packet thread fails on purpose");
+                }
                 let now = clock.now();
                 for ((rx, buf), dest) in batch.received()[..n]
                     .iter()

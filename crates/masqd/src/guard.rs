@@ -15,7 +15,12 @@
 //!   server to the host itself (health checks, ARP) are untouched.
 //!
 //! The rules live in masqd's own table, rewritten whenever the services change and removed
-//! when masqd stops.
+//! when masqd stops. The table is the instance's (`instance.rs`): `netdev masq_guard_`
+//! followed by 8 hex digits of a hash of the control socket's path, so two masqd on two
+//! sockets never touch each other's rules, and a restarted masqd knows the table of the
+//! one before it. One killed before it could remove its table (SIGKILL, a crash) leaves it
+//! behind; the next start of the same instance deletes it before anything else
+//! ([`KernelGuard::remove_leftover`]).
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -24,9 +29,6 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use masq_core::control::Protocol;
 use masq_core::service::ServiceTable;
-
-/// The nftables table masqd owns.
-const TABLE: &str = "masq_guard";
 
 /// How the guard is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -60,29 +62,36 @@ struct Rules {
 #[derive(Debug)]
 pub struct KernelGuard {
     mode: GuardMode,
+    /// The instance's table.
+    table: String,
     iface: String,
     /// The DIP interface, when the real servers' replies are to be dropped there too.
     dip_iface: Option<String>,
     installed: Option<Rules>,
     nft_missing: bool,
+    /// Set by [`KernelGuard::remove`]: masqd is stopping and installs nothing any more.
+    removed: bool,
 }
 
 impl KernelGuard {
-    /// A guard for the VIP interface `iface`; nothing is installed until [`Self::sync`].
+    /// A guard for the VIP interface `iface` in the nftables table `table`; nothing is
+    /// installed until [`Self::sync`].
     ///
     /// # Errors
     /// With [`GuardMode::Nft`], if `nft` cannot be run.
-    pub fn new(mode: GuardMode, iface: &str) -> Result<Self> {
+    pub fn new(mode: GuardMode, table: &str, iface: &str) -> Result<Self> {
         let nft_missing = mode != GuardMode::Off && !nft_available();
         if mode == GuardMode::Nft && nft_missing {
             bail!("--kernel-guard nft: the nft command is not available (install nftables)");
         }
         Ok(KernelGuard {
             mode,
+            table: table.to_string(),
             iface: iface.to_string(),
             dip_iface: None,
             installed: None,
             nft_missing,
+            removed: false,
         })
     }
 
@@ -98,7 +107,7 @@ impl KernelGuard {
     /// # Errors
     /// When `nft` rejects the rules.
     pub fn sync(&mut self, table: &ServiceTable) -> Result<()> {
-        if self.mode == GuardMode::Off || self.nft_missing {
+        if self.mode == GuardMode::Off || self.nft_missing || self.removed {
             return Ok(());
         }
         let services = table
@@ -122,7 +131,7 @@ impl KernelGuard {
         if self.installed.as_ref() == Some(&rules) {
             return Ok(());
         }
-        let script = nft_script(&self.iface, self.dip_iface.as_deref(), &rules);
+        let script = nft_script(&self.table, &self.iface, self.dip_iface.as_deref(), &rules);
         run_nft(&script).context("installing the kernel guard (nftables)")?;
         self.installed = Some(rules);
         Ok(())
@@ -151,11 +160,30 @@ impl KernelGuard {
         self.nft_missing
     }
 
-    /// Removes masqd's table.
+    /// The nftables table, as `nft list table` names it (`netdev masq_guard_…`).
+    pub fn table(&self) -> String {
+        format!("netdev {}", self.table)
+    }
+
+    /// Deletes the instance's table if a masqd that did not stop cleanly left it behind.
+    /// Whatever the mode: with `--kernel-guard off` too, stale rules must not stay.
+    /// Says whether there was one.
+    pub fn remove_leftover(&self) -> bool {
+        if self.nft_missing {
+            return false;
+        }
+        // Fails when there is no such table (or no nft, with --kernel-guard off).
+        run_nft(&format!("delete table netdev {}\n", self.table)).is_ok()
+    }
+
+    /// Removes masqd's table; later syncs install nothing (a control request still running
+    /// as masqd stops must not put the table back).
     pub fn remove(&mut self) {
+        self.removed = true;
         if self.installed.take().is_some() {
+            let table = &self.table;
             let _ = run_nft(&format!(
-                "table netdev {TABLE}\ndelete table netdev {TABLE}\n"
+                "table netdev {table}\ndelete table netdev {table}\n"
             ));
         }
     }
@@ -168,11 +196,11 @@ impl Drop for KernelGuard {
 }
 
 /// The whole table, replacing any previous one atomically (one `nft -f` transaction).
-fn nft_script(vip_iface: &str, dip_iface: Option<&str>, rules: &Rules) -> String {
+fn nft_script(table: &str, vip_iface: &str, dip_iface: Option<&str>, rules: &Rules) -> String {
     // Priority -500: before any ingress chain of the host's own, so nothing else spends
     // time on frames that are masqd's.
     let mut script = format!(
-        "table netdev {TABLE}\ndelete table netdev {TABLE}\ntable netdev {TABLE} {{\n  chain vip_ingress {{\n    type filter hook ingress device \"{vip_iface}\" priority -500; policy accept;\n"
+        "table netdev {table}\ndelete table netdev {table}\ntable netdev {table} {{\n  chain vip_ingress {{\n    type filter hook ingress device \"{vip_iface}\" priority -500; policy accept;\n"
     );
     for g in &rules.services {
         let port = if g.port == 0 {
@@ -249,12 +277,13 @@ mod tests {
     #[test]
     fn script_drops_service_traffic_at_vip_ingress_and_replies_at_dip_ingress() {
         let script = nft_script(
+            "masq_guard_0123abcd",
             "ext0",
             Some("int0"),
             &rules(&[[192, 168, 100, 7], [192, 168, 100, 9]]),
         );
         assert!(script.starts_with(
-            "table netdev masq_guard\ndelete table netdev masq_guard\ntable netdev masq_guard {\n"
+            "table netdev masq_guard_0123abcd\ndelete table netdev masq_guard_0123abcd\ntable netdev masq_guard_0123abcd {\n"
         ));
         assert!(script.contains("type filter hook ingress device \"ext0\" priority -500;"));
         assert!(script.contains("    ip daddr 192.168.0.10 tcp dport 80 drop\n"));
@@ -267,7 +296,8 @@ mod tests {
 
     #[test]
     fn no_dip_chain_without_real_servers_or_dip_side() {
-        assert!(!nft_script("ext0", Some("int0"), &rules(&[])).contains("dip_ingress"));
-        assert!(!nft_script("ext0", None, &rules(&[[10, 0, 0, 1]])).contains("dip_ingress"));
+        let table = "masq_guard_0123abcd";
+        assert!(!nft_script(table, "ext0", Some("int0"), &rules(&[])).contains("dip_ingress"));
+        assert!(!nft_script(table, "ext0", None, &rules(&[[10, 0, 0, 1]])).contains("dip_ingress"));
     }
 }

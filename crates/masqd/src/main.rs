@@ -1,9 +1,15 @@
 //! masqd: masq's LVS-NAT director daemon.
 //!
-//! Wires the pieces together: host checks, the core director, the packet threads (masq-io
-//! sockets, rings or pnet channels; see `datapath`), and — on a tokio runtime, for the
-//! control plane only — the control socket, the once-a-second housekeeping, the 2-second
-//! rate estimator and signal handling.
+//! Wires the pieces together: the instance lock, host checks, the core director, the
+//! packet threads (masq-io sockets, rings or pnet channels; see `datapath`), the
+//! housekeeping thread (expiry, ARP, the rate estimator), and — on a tokio runtime, for
+//! the control plane only — the control socket, health checks, the HTTP endpoints and
+//! signal handling.
+//!
+//! Start, stop, crash: nothing is created before the instance lock is held
+//! (`instance.rs`); what a killed predecessor left behind is removed first; SIGTERM,
+//! SIGINT and SIGHUP stop masqd within a second whatever clients are attached, removing
+//! its guard table and its socket; a panic in any thread aborts the process.
 #![deny(unsafe_code)]
 
 mod check_report;
@@ -11,21 +17,25 @@ mod clock;
 mod context;
 mod control_server;
 mod datapath;
+#[cfg(debug_assertions)]
+mod fault;
 mod guard;
 mod health;
+mod housekeeping;
 mod http_server;
+mod instance;
 mod metrics;
 mod rules;
 mod socket_reply;
 mod startup_checks;
 mod steering;
+mod stop;
 mod trace_stream;
 mod web;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,14 +44,15 @@ use clap::Parser;
 use masq_core::director::{DirectorConfig, SideConfig};
 use masq_core::{Director, Side};
 use masq_ctl::request::{DEFAULT_SOCKET, SOCKET_ENV};
-use masq_io::{FrameIo, Offload};
-use masq_wire::arp;
 use masq_wire::ethernet::MacAddr;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use crate::clock::Clock;
 use crate::context::ControlContext;
-use crate::datapath::{IoBackend, IoErrors, Ports};
+use crate::datapath::{IoBackend, IoErrors};
 use crate::guard::{GuardMode, KernelGuard};
+use crate::instance::Instance;
+use crate::stop::Stop;
 
 /// masq's LVS-NAT director: forwards client connections to a VIP to real servers,
 /// rewriting addresses in userspace (ipvsadm's masquerading mode, without ip_vs).
@@ -57,10 +68,15 @@ struct Args {
     /// Next hop for clients that are not on the VIP interface's networks.
     #[arg(long, value_name = "ADDR")]
     vip_gateway: Option<Ipv4Addr>,
-    /// Most connections tracked at once; a full table sheds half-open connections (SYN
-    /// flood defence) before it refuses new ones.
+    /// Most entries tracked at once, connections and persistence templates together; a
+    /// full table sheds templates that control no connection and half-open connections
+    /// (SYN flood defence) before it refuses new ones.
     #[arg(long, value_name = "N", default_value_t = masq_core::director::DEFAULT_MAX_CONNS)]
     max_conns: usize,
+    /// Most entries each side's neighbour (ARP) table holds; a full table sheds hosts that
+    /// only asked for a VIP and addresses that never answered before it refuses one.
+    #[arg(long, value_name = "N", default_value_t = masq_core::neigh::DEFAULT_CAPACITY)]
+    max_neighbours: usize,
     /// Rules to load at start, in `ipvsadm -S` format (as `masqadm -R < FILE`).
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
@@ -139,6 +155,10 @@ struct Args {
     log: String,
 }
 
+/// How long the stop waits for the control plane's blocking threads (trace streams end
+/// within 100 ms of the stop; a long listing is left to finish on its own).
+const SHUTDOWN_WAIT: Duration = Duration::from_millis(300);
+
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -146,6 +166,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    abort_on_panic();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -155,6 +176,34 @@ fn main() -> ExitCode {
     }
 }
 
+/// A panic in any thread takes the whole process down at once, with one line in the log:
+/// a director with a dead packet thread must not carry on half alive, and a service
+/// manager restarts a process that exited.
+fn abort_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            "thread {} panicked{at}: {}; aborting",
+            thread.name().unwrap_or("(unnamed)"),
+            panic_message(info.payload())
+        );
+        std::process::abort();
+    }));
+}
+
+/// A panic's message: `panic!` makes a `&str` or a `String`.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
+}
+
 fn side_config(iface: &masq_io::Interface) -> SideConfig {
     SideConfig {
         mac: MacAddr(iface.mac),
@@ -162,24 +211,58 @@ fn side_config(iface: &masq_io::Interface) -> SideConfig {
     }
 }
 
+fn raise_open_files_limit() {
+    match masq_io::host::raise_open_files_limit() {
+        Ok((before, after)) if before != after => {
+            tracing::debug!(
+                "open files: soft limit raised from {before} to {after} (the hard limit)"
+            )
+        }
+        Ok((_, limit)) => tracing::debug!("open files: soft limit {limit} (the hard limit)"),
+        Err(e) => tracing::warn!(
+            "setrlimit(RLIMIT_NOFILE): {e}; masqd keeps its soft limit on open files"
+        ),
+    }
+}
+
 fn run(args: Args) -> Result<()> {
+    raise_open_files_limit();
+    // Before anything is created: a refused second start must change nothing.
+    let instance = Instance::claim(&args.socket)?;
+    tracing::debug!("holding {}", instance.lock_path().display());
+    // SIGTERM, SIGINT and SIGHUP stop masqd cleanly from here on, even during the start.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control-plane runtime")?;
+    let signals = {
+        let _entered = runtime.enter();
+        StopSignals::install()?
+    };
     let host = startup_checks::host(&args.vip_iface, &args.dip_iface, args.vip_gateway.is_some())?;
     let director = Director::new(DirectorConfig {
         vip_side: side_config(&host.vip),
         dip_side: side_config(&host.dip),
         vip_gateway: args.vip_gateway,
         max_conns: args.max_conns,
-        max_neighbours: masq_core::neigh::DEFAULT_CAPACITY,
+        max_neighbours: args.max_neighbours,
     });
     // Larger packets that may not be fragmented get ICMP fragmentation needed.
     director.set_mtu(Side::Vip, host.vip.mtu);
     director.set_mtu(Side::Dip, host.dip.mtu);
     let clock = Clock::start();
-    let mut guard =
-        KernelGuard::new(args.kernel_guard, &host.vip.name)?.with_dip_side(&host.dip.name);
+    let mut guard = KernelGuard::new(args.kernel_guard, &instance.guard_table(), &host.vip.name)?
+        .with_dip_side(&host.dip.name);
+    if guard.remove_leftover() {
+        tracing::info!(
+            "removed the kernel guard table {} that a masqd which did not stop cleanly left behind",
+            guard.table()
+        );
+    }
     if guard.is_unavailable() {
         tracing::warn!("nft is not installed: if a VIP is also an address of this host, its kernel will answer service traffic with RST/ICMP (install nftables)");
     }
+    let (listener, socket_file) = control_server::bind(&instance.socket)?;
     if let Some(path) = &args.rules {
         if path.exists() {
             rules::load(path, &director.control(clock.now()))?;
@@ -204,7 +287,7 @@ fn run(args: Args) -> Result<()> {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(Stop::default());
     let errors = Arc::new(IoErrors::default());
     let tuning = datapath::Tuning {
         workers,
@@ -237,7 +320,7 @@ fn run(args: Args) -> Result<()> {
         MacAddr(host.dip.mac),
         threads.len(),
         args.io,
-        args.socket.display()
+        instance.socket.display()
     );
 
     let ctx = Arc::new(ControlContext {
@@ -247,38 +330,81 @@ fn run(args: Args) -> Result<()> {
         vip_iface: host.vip.name.clone(),
         dip_iface: host.dip.name.clone(),
         health: Default::default(),
+        health_local_failures: Default::default(),
         steering,
         sync_failures: Mutex::default(),
+        stop: stop.clone(),
+        streams: Default::default(),
+        blocking: tokio::sync::Semaphore::new(context::BLOCKING_OPERATIONS),
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the control-plane runtime")?;
-    let served = runtime.block_on(control_plane(&args, ctx.clone(), ports.clone(), errors));
+    let housekeeping = housekeeping::start(ctx.clone(), ports, errors)?;
+    let served = runtime.block_on(control_plane(&args, ctx.clone(), listener, signals));
 
-    stop.store(true, Relaxed);
+    // Every thread of masqd's own sees the stop at once; the runtime drops its tasks (and
+    // with them every client connection) and waits a bounded time for its blocking
+    // threads.
+    stop.request();
+    runtime.shutdown_timeout(SHUTDOWN_WAIT);
     for t in threads {
         let _ = t.join();
     }
-    if args.save_on_exit {
-        if let Some(path) = &args.rules {
-            rules::save(path, &director.control(clock.now()))?;
-            tracing::info!("saved rules to {}", path.display());
-        }
-    }
+    let _ = housekeeping.join();
+    let saved = match (&args.rules, args.save_on_exit) {
+        (Some(path), true) => save_rules(path, &ctx),
+        _ => Ok(()),
+    };
     ctx.guard.lock().unwrap_or_else(|e| e.into_inner()).remove();
-    let _ = std::fs::remove_file(&args.socket);
-    served
+    drop(socket_file);
+    served.and(saved)
 }
 
-/// Runs the control socket and the timers until SIGTERM or SIGINT.
+/// `--save-on-exit`: the rules as configured, with what health checks changed undone.
+fn save_rules(path: &std::path::Path, ctx: &ControlContext) -> Result<()> {
+    let control = ctx.director.control(ctx.clock.now());
+    rules::save(path, &health::AsConfigured::new(&control, &ctx.health))?;
+    tracing::info!("saved rules to {}", path.display());
+    Ok(())
+}
+
+/// The signals that stop masqd cleanly.
+struct StopSignals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers (within a tokio runtime). A signal that arrives before
+    /// [`StopSignals::wait`] is kept for it.
+    fn install() -> Result<StopSignals> {
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind).with_context(|| format!("installing the {name} handler"))
+        };
+        Ok(StopSignals {
+            term: install(SignalKind::terminate(), "SIGTERM")?,
+            int: install(SignalKind::interrupt(), "SIGINT")?,
+            hup: install(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = self.int.recv() => tracing::info!("SIGINT: stopping"),
+            _ = self.hup.recv() => tracing::info!("SIGHUP: stopping (masqd does not reload on SIGHUP yet)"),
+        }
+    }
+}
+
+/// Runs the control socket, the health checks and the HTTP endpoints until a stop signal.
 async fn control_plane(
     args: &Args,
     ctx: Arc<ControlContext>,
-    ports: Arc<Ports<dyn FrameIo>>,
-    errors: Arc<IoErrors>,
+    listener: std::os::unix::net::UnixListener,
+    mut signals: StopSignals,
 ) -> Result<()> {
-    let listener = control_server::bind(&args.socket).await?;
+    let listener =
+        tokio::net::UnixListener::from_std(listener).context("serving the control socket")?;
     let server = tokio::spawn(control_server::serve(
         listener,
         ctx.clone(),
@@ -295,12 +421,7 @@ async fn control_plane(
                 on_failure: args.health_action,
             };
             tracing::info!("health checks: {config:?}");
-            Some(tokio::spawn(health::run(
-                ctx.director.clone(),
-                ctx.clock,
-                ctx.health.clone(),
-                config,
-            )))
+            Some(tokio::spawn(health::run(ctx.clone(), config)))
         }
         None => None,
     };
@@ -320,15 +441,10 @@ async fn control_plane(
         None => None,
     };
     let web = page.map(|page| tokio::spawn(page.serve(ctx.clone())));
-    let timers = tokio::spawn(timers(ctx, ports, errors));
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
-    }
+    let following = tokio::spawn(follow_services(ctx));
+    signals.wait().await;
     server.abort();
-    timers.abort();
+    following.abort();
     if let Some(c) = checks {
         c.abort();
     }
@@ -341,89 +457,16 @@ async fn control_plane(
     Ok(())
 }
 
-/// Housekeeping every second (expiry, ARP probes, gratuitous ARP for new VIPs, error
-/// reports) and the rate estimator every two seconds.
-async fn timers(ctx: Arc<ControlContext>, ports: Arc<Ports<dyn FrameIo>>, errors: Arc<IoErrors>) {
+/// Once a second, brings the kernel guard and the XDP maps up to date with the services
+/// (health checks change destinations without a control request) and retries what
+/// failed; off the runtime, as `nft` may take its time.
+async fn follow_services(ctx: Arc<ControlContext>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut announced: Vec<Ipv4Addr> = Vec::new();
-    let mut reported = (0, 0);
-    let mut diagnosed: Vec<String> = Vec::new();
-    let mut odd = false;
-    // Housekeeping's ARP probes leave through this worker's outbox.
-    let mut housekeeper = ctx.director.worker();
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = ctx.clock.now();
-        let send = |side: Side, frame: &[u8]| {
-            let port: &dyn FrameIo = match side {
-                Side::Vip => ports.vip.as_ref(),
-                Side::Dip => ports.dip.as_ref(),
-            };
-            if let Err(e) = port.send(&Offload::NONE, frame) {
-                tracing::warn!("sending on the {} side: {e}", side.name());
-            }
-        };
-        housekeeper.housekeeping(now);
-        while let Some(probe) = housekeeper.poll_transmit(now) {
-            send(probe.side, probe.frame);
-        }
-        // Health checks change destinations outside control requests.
-        ctx.follow_services();
-        announce_new_vips(&ctx.director, &mut announced, &send);
-        odd = !odd;
-        if !odd {
-            ctx.director.estimate();
-            // An interface's MTU may change while masqd runs (ip link set … mtu …).
-            for (side, name) in [(Side::Vip, &ctx.vip_iface), (Side::Dip, &ctx.dip_iface)] {
-                if let Ok(iface) = masq_io::Interface::by_name(name) {
-                    ctx.director.set_mtu(side, iface.mtu);
-                }
-            }
-        }
-        // Say each problem the data path notices once, when it appears.
-        let findings = ctx.director.diagnose(now);
-        let problems: Vec<String> = findings.iter().map(|f| f.problem()).collect();
-        for (f, p) in findings.iter().zip(&problems) {
-            if !diagnosed.contains(p) {
-                tracing::warn!("{p} (fix: {})", f.fix());
-            }
-        }
-        diagnosed = problems;
-        let now_errors = (errors.recv.load(Relaxed), errors.send.load(Relaxed));
-        if now_errors != reported {
-            tracing::warn!(
-                "packet I/O errors so far: {} receive, {} send",
-                now_errors.0,
-                now_errors.1
-            );
-            reported = now_errors;
-        }
+        let _ = ctx.off_runtime(ControlContext::follow_services).await;
     }
-}
-
-/// Sends a gratuitous ARP for every VIP not announced yet, so that clients and routers
-/// that cached another MAC for it learn masqd's at once.
-fn announce_new_vips(
-    director: &Director,
-    announced: &mut Vec<Ipv4Addr>,
-    send: &dyn Fn(Side, &[u8]),
-) {
-    let table = director.services();
-    let mac = director.config().vip_side.mac;
-    let mut frame = [0u8; arp::FRAME_LEN];
-    for &vip in table.vips() {
-        if !announced.contains(&vip) {
-            let len = arp::write_frame(
-                &mut frame,
-                arp::OP_REQUEST,
-                (mac, vip),
-                (MacAddr::ZERO, vip),
-            );
-            send(Side::Vip, &frame[..len]);
-            announced.push(vip);
-        }
-    }
-    announced.retain(|v| table.vips().contains(v));
 }
 
 /// A positive number of seconds from the command line.

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use masq_core::control::{Control, ServiceKey};
-use masq_core::Director;
+use masq_core::{Director, Side};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -24,7 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::clock::Clock;
 use crate::context::ControlContext;
-use crate::health::HealthMap;
+use crate::health::{HealthMap, LocalFailures};
 use crate::http_server::{full, text, Body, Counters, HostName, Limits, Server};
 use crate::steering::XdpSteering;
 
@@ -56,6 +56,7 @@ pub fn render(
     director: &Director,
     clock: &Clock,
     health: &HealthMap,
+    local_failures: &LocalFailures,
     xdp: Option<&XdpSteering>,
     http: &[Arc<Counters>],
 ) -> String {
@@ -185,6 +186,7 @@ pub fn render(
         ("queued_for_arp", totals.queued),
         ("not_ours", totals.not_ours),
         ("half_open_evicted", totals.evicted_half_open),
+        ("template_evicted", totals.evicted_templates),
     ] {
         frames
             .get_or_create(&vec![("outcome".into(), outcome.into())])
@@ -205,6 +207,17 @@ pub fn render(
         );
         up.get_or_create(&l).set(i64::from(h.up));
     }
+    let local = family!(
+        "masq_health_local_failures",
+        "Health probes that failed for a reason of the director's own (not held against the real server), by errno",
+        Counter
+    );
+    for (reason, n) in local_failures.counts() {
+        local
+            .get_or_create(&vec![("reason".into(), reason.into())])
+            .inc_by(n);
+    }
+    render_tables(&mut registry, director);
     if let Some(xdp) = xdp {
         render_xdp(&mut registry, xdp);
     }
@@ -213,6 +226,88 @@ pub fn render(
     // Encoding into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// The tables a packet can grow: their sizes and bounds, and what each refused or shed to
+/// stay within them.
+fn render_tables(registry: &mut Registry, director: &Director) {
+    let entries = Family::<Labels, Gauge>::default();
+    registry.register(
+        "masq_table_entries",
+        "Entries in a bounded table (connections and templates share --max-conns)",
+        entries.clone(),
+    );
+    let bound = Family::<Labels, Gauge>::default();
+    registry.register(
+        "masq_table_bound",
+        "Most entries a table holds",
+        bound.clone(),
+    );
+    let shed = Family::<Labels, Counter>::default();
+    registry.register(
+        "masq_table_shed",
+        "Entries a full table gave up to make room, or refused, by table and reason",
+        shed.clone(),
+    );
+    let conflicts = Family::<Labels, Counter>::default();
+    registry.register(
+        "masq_neighbour_conflicts",
+        "ARP claims by a second MAC for an address whose first host still answers (ignored)",
+        conflicts.clone(),
+    );
+    let label = |pairs: &[(&str, &str)]| -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let max_conns = director.config().max_conns as i64;
+    for (table, n) in [
+        ("connections", director.connection_count()),
+        ("templates", director.template_count()),
+    ] {
+        entries
+            .get_or_create(&label(&[("table", table)]))
+            .set(n as i64);
+        bound
+            .get_or_create(&label(&[("table", table)]))
+            .set(max_conns);
+    }
+    let fragments = label(&[("table", "fragments")]);
+    entries
+        .get_or_create(&fragments)
+        .set(director.fragment_count() as i64);
+    bound
+        .get_or_create(&fragments)
+        .set(masq_core::frag::MAX_ENTRIES as i64);
+    let frag = director.fragment_counters();
+    for (reason, n) in [
+        ("source_at_its_share", &frag.refused_per_source),
+        ("oldest_forgotten", &frag.shed_oldest),
+    ] {
+        shed.get_or_create(&label(&[("table", "fragments"), ("reason", reason)]))
+            .inc_by(n.load(Relaxed));
+    }
+    for side in [Side::Vip, Side::Dip] {
+        let table = director.neighbour_table(side);
+        let l = label(&[("table", "neighbours"), ("side", side.name())]);
+        entries.get_or_create(&l).set(table.len() as i64);
+        bound.get_or_create(&l).set(table.capacity() as i64);
+        for (reason, n) in [
+            ("shed", &table.counters.shed),
+            ("refused", &table.counters.refused),
+        ] {
+            let l = label(&[
+                ("table", "neighbours"),
+                ("side", side.name()),
+                ("reason", reason),
+            ]);
+            shed.get_or_create(&l).inc_by(n.load(Relaxed));
+        }
+        conflicts
+            .get_or_create(&label(&[("side", side.name())]))
+            .inc_by(table.counters.conflicts.load(Relaxed));
+    }
 }
 
 /// The AF_XDP ports' counters: which path each frame took, and what the kernel dropped.
@@ -368,6 +463,7 @@ fn respond(
                 &ctx.director,
                 &ctx.clock,
                 &ctx.health,
+                &ctx.health_local_failures,
                 ctx.steering.as_ref(),
                 http,
             );

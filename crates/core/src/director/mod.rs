@@ -242,6 +242,11 @@ impl Director {
         self.fragments.len()
     }
 
+    /// What the fragment table refused or forgot to stay within its bounds.
+    pub fn fragment_counters(&self) -> &crate::frag::FragCounters {
+        &self.fragments.counters
+    }
+
     /// Housekeeping's expiry: connections, templates, fragments and neighbour entries.
     /// Returns the number of connections expired.
     fn expire(&self, now: Timestamp) -> usize {

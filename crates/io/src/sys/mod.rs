@@ -16,7 +16,8 @@
 //! - [`tpacket`]: the receive rings, TPACKET_V3 blocks and TPACKET_V2 slots;
 //! - [`bpf`]: the `bpf()` syscall: maps, program load, XDP link;
 //! - [`xsk`] and [`xsk_ring`]: an `AF_XDP` socket, its UMEM and its four rings;
-//! - [`mmap`]: the owned memory mappings under the rings and the UMEM.
+//! - [`mmap`]: the owned memory mappings under the rings and the UMEM;
+//! - [`rlimit`]: the process's limit on open files.
 
 use std::ffi::c_int;
 use std::io;
@@ -44,6 +45,7 @@ pub(crate) mod bpf;
 pub(crate) mod ifreq;
 mod mmap;
 pub(crate) mod packet;
+pub(crate) mod rlimit;
 pub(crate) mod tpacket;
 pub(crate) mod xsk;
 pub(crate) mod xsk_ring;
