@@ -38,6 +38,10 @@ pub const TRACED: u8 = 1;
 pub const SHOWN_IN: u8 = 2;
 /// Its first server-to-client packet has been shown.
 pub const SHOWN_OUT: u8 = 4;
+/// A second client packet arrived.
+pub const REPEATED: u8 = 8;
+/// A real server's packet was forwarded to the client.
+pub const ANSWERED: u8 = 16;
 
 /// A flow key: protocol and the packet's (source, destination) as seen on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,8 +65,8 @@ pub struct Conn {
     /// The persistence template that created this connection, if any.
     pub template: Option<Arc<Template>>,
     state: AtomicU8,
-    /// Trace bits: [`TRACED`], [`SHOWN_IN`], [`SHOWN_OUT`].
-    trace: AtomicU8,
+    /// [`TRACED`], [`SHOWN_IN`], [`SHOWN_OUT`], [`REPEATED`] and [`ANSWERED`].
+    marks: AtomicU8,
     /// Expiry time in milliseconds; refreshed by every packet.
     expires: AtomicU64,
 }
@@ -95,7 +99,7 @@ impl Conn {
             dest,
             template,
             state: AtomicU8::new(state as u8),
-            trace: AtomicU8::new(0),
+            marks: AtomicU8::new(0),
             // The kernel's initial 3 s, until the first transition replaces it.
             expires: AtomicU64::new(now.as_millis() + 3000),
         }
@@ -133,12 +137,12 @@ impl Conn {
 
     /// Marks the connection as traced (a listener wanted it when it was created).
     pub fn set_traced(&self) {
-        self.trace.fetch_or(TRACED, Relaxed);
+        self.marks.fetch_or(TRACED, Relaxed);
     }
 
     /// Whether the connection is traced.
     pub fn is_traced(&self) -> bool {
-        self.trace.load(Relaxed) & TRACED != 0
+        self.marks.load(Relaxed) & TRACED != 0
     }
 
     /// Records that a packet in direction `dir` was shown; returns whether it is the
@@ -148,7 +152,39 @@ impl Conn {
             Direction::In => SHOWN_IN,
             Direction::Out => SHOWN_OUT,
         };
-        self.trace.fetch_or(bit, Relaxed) & bit == 0
+        self.marks.fetch_or(bit, Relaxed) & bit == 0
+    }
+
+    /// Records that another client packet found this entry.
+    pub fn mark_repeated(&self) {
+        self.mark(REPEATED);
+    }
+
+    /// Records that a real server's packet reached the client.
+    pub fn mark_answered(&self) {
+        self.mark(ANSWERED);
+    }
+
+    /// Sets `bit` once: later calls only read the shared line.
+    fn mark(&self, bit: u8) {
+        if self.marks.load(Relaxed) & bit == 0 {
+            self.marks.fetch_or(bit, Relaxed);
+        }
+    }
+
+    /// Whether a full table may shed this entry, as the kernel's `drop_entry` would: a
+    /// TCP connection still half-open (SYN_RECV, or SYNACK, where secure_tcp's table puts
+    /// a SYN the real server answered but the client never acknowledged), or a UDP entry
+    /// that is not yet a conversation: the client sent once, or nothing came back to it
+    /// (the kernel sheds the UDP entries with fewest packets first; a spoofed flood's
+    /// answers never reach a client). An established connection, and a UDP flow that
+    /// went both ways and on, are never shed.
+    pub fn is_sheddable(&self) -> bool {
+        if self.protocol() == PROTO_TCP {
+            matches!(self.state(), ConnState::SynRecv | ConnState::SynAck)
+        } else {
+            self.marks.load(Relaxed) & (REPEATED | ANSWERED) != REPEATED | ANSWERED
+        }
     }
 
     /// Current state.
@@ -323,11 +359,10 @@ impl ConnTable {
         expired
     }
 
-    /// Makes room in a full table the way IPVS's `drop_entry` defends against SYN floods:
-    /// half-open entries — SYN_RECV, and SYNACK, where secure_tcp's table puts a SYN the
-    /// real server answered but the client never acknowledged — are dropped, at most
-    /// `limit` of them among the first `scan` entries looked at; established connections
-    /// are never touched. Returns how many went.
+    /// Makes room in a full table the way IPVS's `drop_entry` defends against floods:
+    /// entries [`Conn::is_sheddable`] says may go (half-open TCP, lone UDP datagrams) are
+    /// dropped, at most `limit` of them among the first `scan` entries looked at;
+    /// established connections are never touched. Returns how many went.
     pub fn evict_half_open(&self, scan: usize, limit: usize) -> usize {
         let mut victims: [Option<Arc<Conn>>; 16] = Default::default();
         let mut found = 0;
@@ -335,10 +370,7 @@ impl ConnTable {
             if found == limit.min(victims.len()) {
                 break;
             }
-            if matches!(
-                entry.key().0.state(),
-                ConnState::SynRecv | ConnState::SynAck
-            ) {
+            if entry.key().0.is_sheddable() {
                 victims[found] = Some(entry.key().0.clone());
                 found += 1;
             }

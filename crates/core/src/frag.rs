@@ -9,10 +9,14 @@
 //! datagrams). In practice fragments arrive in order, microseconds apart.
 //!
 //! Bounds, so that one sender cannot switch fragment forwarding off for everyone: at most
-//! [`MAX_ENTRIES`] datagrams in all and [`MAX_PER_SOURCE`] per source address. A source at
-//! its share is refused more (its later fragments are dropped and counted); a full table
-//! forgets its oldest datagram to make room, so a flood of first fragments from spoofed
-//! sources only shortens how long a mapping lives, never stops new ones.
+//! [`MAX_ENTRIES`] datagrams in all and [`MAX_PER_SOURCE`] per client. The share is the
+//! client's in both directions — a real server answers every client, so counting its
+//! answers against it would let one client's flood use up the real server's share and
+//! stop everybody's fragmented answers. A client at its share is refused more (its later
+//! datagrams are dropped whole, first fragment included, and counted); a full table
+//! forgets its oldest datagram to make
+//! room, so a flood of first fragments from spoofed sources only shortens how long a
+//! mapping lives, never stops new ones.
 //!
 //! The insertion order sits behind a mutex taken only when a first fragment is remembered;
 //! later fragments (and every unfragmented packet) never touch it.
@@ -32,7 +36,7 @@ use crate::time::Timestamp;
 pub const FRAG_TIMEOUT_MS: u64 = 30_000;
 /// At most this many datagrams in flight are remembered.
 pub const MAX_ENTRIES: usize = 4096;
-/// At most this many of them from one source address.
+/// At most this many of them for one client (from it, or to it).
 pub const MAX_PER_SOURCE: u32 = 64;
 
 /// Identifies one fragmented datagram as it arrives (before any rewrite).
@@ -44,11 +48,19 @@ pub struct FragKey {
     pub ident: u16,
 }
 
+/// One remembered datagram.
+#[derive(Debug)]
+struct Remembered {
+    conn: Arc<Conn>,
+    expires: Timestamp,
+    client: Ipv4Addr,
+}
+
 /// What the table refused or forgot to stay within its bounds.
 #[derive(Debug, Default)]
 pub struct FragCounters {
-    /// First fragments not remembered: their source had [`MAX_PER_SOURCE`] in flight.
-    pub refused_per_source: AtomicU64,
+    /// First fragments not remembered: their client had [`MAX_PER_SOURCE`] in flight.
+    pub refused_per_client: AtomicU64,
     /// Datagrams forgotten early because the table was full.
     pub shed_oldest: AtomicU64,
 }
@@ -56,30 +68,43 @@ pub struct FragCounters {
 /// The datagrams whose first fragment went through.
 #[derive(Debug, Default)]
 pub struct FragTable {
-    map: DashMap<FragKey, (Arc<Conn>, Timestamp)>,
+    /// Each datagram's connection, its expiry, and the client its share is counted for.
+    map: DashMap<FragKey, Remembered>,
     /// Entries in `map` (its `len` locks every shard).
     count: AtomicUsize,
-    per_source: DashMap<Ipv4Addr, u32>,
+    /// Datagrams remembered per client.
+    per_client: DashMap<Ipv4Addr, u32>,
     /// Keys in the order they were remembered; may hold keys already expired.
     order: Mutex<VecDeque<FragKey>>,
     pub counters: FragCounters,
 }
 
 impl FragTable {
-    /// Remembers that datagram `key` belongs to `conn`. Returns `false` when its source
+    /// Remembers that datagram `key` belongs to `conn`. Returns `false` when its client
     /// already has [`MAX_PER_SOURCE`] datagrams in flight (the later fragments will then be
     /// dropped and counted).
     pub fn remember(&self, key: FragKey, conn: &Arc<Conn>, now: Timestamp) -> bool {
-        let expires = Timestamp(now.0 + FRAG_TIMEOUT_MS);
+        let client = *conn.client().ip();
+        let entry = || Remembered {
+            conn: conn.clone(),
+            expires: Timestamp(now.0 + FRAG_TIMEOUT_MS),
+            client,
+        };
         if let Some(mut e) = self.map.get_mut(&key) {
-            *e = (conn.clone(), expires);
-            return true;
+            if e.client == client {
+                *e = entry();
+                return true;
+            }
+            // The same datagram key for another client (a reused IP ID): forget the old
+            // one, so each client's count stays its own.
+            drop(e);
+            self.forget(&key);
         }
         let mut order = self.order.lock().unwrap_or_else(|e| e.into_inner());
         {
-            let mut n = self.per_source.entry(key.src).or_insert(0);
+            let mut n = self.per_client.entry(client).or_insert(0);
             if *n >= MAX_PER_SOURCE {
-                self.counters.refused_per_source.fetch_add(1, Relaxed);
+                self.counters.refused_per_client.fetch_add(1, Relaxed);
                 return false;
             }
             *n += 1;
@@ -94,15 +119,15 @@ impl FragTable {
         }
         match self.map.entry(key) {
             Entry::Vacant(v) => {
-                v.insert((conn.clone(), expires));
+                v.insert(entry());
                 self.count.fetch_add(1, Relaxed);
                 order.push_back(key);
             }
-            // Another worker remembered it meanwhile: it counted the source already.
+            // Another worker remembered it meanwhile, and counted its own client.
             Entry::Occupied(mut o) => {
-                o.insert((conn.clone(), expires));
+                let theirs = o.insert(entry()).client;
                 drop(o);
-                self.release_source(key.src);
+                self.release_client(theirs);
             }
         }
         // Keys of datagrams that expired meanwhile pile up in `order`; drop them now and
@@ -115,37 +140,41 @@ impl FragTable {
 
     /// The connection of a later fragment, if its first fragment was seen.
     pub fn lookup(&self, key: &FragKey, now: Timestamp) -> Option<Arc<Conn>> {
-        self.map.get(key).filter(|e| e.1 > now).map(|e| e.0.clone())
+        self.map
+            .get(key)
+            .filter(|e| e.expires > now)
+            .map(|e| e.conn.clone())
     }
 
     /// Forgets timed-out datagrams.
     pub fn expire(&self, now: Timestamp) {
         let mut gone = Vec::new();
-        self.map.retain(|k, e| {
-            let keep = e.1 > now;
+        self.map.retain(|_, e| {
+            let keep = e.expires > now;
             if !keep {
-                gone.push(k.src);
+                gone.push(e.client);
             }
             keep
         });
         self.count.fetch_sub(gone.len(), Relaxed);
-        for src in gone {
-            self.release_source(src);
+        for client in gone {
+            self.release_client(client);
         }
     }
 
-    /// Removes `key`; whether it was there.
-    fn forget(&self, key: &FragKey) -> bool {
-        if self.map.remove(key).is_none() {
+    /// Removes `key` (a datagram whose first fragment was dropped after all); whether it
+    /// was there.
+    pub fn forget(&self, key: &FragKey) -> bool {
+        let Some((_, gone)) = self.map.remove(key) else {
             return false;
-        }
+        };
         self.count.fetch_sub(1, Relaxed);
-        self.release_source(key.src);
+        self.release_client(gone.client);
         true
     }
 
-    fn release_source(&self, src: Ipv4Addr) {
-        if let Entry::Occupied(mut o) = self.per_source.entry(src) {
+    fn release_client(&self, client: Ipv4Addr) {
+        if let Entry::Occupied(mut o) = self.per_client.entry(client) {
             *o.get_mut() -= 1;
             if *o.get() == 0 {
                 o.remove();
@@ -163,8 +192,8 @@ impl FragTable {
         self.len() == 0
     }
 
-    /// Source addresses with datagrams remembered.
-    pub fn sources(&self) -> usize {
-        self.per_source.len()
+    /// Clients with datagrams remembered.
+    pub fn clients(&self) -> usize {
+        self.per_client.len()
     }
 }

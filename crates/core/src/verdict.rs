@@ -70,6 +70,7 @@ drop_reasons! {
     Malformed => "malformed", "a header is truncated or its length fields lie";
     BadIpChecksum => "bad_ip_checksum", "the IPv4 header checksum is wrong";
     Fragment => "fragment", "an IP fragment whose first fragment was not seen (masq forwards fragments in order, it does not reassemble)";
+    FragmentLimit => "fragment_limit", "a fragmented datagram of a client that already has 64 in flight through the director";
     TtlExpired => "ttl_expired", "the TTL ran out; ICMP time exceeded was sent back";
     TcpBadFlags => "tcp_bad_flags", "a TCP segment with SYN and FIN together";
     TcpNotSyn => "tcp_not_syn", "a TCP segment for no known connection that is not a SYN";
@@ -85,7 +86,7 @@ drop_reasons! {
     BadIcmpChecksum => "bad_icmp_checksum", "an ICMP error about a connection has a wrong checksum";
     FragNeeded => "frag_needed", "larger than the outgoing link's MTU with DF set; ICMP fragmentation needed was sent";
     TooBig => "too_big", "larger than the outgoing link's MTU without DF (masq does not fragment)";
-    TableFull => "table_full", "the connection table is full (--max-conns) and holds no half-open entry to shed";
+    TableFull => "table_full", "the connection table is full (--max-conns) and holds nothing it may shed (half-open TCP, lone UDP datagrams, idle templates)";
 }
 
 /// Counters of one worker. Each worker owns one and bumps it without contention; readers
@@ -99,11 +100,12 @@ pub struct WorkerCounters {
     pub icmp_sent: AtomicU64,
     pub queued: AtomicU64,
     pub not_ours: AtomicU64,
-    /// Half-open connections shed to make room in a full table (SYN flood defence).
+    /// Entries shed to make room in a full table: half-open TCP connections (SYN flood
+    /// defence) and UDP entries of a lone datagram.
     pub evicted_half_open: AtomicU64,
     /// Persistence templates that controlled no connection, shed to make room.
     pub evicted_templates: AtomicU64,
-    drops: [AtomicU64; 20],
+    drops: [AtomicU64; 24],
 }
 
 impl WorkerCounters {
@@ -186,7 +188,7 @@ mod tests {
 
     #[test]
     fn every_reason_has_a_counter_slot_and_a_unique_name() {
-        assert!(DropReason::ALL.len() <= 20);
+        assert!(DropReason::ALL.len() <= 24);
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         names.sort();
         names.dedup();

@@ -282,7 +282,7 @@ fn render_tables(registry: &mut Registry, director: &Director) {
         .set(masq_core::frag::MAX_ENTRIES as i64);
     let frag = director.fragment_counters();
     for (reason, n) in [
-        ("source_at_its_share", &frag.refused_per_source),
+        ("client_at_its_share", &frag.refused_per_client),
         ("oldest_forgotten", &frag.shed_oldest),
     ] {
         shed.get_or_create(&label(&[("table", "fragments"), ("reason", reason)]))

@@ -73,6 +73,7 @@ impl Worker {
                 if !conn.dest.is_available() {
                     return Verdict::Drop(DropReason::DestUnavailable);
                 }
+                conn.mark_repeated();
                 (conn, None)
             }
             None => {
@@ -135,10 +136,7 @@ impl Worker {
         {
             return Verdict::Drop(DropReason::NoRouteToRealServer);
         }
-        let verdict = self.send_via(now, Side::Dip, *daddr.ip(), frame, meta);
-        if let Some(key) = flow.frag {
-            self.director.fragments.remember(key, &conn, now);
-        }
+        let verdict = self.send_flow(now, (Side::Dip, *daddr.ip()), frame, meta, &flow, &conn);
         if tracing && conn.is_traced() {
             let step = TracedStep {
                 dir: Direction::In,
@@ -214,9 +212,9 @@ impl Worker {
         let Some(next_hop) = self.director.config.next_hop_to_client(client) else {
             return Verdict::Drop(DropReason::NoRouteToClient);
         };
-        let verdict = self.send_via(now, Side::Vip, next_hop, frame, meta);
-        if let Some(key) = flow.frag {
-            self.director.fragments.remember(key, &conn, now);
+        let verdict = self.send_flow(now, (Side::Vip, next_hop), frame, meta, &flow, &conn);
+        if verdict == Verdict::Forward(Side::Vip) {
+            conn.mark_answered();
         }
         if tracing {
             let step = TracedStep {
@@ -228,6 +226,33 @@ impl Worker {
                 verdict,
             };
             self.trace_step(&conn, now, step, frame);
+        }
+        verdict
+    }
+
+    /// Sends a rewritten TCP/UDP packet of `conn` out of a side towards a next hop. A
+    /// datagram's first fragment goes only if the fragment table takes it (its client may
+    /// be at its share): the real server or the client then never gets a first fragment
+    /// whose later fragments masq would drop, which its kernel would hold, incomplete,
+    /// for ipfrag_time.
+    fn send_flow(
+        &mut self,
+        now: Timestamp,
+        (side, next_hop): (Side, Ipv4Addr),
+        frame: &mut Ipv4Frame<'_>,
+        meta: FrameMeta,
+        flow: &Flow,
+        conn: &Arc<Conn>,
+    ) -> Verdict {
+        if let Some(key) = flow.frag {
+            if !self.director.fragments.remember(key, conn, now) {
+                return Verdict::Drop(DropReason::FragmentLimit);
+            }
+        }
+        let verdict = self.send_via(now, side, next_hop, frame, meta);
+        if let (Some(key), Verdict::Drop(_)) = (flow.frag, verdict) {
+            // Went nowhere: its later fragments have nothing to follow.
+            self.director.fragments.forget(&key);
         }
         verdict
     }

@@ -207,10 +207,14 @@ fn one_source_gets_its_share_of_the_fragment_table_and_no_more() {
         f[18..20].copy_from_slice(&ident.to_be_bytes());
         fragment(&f, 1480)
     };
-    // One sender's first fragments, many more than its share.
+    // One sender's first fragments, many more than its share: past it, its datagrams are
+    // dropped whole, first fragment included.
     for ident in 0..1000u16 {
         let mut first = datagram(CLIENT, ident)[0].clone();
-        lab.handle(Side::Vip, &mut first);
+        let verdict = lab.handle(Side::Vip, &mut first);
+        if u32::from(ident) >= MAX_PER_SOURCE {
+            assert_eq!(verdict, Verdict::Drop(DropReason::FragmentLimit));
+        }
     }
     assert_eq!(lab.director.fragment_count(), MAX_PER_SOURCE as usize);
     // Another sender still gets its datagram through, both fragments.
@@ -237,5 +241,114 @@ fn a_flood_of_first_fragments_from_spoofed_sources_leaves_room_for_new_datagrams
     // A legitimate datagram in the middle of the flood goes through whole.
     for mut f in datagram(ROUTED_CLIENT, 42) {
         assert_eq!(lab.handle(Side::Vip, &mut f), Verdict::Forward(Side::Dip));
+    }
+}
+
+#[test]
+fn frames_waiting_for_arp_fill_their_slots_only_to_the_bound() {
+    let mut lab = one_server(None, service(Protocol::Tcp, 80), 80, false);
+    // RS1 never answers: every SYN waits for it, until the slots are gone.
+    let verdicts: Vec<Verdict> = (0..20)
+        .map(|port| lab.handle(Side::Vip, &mut from_client(40000 + port, SYN)))
+        .collect();
+    assert_eq!(
+        verdicts.iter().filter(|v| **v == Verdict::Queued).count(),
+        16
+    );
+    assert_eq!(
+        verdicts
+            .iter()
+            .filter(|v| **v == Verdict::Drop(DropReason::NeighbourQueueFull))
+            .count(),
+        4
+    );
+    assert_eq!(lab.worker.pending_len(), 16);
+}
+
+#[test]
+fn generated_frames_fill_the_outbox_only_to_its_bound() {
+    let mut lab = Lab::seed();
+    // 40 frames whose TTL runs out, none of the answers taken: the outbox holds 32.
+    for port in 0..40 {
+        let mut syn = from_client(40000 + port, SYN);
+        syn[14 + 8] = 1;
+        masq_wire::ipv4::Ipv4Packet::new_checked(&mut syn[14..])
+            .unwrap()
+            .fill_checksum();
+        lab.handle(Side::Vip, &mut syn);
+    }
+    assert_eq!(lab.director.counters().drops(DropReason::OutboxFull), 8);
+    assert_eq!(lab.transmitted().len(), 32);
+}
+
+#[test]
+fn a_flood_of_lone_udp_datagrams_sheds_them_and_keeps_the_flows_that_talk() {
+    let config = DirectorConfig {
+        max_conns: 100,
+        ..config(Some(GATEWAY))
+    };
+    let mut lab = one_server_on(config, service(Protocol::Udp, 7), 7, true);
+    let to_vip = |src: Ipv4Addr, sport: u16| {
+        udp_frame((GATEWAY_MAC, VIP_MAC), (src, sport), (VIP, 7), b"ping")
+    };
+    // A flow that talks: a datagram, the real server's answer, another datagram.
+    let answer = |lab: &mut Lab| {
+        let mut f = udp_frame((RS1_MAC, DIP_MAC), (RS1, 7), (ROUTED_CLIENT, 5000), b"pong");
+        assert_eq!(lab.handle(Side::Dip, &mut f), Verdict::Forward(Side::Vip));
+    };
+    lab.handle(Side::Vip, &mut to_vip(ROUTED_CLIENT, 5000));
+    let mut gw = arp_frame(arp::OP_REPLY, (GATEWAY_MAC, GATEWAY), (VIP_MAC, VIP));
+    lab.handle(Side::Vip, &mut gw);
+    answer(&mut lab);
+    lab.handle(Side::Vip, &mut to_vip(ROUTED_CLIENT, 5000));
+    // A flood of datagrams from spoofed sources, one per source, and one sender cycling
+    // through its ports: their answers never reach anyone.
+    for i in 0..5000u32 {
+        let mut f = to_vip(Ipv4Addr::from(0x0a00_0000 + i), 1024);
+        assert_eq!(lab.handle(Side::Vip, &mut f), Verdict::Forward(Side::Dip));
+        let mut again = to_vip(Ipv4Addr::new(10, 9, 9, 9), 1024 + (i % 50) as u16);
+        assert_eq!(
+            lab.handle(Side::Vip, &mut again),
+            Verdict::Forward(Side::Dip)
+        );
+        assert!(lab.director.entry_count() <= 100);
+    }
+    assert_eq!(lab.director.counters().drops(DropReason::TableFull), 0);
+    let kept = lab
+        .ctl()
+        .connections()
+        .into_iter()
+        .filter(|c| c.client == (IpAddr::V4(ROUTED_CLIENT), 5000))
+        .count();
+    assert_eq!(kept, 1, "the flow that talked is still there");
+}
+
+#[test]
+fn one_clients_fragmented_answers_do_not_use_up_a_real_servers_share() {
+    let mut lab = one_server(Some(GATEWAY), service(Protocol::Udp, 7), 7, true);
+    let mut gw = arp_frame(arp::OP_REPLY, (GATEWAY_MAC, GATEWAY), (VIP_MAC, VIP));
+    lab.handle(Side::Vip, &mut gw);
+    let payload = [7u8; 2000];
+    // RS1 answers 500 datagrams of one client with fragmented replies.
+    let answer = |client: Ipv4Addr, ident: u16| {
+        let mut f = udp_frame((RS1_MAC, DIP_MAC), (RS1, 7), (client, 5000), &payload);
+        f[18..20].copy_from_slice(&ident.to_be_bytes());
+        fragment(&f, 1480)
+    };
+    let ask = |lab: &mut Lab, client: Ipv4Addr| {
+        let mut f = udp_frame((GATEWAY_MAC, VIP_MAC), (client, 5000), (VIP, 7), b"ping");
+        assert_eq!(lab.handle(Side::Vip, &mut f), Verdict::Forward(Side::Dip));
+    };
+    ask(&mut lab, ROUTED_CLIENT);
+    for ident in 0..500u16 {
+        let mut first = answer(ROUTED_CLIENT, ident)[0].clone();
+        lab.handle(Side::Dip, &mut first);
+    }
+    assert_eq!(lab.director.fragment_count(), MAX_PER_SOURCE as usize);
+    // Another client's fragmented answer from the same real server crosses whole.
+    let other = Ipv4Addr::new(10, 0, 0, 3);
+    ask(&mut lab, other);
+    for mut f in answer(other, 9999) {
+        assert_eq!(lab.handle(Side::Dip, &mut f), Verdict::Forward(Side::Vip));
     }
 }
