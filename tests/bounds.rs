@@ -222,7 +222,10 @@ fn fragment_floods_stay_within_the_fragment_table_and_others_still_cross() {
     // fills that in a tenth of a second. A real server under such attack is tuned: here
     // 1 s and 256 MiB, so that what is measured is what masq forwards.
     for rs in ["rs1", "rs2"] {
-        for setting in ["net.ipv4.ipfrag_time=1", "net.ipv4.ipfrag_high_thresh=268435456"] {
+        for setting in [
+            "net.ipv4.ipfrag_time=1",
+            "net.ipv4.ipfrag_high_thresh=268435456",
+        ] {
             let out = lab.exec(rs, &["sysctl", "-qw", setting]);
             assert!(out.status.success(), "{}", describe(&out));
         }

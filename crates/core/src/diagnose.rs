@@ -16,7 +16,8 @@ pub const UNANSWERED_SYNS: u32 = 3;
 /// ...with the oldest of them unanswered for this long: a busy server has many SYNs in
 /// flight at once, but answers the first within milliseconds.
 pub const UNANSWERED_FOR_MS: u64 = 1_500;
-/// How long a refusal (RST) or an ARP conflict stays worth reporting.
+/// How long a refusal (RST) stays worth reporting (an ARP conflict:
+/// [`crate::neigh::CONFLICT_MEMORY_MS`]).
 pub const RECENT_MS: u64 = 60_000;
 
 /// Something wrong, with what masq saw.
@@ -128,7 +129,10 @@ impl Director {
                 }
             }
         }
-        for c in self.neighbour_table(Side::Dip).conflicts(now, RECENT_MS) {
+        for c in self
+            .neighbour_table(Side::Dip)
+            .conflicts(now, crate::neigh::CONFLICT_MEMORY_MS)
+        {
             if dest_addrs.contains(&c.addr) {
                 findings.push(Finding::DuplicateAddress(c));
             }

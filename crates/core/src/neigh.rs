@@ -43,6 +43,8 @@ pub const MAX_PROBES: u8 = 3;
 pub const DEFAULT_CAPACITY: usize = 16_384;
 /// Conflicts remembered per side.
 pub const MAX_CONFLICTS: usize = 256;
+/// How long a conflict is remembered (and worth reporting) after it was last seen.
+pub const CONFLICT_MEMORY_MS: u64 = 60_000;
 /// Entries looked at, and at most shed, when a full table needs room.
 const SHED_SCAN: usize = 64;
 const SHED_MAX: usize = 8;
@@ -353,8 +355,8 @@ impl NeighbourTable {
     }
 
     /// Forgets entries not confirmed for [`STALE_MS`], given-up incomplete ones, and
-    /// conflicts older than `conflict_window_ms`.
-    pub fn expire(&self, now: Timestamp, conflict_window_ms: u64) {
+    /// conflicts not seen for [`CONFLICT_MEMORY_MS`].
+    pub fn expire(&self, now: Timestamp) {
         self.entries.retain(|_, e| {
             let keep = match e.mac {
                 Some(_) => since(now, e.confirmed) < STALE_MS,
@@ -369,7 +371,7 @@ impl NeighbourTable {
             keep
         });
         self.conflicts
-            .retain(|_, c| since(now, c.seen) < conflict_window_ms);
+            .retain(|_, c| since(now, c.seen) < CONFLICT_MEMORY_MS);
     }
 
     /// Every entry, for diagnostics, as the table of `side`.
@@ -443,9 +445,9 @@ mod tests {
                 probe: true
             }
         );
-        n.expire(Timestamp::from_secs(299), 60_000);
+        n.expire(Timestamp::from_secs(299));
         assert_eq!(n.peek(RS1), Some(MAC));
-        n.expire(Timestamp::from_secs(301), 60_000);
+        n.expire(Timestamp::from_secs(301));
         assert_eq!(n.peek(RS1), None);
         assert!(n.is_empty());
     }

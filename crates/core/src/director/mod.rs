@@ -257,7 +257,7 @@ impl Director {
             .store(self.entry_count() >= max - max / 4, Relaxed);
         self.fragments.expire(now);
         for table in &self.neighbours {
-            table.expire(now, crate::diagnose::RECENT_MS);
+            table.expire(now);
         }
         expired
     }
