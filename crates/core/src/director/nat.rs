@@ -89,13 +89,7 @@ impl Worker {
                 {
                     return Verdict::Drop(DropReason::TcpNotSyn);
                 }
-                // A persistent service may need a template as well as the connection.
-                let needed = if svc.lock().params.persistent.is_some() {
-                    2
-                } else {
-                    1
-                };
-                if !self.make_room(needed) {
+                if !self.make_room(svc) {
                     return Verdict::Drop(DropReason::TableFull);
                 }
                 let Some((conn, choice)) = self.new_connection(svc, &flow, now) else {
@@ -262,13 +256,25 @@ impl Worker {
     /// control no connection first, then half-open connections (a SYN flood fills the
     /// table with those), then the templates those left idle. An established connection,
     /// and a template one depends on, are never shed.
-    fn make_room(&mut self, needed: usize) -> bool {
+    fn make_room(&mut self, svc: &VirtualService) -> bool {
         let director = &self.director;
         let max = director.config.max_conns;
-        let fits = || director.entry_count() + needed <= max;
-        if director.entry_count() >= max - max / 4 {
+        let entries = director.entry_count();
+        if entries >= max - max / 4 {
             director.under_pressure.store(true, Relaxed);
         }
+        // Room for a connection and its template is room enough.
+        if entries + 2 <= max {
+            return true;
+        }
+        // Near the bound it matters whether a template may be needed too (looked up under
+        // the scheduling lock only then).
+        let needed = if svc.lock().params.persistent.is_some() {
+            2
+        } else {
+            1
+        };
+        let fits = || director.entry_count() + needed <= max;
         if fits() {
             return true;
         }
