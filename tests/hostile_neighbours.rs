@@ -198,3 +198,96 @@ fn forged_arp_from_either_segment_moves_nobody() {
         "--check names the conflict about RS1:\n{check}"
     );
 }
+
+/// masqd's `/metrics` sample `line_start …` (the bound test runs it on 127.0.0.1:9108).
+fn metric(lab: &Lab, line_start: &str) -> u64 {
+    let out = lab.exec("dir", &["curl", "-sf", "http://127.0.0.1:9108/metrics"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "needs root, network namespaces and python3-scapy: scripts/test.sh runs it"]
+fn a_flood_of_on_link_strangers_fills_the_vip_sides_neighbour_table_only_to_its_bound() {
+    common::require_python_module("scapy", "python3-scapy");
+    let lab = Lab::up_with(LabOptions {
+        masqd_args: &["--max-neighbours", "32", "--metrics", "127.0.0.1:9108"],
+        ..LabOptions::default()
+    });
+    for args in [
+        &["-A", "-t", "192.168.0.10:80", "-s", "rr"][..],
+        &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"][..],
+        &["-a", "-t", "192.168.0.10:80", "-r", RS2_IP, "-m"][..],
+    ] {
+        lab.masqadm_ok(args);
+    }
+    twenty_requests_succeed(&lab, "nothing sent yet");
+    // 240 on-link addresses that are not there: each asks for the VIP (a requester entry)
+    // and sends a SYN, whose answer masqd must resolve the address for (an entry that never
+    // answers). Five rounds.
+    let cli = lab.iface("cli");
+    let script = format!(
+        "from scapy.all import ARP, IP, TCP, Ether, sendp\n\
+         frames = []\n\
+         for i in range(10, 250):\n\
+         \x20   mac = '02:aa:00:00:00:%02x' % i\n\
+         \x20   ip = '192.168.0.%d' % i\n\
+         \x20   frames.append(Ether(src=mac, dst='ff:ff:ff:ff:ff:ff') / ARP(op=1, hwsrc=mac, psrc=ip, pdst='{VIP}'))\n\
+         \x20   frames.append(Ether(src=mac, dst='{dst}') / IP(src=ip, dst='{VIP}') / TCP(sport=1000 + i, dport=80, flags='S'))\n\
+         sendp(frames * 5, iface='{cli}', verbose=False)\n",
+        dst = mac_of(&lab, "dir", &lab.iface("ext")),
+    );
+    let out = lab.exec("client", &["/usr/bin/python3", "-c", &script]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let entries = metric(
+        &lab,
+        "masq_table_entries{table=\"neighbours\",side=\"vip\"}",
+    );
+    let shed = metric(
+        &lab,
+        "masq_table_shed_total{table=\"neighbours\",side=\"vip\",reason=\"shed\"}",
+    );
+    let refused = metric(
+        &lab,
+        "masq_table_shed_total{table=\"neighbours\",side=\"vip\",reason=\"refused\"}",
+    );
+    eprintln!(
+        "240 strangers × 5: VIP-side neighbour entries {entries} (bound 32), shed {shed}, refused {refused}"
+    );
+    assert!(
+        entries <= 32,
+        "{entries} VIP-side neighbour entries for a bound of 32"
+    );
+    assert!(shed + refused > 0, "the bound was met");
+    // The real client, resolved and answering, is served as before, and so is a client
+    // masqd never saw (its answers need a neighbour entry: a stranger's makes room).
+    twenty_requests_succeed(&lab, "a flood of on-link strangers");
+    let add = lab.exec(
+        "client",
+        &["ip", "addr", "add", "192.168.0.102/24", "dev", &cli],
+    );
+    assert!(add.status.success(), "{}", describe(&add));
+    for _ in 0..4 {
+        let out = lab.exec(
+            "client",
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "3",
+                "--interface",
+                "192.168.0.102",
+                &format!("http://{VIP}/"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "a new client after the flood: {}",
+            describe(&out)
+        );
+    }
+}

@@ -17,9 +17,12 @@
 //! [`MAX_CONFLICTS`]) and otherwise ignored, unless the first host stopped answering the
 //! director's probes: then the address has moved and the newcomer takes it.
 //!
-//! Each table holds at most its capacity. A full table first sheds entries nobody needs
-//! (never answered, or learnt only because the host asked the director something and
-//! not confirmed since), and refuses a new address if that frees nothing.
+//! Each table holds at most its capacity. An address the director must send to gets room
+//! by shedding entries nobody needs — addresses that never answered, and hosts learnt only
+//! because they asked the director something (nobody sends to them yet); it is refused if
+//! that frees nothing. A new requester is not learnt into a full table at all: a flood of
+//! strangers asking for a VIP can fill it, but never keeps out a host the director has to
+//! answer.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -84,13 +87,10 @@ impl Entry {
         self.mac.is_some() && since(now, self.confirmed) < REACHABLE_MS
     }
 
-    /// An entry a full table may give up: never answered, or a requester nobody sends to
-    /// that has not confirmed itself recently.
-    fn is_sheddable(&self, now: Timestamp) -> bool {
-        match self.mac {
-            None => true,
-            Some(_) => self.origin == Origin::Requester && !self.is_fresh(now),
-        }
+    /// An entry a full table may give up for an address the director must send to:
+    /// one that never answered, or a requester nobody sends to.
+    fn is_sheddable(&self) -> bool {
+        self.mac.is_none() || self.origin == Origin::Requester
     }
 }
 
@@ -203,7 +203,7 @@ impl NeighbourTable {
     /// and deciding whether a probe is due. `None` when the address is unknown and the
     /// table is full of entries it may not shed.
     pub fn resolve(&self, addr: Ipv4Addr, now: Timestamp) -> Option<Resolution> {
-        if !self.entries.contains_key(&addr) && !self.make_room(now) {
+        if !self.entries.contains_key(&addr) && !self.make_room() {
             self.counters.refused.fetch_add(1, Relaxed);
             return None;
         }
@@ -255,7 +255,7 @@ impl NeighbourTable {
             probes: 0,
             origin,
         };
-        if create && !self.entries.contains_key(&addr) && !self.make_room(now) {
+        if create && self.len() >= self.capacity && !self.entries.contains_key(&addr) {
             self.counters.refused.fetch_add(1, Relaxed);
             return Learnt::Ignored;
         }
@@ -325,14 +325,14 @@ impl NeighbourTable {
     }
 
     /// Whether the table has room for one more entry, shedding some if it is full.
-    fn make_room(&self, now: Timestamp) -> bool {
+    fn make_room(&self) -> bool {
         if self.len() < self.capacity {
             return true;
         }
         let mut victims = [Ipv4Addr::UNSPECIFIED; SHED_MAX];
         let mut found = 0;
         for e in self.entries.iter().take(SHED_SCAN) {
-            if e.is_sheddable(now) {
+            if e.is_sheddable() {
                 victims[found] = *e.key();
                 found += 1;
                 if found == SHED_MAX {
@@ -344,7 +344,7 @@ impl NeighbourTable {
         for addr in &victims[..found] {
             if self
                 .entries
-                .remove_if(addr, |_, e| e.is_sheddable(now))
+                .remove_if(addr, |_, e| e.is_sheddable())
                 .is_some()
             {
                 self.count.fetch_sub(1, Relaxed);
@@ -502,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_table_sheds_requesters_and_incomplete_entries_but_not_servers() {
+    fn a_full_table_makes_room_for_hosts_it_sends_to_but_never_sheds_them() {
         let n = NeighbourTable::with_capacity(4);
         let t0 = Timestamp::ZERO;
         let host = |i: u8| Ipv4Addr::new(192, 168, 0, i);
@@ -515,22 +515,27 @@ mod tests {
         n.learn(host(3), MacAddr([2, 0, 0, 0, 0, 3]), t0, true);
         n.learn(host(4), MacAddr([2, 0, 0, 0, 0, 4]), t0, true);
         assert_eq!(n.len(), 4);
-        // Fresh requesters are kept: a fifth is refused.
+        // A full table learns no more requesters...
         assert_eq!(
             n.learn(host(5), MacAddr([2, 0, 0, 0, 0, 5]), t0, true),
             Learnt::Ignored
         );
         assert_eq!(n.counters.refused.load(Relaxed), 1);
-        // Once they are no longer fresh they make room; the servers stay.
-        let later = Timestamp::from_secs(60);
-        for i in 1..=2 {
-            n.learn(host(i), MacAddr([2, 0, 0, 0, 0, i]), later, false);
-        }
-        assert!(n.resolve(host(9), later).is_some());
+        // ...but a host the director must send to takes a requester's place; the servers
+        // stay.
+        assert!(n.resolve(host(9), t0).is_some());
         assert!(n.len() <= 4);
         assert_eq!(n.peek(host(1)), Some(MacAddr([2, 0, 0, 0, 0, 1])));
         assert_eq!(n.peek(host(2)), Some(MacAddr([2, 0, 0, 0, 0, 2])));
         assert!(n.counters.shed.load(Relaxed) >= 1);
+        // Once every entry is a host the director sends to and that answered, a new one
+        // is refused.
+        for i in [9, 10] {
+            assert!(n.resolve(host(i), t0).is_some());
+            n.learn(host(i), MacAddr([2, 0, 0, 0, 0, i]), t0, false);
+        }
+        assert_eq!(n.len(), 4);
+        assert_eq!(n.resolve(host(11), t0), None);
     }
 
     #[test]
