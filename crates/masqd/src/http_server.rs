@@ -26,7 +26,8 @@
 //!   client stops reading and the buffers are full — and data left unacknowledged that
 //!   long (a client that vanished without a FIN) ends the connection (`TCP_USER_TIMEOUT`).
 //!   A client that closes is seen at once: hyper reads the end of file.
-//! - **Host**: every request must name this server (see [`AllowedHosts`](hosts::AllowedHosts)): 421 or 400.
+//! - **Host**: every request must name this server (see
+//!   [`AllowedHosts`](hosts::AllowedHosts)): 421 or 400.
 //! - **closing after a refusal**: FIN first, then what the client still sends is read
 //!   and dropped (at most 64 KiB, 1 s), so that the refusal arrives instead of a reset.
 //!
@@ -38,49 +39,13 @@ mod deadline;
 mod hosts;
 mod limits;
 mod refusal;
+mod response;
 mod server;
 #[cfg(test)]
 mod tests;
 
-use std::convert::Infallible;
-use std::task::Poll;
-
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Frame};
-use hyper::header::{self, HeaderValue};
-use hyper::{Response, StatusCode};
-
 pub use counters::Counters;
 pub use hosts::HostName;
 pub use limits::Limits;
+pub use response::{full, text, Body, PolledFrame, Streaming};
 pub use server::Server;
-
-/// A response body: a whole one ([`full`]) or a stream.
-pub type Body = UnsyncBoxBody<Bytes, Infallible>;
-
-/// What a response body's `poll_frame` returns.
-pub type PolledFrame = Poll<Option<Result<Frame<Bytes>, Infallible>>>;
-
-/// Put in a response's extensions by a handler whose body is a long-lived stream.
-#[derive(Debug, Clone, Copy)]
-pub struct Streaming;
-
-/// A whole response.
-pub fn full(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Body> {
-    let mut response = Response::new(Full::new(body.into()).boxed_unsync());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-/// A whole plain-text response.
-pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    full(status, "text/plain; charset=utf-8", body)
-}

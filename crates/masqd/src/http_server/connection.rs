@@ -22,7 +22,7 @@ use super::deadline::{Deadline, Watched};
 use super::hosts::AllowedHosts;
 use super::limits::Limits;
 use super::refusal::{body_refusal, linger, refuse_host};
-use super::{Body, Streaming};
+use super::response::{Body, Streaming};
 
 /// Headers every answer carries: nothing is cached (the state changes every second), the
 /// browser must not guess types, and no other site may frame a page.

@@ -10,7 +10,7 @@ use hyper::body::{Bytes, SizeHint};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Body, PolledFrame};
+use super::response::{Body, PolledFrame};
 
 /// When the connection must be done with what it does now: making or writing a response,
 /// or taking a stream's next chunk; `None` until the first head, when hyper's own timer

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use super::counters::Counters;
 use super::hosts::HostRefusal;
-use super::{text, Body};
+use super::response::{text, Body};
 
 /// The answer to a request whose `Host` is refused, counted by reason.
 pub(super) fn refuse_host(refusal: HostRefusal, counters: &Counters) -> Response<Body> {

@@ -20,7 +20,7 @@ use super::connection::{self, Shared};
 use super::counters::Counters;
 use super::hosts::{AllowedHosts, HostName};
 use super::limits::{Limits, READ_BUFFER};
-use super::Body;
+use super::response::Body;
 
 /// A bound endpoint, ready to serve.
 pub struct Server {
