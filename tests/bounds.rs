@@ -14,21 +14,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::daemon::Usage;
 use common::{describe, Lab, LabOptions, RS1_IP, RS2_IP, VIP};
 
 const MAX_CONNS: usize = 2000;
-
-fn rss_kib(lab: &Lab) -> u64 {
-    let pid = std::fs::read_to_string(lab.state_dir().join("masqd.pid")).expect("masqd pid");
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).expect("masqd status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
 
 /// Entries `masqadm -L -c -n` lists: connections and persistence templates.
 fn entries(lab: &Lab) -> usize {
@@ -72,7 +61,7 @@ fn a_spoofed_flood_at_a_persistent_service_stays_within_max_conns() {
         lab.masqadm_ok(args);
     }
     assert!(curl_ok(&lab), "the service answers before the flood");
-    let rss_before = rss_kib(&lab);
+    let rss_before = Usage::of_masqd(&lab).rss_kib;
     let flood = lab.spawn(
         "client",
         "flood",
@@ -103,7 +92,7 @@ fn a_spoofed_flood_at_a_persistent_service_stays_within_max_conns() {
     let mut flood = flood;
     flood.wait_for_output("hping statistic", Duration::from_secs(10));
     most = most.max(entries(&lab));
-    let rss_after = rss_kib(&lab);
+    let rss_after = Usage::of_masqd(&lab).rss_kib;
     let sent = flood
         .output()
         .lines()
@@ -272,7 +261,7 @@ fn fragment_floods_stay_within_the_fragment_table_and_others_still_cross() {
         ),
     ];
     for (flood, args) in floods {
-        let rss_before = rss_kib(&lab);
+        let rss_before = Usage::of_masqd(&lab).rss_kib;
         let entries_before = metric(&lab, fragments);
         let refused_before = metric(&lab, REFUSED);
         let hping = lab.spawn("client", "fragment-flood", &args);
@@ -296,7 +285,7 @@ fn fragment_floods_stay_within_the_fragment_table_and_others_still_cross() {
             .find(|l| l.contains("packets transmitted") || l.starts_with("sent"))
             .unwrap_or("")
             .to_owned();
-        let rss_after = rss_kib(&lab);
+        let rss_after = Usage::of_masqd(&lab).rss_kib;
         let refused = metric(&lab, REFUSED) - refused_before;
         let forgotten = metric(
             &lab,

@@ -6,21 +6,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::daemon::Usage;
 use common::{Lab, LabOptions, RS1_IP, RS2_IP, VIP};
 
 const MAX_CONNS: usize = 2000;
-
-fn rss_kib(lab: &Lab) -> u64 {
-    let pid = std::fs::read_to_string(lab.state_dir().join("masqd.pid")).expect("masqd pid");
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).expect("masqd status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
-}
 
 fn table_size(lab: &Lab) -> usize {
     let (out, _, code) = lab.masqadm(&["-L", "-n", "-c"]);
@@ -46,7 +35,7 @@ fn a_syn_flood_leaves_the_table_bounded_and_legitimate_clients_served() {
         assert_eq!(lab.masqadm(args).2, 0);
     }
     lab.curl(&format!("http://{VIP}/"));
-    let rss_before = rss_kib(&lab);
+    let rss_before = Usage::of_masqd(&lab).rss_kib;
     // An established transfer that spans the flood: 6 MB at 1 MB/s.
     let transfer = lab.spawn(
         "client",
@@ -114,7 +103,7 @@ fn a_syn_flood_leaves_the_table_bounded_and_legitimate_clients_served() {
     let flood_out = flood.output();
     let mut transfer = transfer;
     transfer.wait_for_output("200 6000000", Duration::from_secs(30));
-    let rss_after = rss_kib(&lab);
+    let rss_after = Usage::of_masqd(&lab).rss_kib;
     let metrics = lab.exec("dir", &["curl", "-sf", "http://127.0.0.1:9103/metrics"]);
     let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
     let evicted = metrics

@@ -1,5 +1,5 @@
 //! Hostile frames fed straight to the sans-IO director (issue #7), without root: what
-//! `tests/hostile_frames.rs` sends through a running masqd, plus what no Linux interface
+//! `tests/hostile_frames/` sends through a running masqd, plus what no Linux interface
 //! can carry (frames shorter than an Ethernet header: AF_PACKET refuses to send them) and
 //! every truncation of real frames. Each frame must get the expected verdict, counted under
 //! its reason; whatever is forwarded or generated must be well formed.

@@ -23,6 +23,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::daemon::{lab_masqd_pid, running, signal_pid, Usage};
 use common::{Background, Lab, LabOptions, RS2_IP, VIP};
 use serde_json::Value;
 
@@ -167,44 +168,6 @@ while time.monotonic() < start + 15 and any(p[2] is None for p in probes.values(
             p[3] += 1
 print(json.dumps({p[0]: p[2] for p in probes.values()}), flush=True)
 "#;
-
-/// masqd's resident memory and open descriptors.
-#[derive(Debug, Clone, Copy, Default)]
-struct Usage {
-    rss_kib: u64,
-    fds: usize,
-}
-
-impl Usage {
-    fn of_masqd(lab: &Lab) -> Usage {
-        let pid = std::fs::read_to_string(lab.state_dir().join("masqd.pid"))
-            .expect("masqd's pid file")
-            .trim()
-            .to_owned();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("masqd runs");
-        let rss_kib = status
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("VmRSS:")?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .expect("VmRSS in /proc/PID/status");
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .expect("masqd's descriptors")
-            .count();
-        Usage { rss_kib, fds }
-    }
-
-    fn max(self, other: Usage) -> Usage {
-        Usage {
-            rss_kib: self.rss_kib.max(other.rss_kib),
-            fds: self.fds.max(other.fds),
-        }
-    }
-}
 
 /// rr over both real servers.
 const RULES: &str = "-A -t 192.168.0.10:80 -s rr
@@ -611,22 +574,10 @@ fn an_admin_change_needs_the_token_from_the_file_beside_the_socket() {
     assert!(!log.contains(token), "masqd logged the token");
 
     // The file goes with masqd.
-    let pid = std::fs::read_to_string(lab.state_dir().join("masqd.pid")).unwrap();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", pid.trim()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    let pid = lab_masqd_pid(&lab);
+    signal_pid(pid, "-TERM");
     let asked = Instant::now();
-    let running = || {
-        // Gone, or a zombie its parent has not reaped yet.
-        std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|stat| {
-            stat.rsplit(") ")
-                .next()
-                .is_some_and(|s| !s.starts_with('Z'))
-        })
-    };
-    while running() {
+    while running(pid) {
         assert!(
             asked.elapsed() < Duration::from_secs(10),
             "masqd did not stop"
@@ -653,8 +604,8 @@ fn out_of_descriptors_the_accept_loop_backs_off_instead_of_spinning() {
         ..LabOptions::default()
     });
     seed(&lab);
-    let pid = std::fs::read_to_string(lab.state_dir().join("masqd.pid")).unwrap();
-    let pid = pid.trim();
+    let pid = lab_masqd_pid(&lab).to_string();
+    let pid = pid.as_str();
     // Room for a few connections only, below the endpoint's own cap.
     let limit = Usage::of_masqd(&lab).fds + 8;
     let set_limit = |soft: &str| {

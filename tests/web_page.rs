@@ -1,12 +1,11 @@
 //! The live lab page (`masqd --web ADDR [--web-admin]`) in a real headless browser.
 //!
 //! Chromium runs inside the lab's director namespace, where the page is served on
-//! 127.0.0.1:8080, and is driven over the DevTools protocol through a pipe
-//! (`--remote-debugging-pipe`: fd 3 in, fd 4 out, NUL-separated JSON, handed to it as two
-//! FIFOs). A one-shot `--dump-dom` cannot be used: the page's trace stream (Server-Sent
-//! Events) is a request that never finishes, and headless virtual time waits for it
-//! forever. Driving the page live is also what a class does: open it, then make traffic,
-//! and watch it arrive.
+//! 127.0.0.1:8080, and is driven over the DevTools protocol (`common/browser.rs`). A
+//! one-shot `--dump-dom` cannot be used: the page's trace stream (Server-Sent Events) is
+//! a request that never finishes, and headless virtual time waits for it forever. Driving
+//! the page live is also what a class does: open it, then make traffic, and watch it
+//! arrive.
 //!
 //! Asserted as a student would see it: the topology is drawn, after 8 connections under
 //! wrr 3:1 the real servers show 6 and 2, the four stages of the connections appear with
@@ -18,32 +17,17 @@
 
 mod common;
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{describe, Background, Lab, LabOptions, RS1_IP, RS2_IP};
+use common::browser::{chromium, Browser};
+use common::seed::restore_wrr;
+use common::{describe, Lab, LabOptions};
 use serde_json::{json, Value};
 
-const SERVICE: &str = "192.168.0.10:80";
 const PAGE: &str = "http://127.0.0.1:8080/";
 const RS1: &str = "192.168.100.7:80";
 const RS2: &str = "192.168.100.9:80";
-
-/// The browser's binary.
-///
-/// # Panics
-///
-/// When Chromium is not installed.
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|p| p.is_file())
-        .expect("Chromium is not installed: this test needs chromium (scripts/install-deps.sh installs it)")
-}
 
 /// `target/test-artifacts`, next to the binaries the lab runs.
 fn artifacts(lab: &Lab) -> PathBuf {
@@ -55,13 +39,6 @@ fn artifacts(lab: &Lab) -> PathBuf {
     let dir = target.join("test-artifacts");
     std::fs::create_dir_all(&dir).expect("creating target/test-artifacts");
     dir
-}
-
-/// The seed's weighted round robin: RS1 weight 3, RS2 weight 1.
-fn seed_wrr(lab: &Lab) {
-    lab.masqadm_ok(&["-A", "-t", SERVICE, "-s", "wrr"]);
-    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS1_IP, "-m", "-w", "3"]);
-    lab.masqadm_ok(&["-a", "-t", SERVICE, "-r", RS2_IP, "-m", "-w", "1"]);
 }
 
 /// `curl` in the director namespace against the page's server: (HTTP status, body).
@@ -95,243 +72,6 @@ fn raw(lab: &Lab, request: &str) -> String {
     let script = "exec 3<>/dev/tcp/127.0.0.1/8080 && printf '%s' \"$1\" >&3 && timeout 8 cat <&3";
     let out = lab.exec("dir", &["bash", "-c", script, "raw", request]);
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Chromium, headless, driven over the DevTools protocol.
-struct Browser {
-    /// Commands to the browser (its fd 3).
-    to: File,
-    /// Messages from the browser (its fd 4), read by a thread.
-    from: Receiver<Value>,
-    /// The attached page's session.
-    session: String,
-    next_id: u64,
-    /// Every event received so far.
-    events: Vec<Value>,
-    /// The browser process; stopped when this drops.
-    process: Background,
-}
-
-impl Browser {
-    /// Starts Chromium in the director namespace with a blank page attached.
-    fn start(lab: &Lab, binary: &Path) -> Browser {
-        let state = lab.state_dir();
-        let (fifo_in, fifo_out) = (state.join("cdp.in"), state.join("cdp.out"));
-        for fifo in [&fifo_in, &fifo_out] {
-            let out = std::process::Command::new("mkfifo")
-                .arg(fifo)
-                .output()
-                .expect("running mkfifo");
-            assert!(out.status.success(), "mkfifo: {}", describe(&out));
-        }
-        let profile = state.join("chromium-profile");
-        let command = format!(
-            "exec '{}' --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-             --disable-background-networking --disable-component-update --disable-sync \
-             --disable-extensions --hide-scrollbars --window-size=1280,900 \
-             --enable-logging=stderr --v=0 --user-data-dir='{}' \
-             --remote-debugging-pipe about:blank 3<'{}' 4>'{}'",
-            binary.display(),
-            profile.display(),
-            fifo_in.display(),
-            fifo_out.display()
-        );
-        let process = lab.spawn("dir", "chromium", &["bash", "-c", &command]);
-        // Opening a FIFO blocks until the other end opens it: do it on a thread, so that a
-        // browser that never starts fails the test instead of hanging it.
-        let (opened_tx, opened) = channel();
-        let (fi, fo) = (fifo_in.clone(), fifo_out.clone());
-        std::thread::spawn(move || {
-            let to = File::options().write(true).open(&fi);
-            let from = File::open(&fo);
-            let _ = opened_tx.send((to, from));
-        });
-        let (to, from) = match opened.recv_timeout(Duration::from_secs(30)) {
-            Ok((Ok(to), Ok(from))) => (to, from),
-            Ok((to, from)) => panic!("opening the DevTools pipes: {to:?} {from:?}"),
-            Err(_) => panic!(
-                "Chromium did not open its DevTools pipe within 30 s:\n{}",
-                process.output()
-            ),
-        };
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(from);
-            let mut buf = Vec::new();
-            while matches!(reader.read_until(0, &mut buf), Ok(n) if n > 0) {
-                if buf.last() == Some(&0) {
-                    buf.pop();
-                }
-                if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-                buf.clear();
-            }
-        });
-        let mut browser = Browser {
-            to,
-            from: rx,
-            session: String::new(),
-            next_id: 0,
-            events: Vec::new(),
-            process,
-        };
-        let target = browser.call("Target.createTarget", json!({ "url": "about:blank" }));
-        let attached = browser.call(
-            "Target.attachToTarget",
-            json!({ "targetId": target["targetId"], "flatten": true }),
-        );
-        browser.session = attached["sessionId"]
-            .as_str()
-            .expect("a session id")
-            .to_owned();
-        for domain in ["Runtime.enable", "Log.enable", "Page.enable"] {
-            browser.call(domain, json!({}));
-        }
-        browser.call(
-            "Emulation.setDeviceMetricsOverride",
-            json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
-        );
-        browser
-    }
-
-    /// Sends a command (to the page's session once attached) and waits for its result.
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut msg = json!({ "id": id, "method": method, "params": params });
-        if !self.session.is_empty() {
-            msg["sessionId"] = json!(self.session);
-        }
-        let mut bytes = msg.to_string().into_bytes();
-        bytes.push(0);
-        self.to
-            .write_all(&bytes)
-            .unwrap_or_else(|e| panic!("sending {method} to Chromium: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.from.recv_timeout(left) {
-                Ok(v) if v["id"] == json!(id) => {
-                    assert!(v.get("error").is_none(), "{method} failed: {}", v["error"]);
-                    return v["result"].clone();
-                }
-                Ok(v) => {
-                    if v.get("method").is_some() {
-                        self.events.push(v);
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => panic!("Chromium did not answer {method}"),
-                Err(RecvTimeoutError::Disconnected) => panic!(
-                    "Chromium went away during {method}:\n{}",
-                    self.process.output()
-                ),
-            }
-        }
-    }
-
-    /// Evaluates `expression` in the page; its value (promises are awaited).
-    fn eval(&mut self, expression: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
-        );
-        assert!(
-            r.get("exceptionDetails").is_none(),
-            "evaluating {expression}: {}",
-            r["exceptionDetails"]
-        );
-        r["result"]["value"].clone()
-    }
-
-    /// Waits (up to `within`) until `expression` is true in the page; panics with `what`
-    /// and the last value of `show` otherwise. While the page is still loading the
-    /// expression may throw (no body yet): that counts as not yet.
-    fn wait_until(&mut self, expression: &str, within: Duration, what: &str, show: &str) {
-        let deadline = Instant::now() + within;
-        let guarded = format!("(() => {{ try {{ return ({expression}) === true; }} catch (e) {{ return false; }} }})()");
-        while self.eval(&guarded) != json!(true) {
-            if Instant::now() >= deadline {
-                let seen = self.eval(show);
-                panic!("{what} (within {within:?}); the page shows: {seen}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// What the browser complained about: exceptions, console calls (the page makes none)
-    /// and error log entries (failed loads, security-policy violations).
-    fn complaints(&mut self) -> Vec<String> {
-        // A round trip, so that events sent before now have arrived.
-        self.eval("1");
-        let mut found = Vec::new();
-        for e in &self.events {
-            let p = &e["params"];
-            match e["method"].as_str() {
-                Some("Runtime.exceptionThrown") => {
-                    found.push(format!("exception: {}", p["exceptionDetails"]));
-                }
-                Some("Runtime.consoleAPICalled") => {
-                    found.push(format!("console.{}: {}", p["type"], p["args"]));
-                }
-                Some("Log.entryAdded") if p["entry"]["level"] == "error" => {
-                    found.push(format!("log: {}", p["entry"]));
-                }
-                _ => {}
-            }
-        }
-        let stderr = self.process.output();
-        found.extend(
-            stderr
-                .lines()
-                .filter(|l| l.contains(":CONSOLE"))
-                .map(|l| format!("stderr: {l}")),
-        );
-        found
-    }
-
-    /// A PNG of the page as it looks now.
-    fn screenshot(&mut self) -> Vec<u8> {
-        let r = self.call("Page.captureScreenshot", json!({ "format": "png" }));
-        base64_decode(r["data"].as_str().expect("screenshot data"))
-    }
-
-    fn close(mut self) {
-        // Best effort: the process is stopped when it drops anyway.
-        self.next_id += 1;
-        let msg = json!({ "id": self.next_id, "method": "Browser.close" }).to_string();
-        let _ = self.to.write_all(format!("{msg}\0").as_bytes());
-        let _ = self.process.stop();
-    }
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| -> u32 {
-        match c {
-            b'A'..=b'Z' => u32::from(c - b'A'),
-            b'a'..=b'z' => u32::from(c - b'a') + 26,
-            b'0'..=b'9' => u32::from(c - b'0') + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => panic!("not base64: {c}"),
-        }
-    };
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in text
-        .bytes()
-        .filter(|&c| c != b'=' && !c.is_ascii_whitespace())
-    {
-        acc = (acc << 6) | value(c);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
 }
 
 /// The text of `.rs-row[data-rs=SERVER] .CLASS`, as a JavaScript expression.
@@ -370,7 +110,7 @@ fn the_page_shows_the_lab_and_wrr_3_to_1_in_a_browser() {
         "the page did not load its state and the trace",
         SUMMARY,
     );
-    seed_wrr(&lab);
+    restore_wrr(&lab);
     b.wait_until(
         "document.querySelectorAll('#topology .rs').length === 2",
         Duration::from_secs(10),
@@ -590,7 +330,7 @@ fn with_web_admin_the_page_changes_weights_and_nothing_else() {
         masqd_args: &["--web", "127.0.0.1:8080", "--web-admin"],
         ..LabOptions::default()
     });
-    seed_wrr(&lab);
+    restore_wrr(&lab);
     // masqd wrote the token beside its socket, for root only.
     let token_file = lab.state_dir().join("masqd.sock.web-token");
     let token = std::fs::read_to_string(&token_file)

@@ -15,6 +15,8 @@
 // Every test file includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod daemon;
 pub mod seed;
 pub mod standalone;
 

@@ -1,8 +1,9 @@
-//! What every packet I/O back end must do in the classic lab, checked the same way for
-//! each: the seed's rr over 20 connections, what the real servers see, a UDP echo through
-//! the VIP, and `masqadm -L -n --stats` counting it all.
+//! The lab's seed: its services, the weighted round robin that tests of a start, a stop
+//! or a page restore, and what every packet I/O back end must do in the classic lab,
+//! checked the same way for each: the seed's rr over 20 connections, what the real
+//! servers see, a UDP echo through the VIP, and `masqadm -L -n --stats` counting it all.
 
-use super::{describe, Lab, CLIENT_IP, RS1_IP, RS2_IP};
+use super::{describe, Lab, CLIENT_IP, RS1_IP, RS2_IP, VIP};
 
 /// The seed's TCP service.
 pub const SERVICE: &str = "192.168.0.10:80";
@@ -10,6 +11,31 @@ pub const SERVICE: &str = "192.168.0.10:80";
 pub const UDP_SERVICE: &str = "192.168.0.10:7";
 /// What the client fetches.
 pub const URL: &str = "http://192.168.0.10/";
+/// The seed's weighted round robin, as `masqadm -S -n` prints it: RS1 weight 3, RS2
+/// weight 1.
+pub const WRR_RULES: &str = "-A -t 192.168.0.10:80 -s wrr\n-a -t 192.168.0.10:80 -r 192.168.100.7:80 -m -w 3\n-a -t 192.168.0.10:80 -r 192.168.100.9:80 -m -w 1\n";
+
+/// Restores [`WRR_RULES`] (`masqadm -R`), insisting that it succeeds.
+pub fn restore_wrr(lab: &Lab) {
+    let (_, stderr, code) = lab.masqadm_stdin(&["-R"], WRR_RULES);
+    assert_eq!((code, stderr.as_str()), (0, ""), "masqadm -R");
+}
+
+/// `n` requests to the VIP from the client, all of which must succeed; `after` names
+/// what they follow, for the failure message.
+pub fn requests_succeed(lab: &Lab, n: usize, after: &str) {
+    let mut failed = Vec::new();
+    for i in 0..n {
+        let out = lab.exec(
+            "client",
+            &["curl", "-sS", "--max-time", "3", &format!("http://{VIP}/")],
+        );
+        if !out.status.success() {
+            failed.push(format!("request {i}: {}", describe(&out)));
+        }
+    }
+    assert!(failed.is_empty(), "after {after}:\n{}", failed.join("\n"));
+}
 
 /// The last octet of the real server that wrote `body`, checking that the name and the
 /// address it reports agree.

@@ -16,7 +16,7 @@ use crate::guard::KernelGuard;
 use crate::health::{HealthMap, LocalFailures};
 use crate::steering::XdpSteering;
 use crate::stop::Stop;
-use crate::trace_stream::StreamSlots;
+use crate::stream_slots::StreamSlots;
 
 /// Control operations that may run at once on the blocking pool: enough for a listing, a
 /// restore and the once-a-second follow-up of the services side by side, few enough that
@@ -31,10 +31,10 @@ pub struct ControlContext {
     /// Interface names, for the host checks of `--check`.
     pub vip_iface: String,
     pub dip_iface: String,
-    /// Real servers' health, when `--health-check` runs.
-    pub health: HealthMap,
+    /// Real servers' health, when `--health-check` runs (shared with its task).
+    pub health: Arc<HealthMap>,
     /// Probes that failed for a reason of the director's own, by reason.
-    pub health_local_failures: LocalFailures,
+    pub health_local_failures: Arc<LocalFailures>,
     /// With `--io xdp`: the programs that must know the service addresses.
     pub steering: Option<XdpSteering>,
     /// What [`ControlContext::follow_services`] last failed with.

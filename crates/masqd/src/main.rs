@@ -30,6 +30,7 @@ mod socket_reply;
 mod startup_checks;
 mod steering;
 mod stop;
+mod stream_slots;
 mod trace_stream;
 mod web;
 
@@ -421,7 +422,13 @@ async fn control_plane(
                 on_failure: args.health_action,
             };
             tracing::info!("health checks: {config:?}");
-            Some(tokio::spawn(health::run(ctx.clone(), config)))
+            Some(tokio::spawn(health::run(
+                config,
+                ctx.director.clone(),
+                ctx.clock,
+                ctx.health.clone(),
+                ctx.health_local_failures.clone(),
+            )))
         }
         None => None,
     };

@@ -14,7 +14,6 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddrV4;
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
@@ -30,12 +29,10 @@ use crate::clock::Clock;
 use crate::context::ControlContext;
 use crate::socket_reply::{error_outcome, reply};
 use crate::stop::Stop;
+use crate::stream_slots::MAX_STREAMS;
 
 /// Events a trace listener may have queued before it loses some.
 const QUEUE: usize = 4096;
-
-/// `--trace` and `--capture` clients served at once.
-pub const MAX_STREAMS: usize = 8;
 
 /// The largest `--count`: the connections shown are remembered until it is reached.
 pub const MAX_COUNT: u64 = 10_000;
@@ -49,34 +46,6 @@ const KEEP_ALIVE: Duration = Duration::from_secs(1);
 
 /// Longest a write to a reader that takes nothing may block before the stream ends.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The streams attached, at most [`MAX_STREAMS`].
-#[derive(Debug, Default)]
-pub struct StreamSlots {
-    attached: AtomicUsize,
-}
-
-impl StreamSlots {
-    /// A slot for one more stream, freed when the returned value drops; `None` when all
-    /// [`MAX_STREAMS`] are taken.
-    fn take(&self) -> Option<Slot<'_>> {
-        self.attached
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_STREAMS).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Slot(self))
-    }
-}
-
-/// One taken stream slot.
-struct Slot<'a>(&'a StreamSlots);
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.attached.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Why a stream ended, for its last line.
 enum End {
@@ -386,15 +355,6 @@ mod tests {
         }
         assert_eq!(done_at, Some(MAX_COUNT as u32 - 1));
         assert_eq!(finished.seen.len() as u64, MAX_COUNT);
-    }
-
-    #[test]
-    fn stream_slots_stop_at_the_most_and_free_on_drop() {
-        let slots = StreamSlots::default();
-        let taken: Vec<Slot<'_>> = (0..MAX_STREAMS).map(|_| slots.take().unwrap()).collect();
-        assert!(slots.take().is_none(), "one more than MAX_STREAMS");
-        drop(taken.into_iter().next());
-        assert!(slots.take().is_some(), "a freed slot is taken again");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! checker made of it ([`AsConfigured`]).
 //!
 //! The kernel guard and the XDP maps follow the destinations the checker changes within a
-//! second (`main.rs` runs [`ControlContext::follow_services`] once a second).
+//! second (`main.rs` runs `ControlContext::follow_services` once a second).
 //!
 //! Probes run on the control-plane runtime, never on the packet threads, at most
 //! [`PROBES_AT_ONCE`] at a time. The director's own kernel makes the connections (from
@@ -30,8 +30,9 @@ pub use probe::{Finding, Probe};
 pub use state::{HealthMap, LocalFailures};
 
 use masq_core::control::Control;
+use masq_core::Director;
 
-use crate::context::ControlContext;
+use crate::clock::Clock;
 
 /// Probes in flight at once: each holds a socket, so a configuration with very many real
 /// servers cannot take masqd's file descriptors by itself.
@@ -57,17 +58,24 @@ pub struct HealthConfig {
     pub on_failure: OnFailure,
 }
 
-/// Runs the checks of the director's real servers forever, keeping `ctx.health` up to
-/// date (the task is dropped at shutdown).
-pub async fn run(ctx: Arc<ControlContext>, config: HealthConfig) {
+/// Runs the checks of `director`'s real servers forever, keeping `health` up to date and
+/// counting in `local_failures` the probes that could not be made (the task is dropped at
+/// shutdown). Both are shared with the control context, which shows them.
+pub async fn run(
+    config: HealthConfig,
+    director: Arc<Director>,
+    clock: Clock,
+    health: Arc<HealthMap>,
+    local_failures: Arc<LocalFailures>,
+) {
     let mut tick = tokio::time::interval(config.interval);
     let slots = Arc::new(tokio::sync::Semaphore::new(PROBES_AT_ONCE));
     let mut local_trouble = false;
     loop {
         tick.tick().await;
         let targets = {
-            let services = ctx.director.control(ctx.clock.now()).services();
-            let mut map = ctx.health.lock().unwrap_or_else(|e| e.into_inner());
+            let services = director.control(clock.now()).services();
+            let mut map = health.lock().unwrap_or_else(|e| e.into_inner());
             state::targets(&services, &mut map)
         };
         let mut set = tokio::task::JoinSet::new();
@@ -85,15 +93,9 @@ pub async fn run(ctx: Arc<ControlContext>, config: HealthConfig) {
             }
         }
         let round = {
-            let control = ctx.director.control(ctx.clock.now());
-            let mut map = ctx.health.lock().unwrap_or_else(|e| e.into_inner());
-            state::apply(
-                &control,
-                &config,
-                &mut map,
-                &findings,
-                &ctx.health_local_failures,
-            )
+            let control = director.control(clock.now());
+            let mut map = health.lock().unwrap_or_else(|e| e.into_inner());
+            state::apply(&control, &config, &mut map, &findings, &local_failures)
         };
         match (round.first_unknown, local_trouble) {
             (Some(reason), false) => {
