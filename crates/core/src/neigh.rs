@@ -203,7 +203,17 @@ impl NeighbourTable {
     /// and deciding whether a probe is due. `None` when the address is unknown and the
     /// table is full of entries it may not shed.
     pub fn resolve(&self, addr: Ipv4Addr, now: Timestamp) -> Option<Resolution> {
-        if !self.entries.contains_key(&addr) && !self.make_room() {
+        // The packet path's case — a fresh answer for a host the director sends to — takes
+        // the shard's read lock only, so packet threads sending to one real server do not
+        // contend on it.
+        if let Some(e) = self.entries.get(&addr) {
+            if e.is_fresh(now) && e.origin == Origin::Resolving {
+                return Some(Resolution {
+                    mac: e.mac,
+                    probe: false,
+                });
+            }
+        } else if self.len() >= self.capacity && !self.make_room() {
             self.counters.refused.fetch_add(1, Relaxed);
             return None;
         }
