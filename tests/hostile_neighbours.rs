@@ -185,8 +185,28 @@ fn forged_arp_from_either_segment_moves_nobody() {
         }
     }
 
-    // RS1's two MACs are a conflict: said once in the log, and by --check.
+    // Another MAC on the client's segment claims the client's own address, three times
+    // over: the client keeps it.
+    let script = format!(
+        "from scapy.all import ARP, Ether, sendp\n\
+         f = Ether(src='02:66:00:00:00:65', dst='ff:ff:ff:ff:ff:ff') / ARP(op=2, hwsrc='02:66:00:00:00:65', psrc='{CLIENT_IP}', hwdst='ff:ff:ff:ff:ff:ff', pdst='{CLIENT_IP}')\n\
+         sendp([f] * 3, iface='{cli}', verbose=False)\n"
+    );
+    let out = lab.exec("client", &["/usr/bin/python3", "-c", &script]);
+    assert!(out.status.success(), "{}", describe(&out));
+    twenty_requests_succeed(&lab, "another MAC claiming the client's address");
+    // Each conflict is said once: RS1's by the diagnosis (and --check), the client's by
+    // the neighbour log.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     let log = std::fs::read_to_string(lab.state_dir().join("masqd.log")).unwrap_or_default();
+    let client_said = log
+        .lines()
+        .filter(|l| l.contains("ARP conflict on the vip side: 192.168.0.101"))
+        .count();
+    assert_eq!(
+        client_said, 1,
+        "the conflict about the client is logged once:\n{log}"
+    );
     let said = log
         .lines()
         .filter(|l| l.contains("192.168.100.7") && l.contains("two hosts"))

@@ -22,6 +22,7 @@ use masq_wire::ethernet::MacAddr;
 
 use crate::context::ControlContext;
 use crate::datapath::{IoErrors, Ports};
+use crate::neighbour_log::NeighbourLog;
 
 /// How often the housekeeping runs.
 const TICK: Duration = Duration::from_secs(1);
@@ -63,6 +64,7 @@ struct Keeper {
     diagnosed: Vec<String>,
     /// Packet I/O errors (receive, send) last reported.
     reported: (u64, u64),
+    neighbours: NeighbourLog,
 }
 
 impl Keeper {
@@ -73,6 +75,7 @@ impl Keeper {
             announced: Vec::new(),
             diagnosed: Vec::new(),
             reported: (0, 0),
+            neighbours: NeighbourLog::default(),
         }
     }
 
@@ -98,6 +101,7 @@ impl Keeper {
             }
         }
         self.diagnosed = problems;
+        self.neighbours.round(&ctx.director, now);
         let now_errors = (errors.recv.load(Relaxed), errors.send.load(Relaxed));
         if now_errors != self.reported {
             tracing::warn!(

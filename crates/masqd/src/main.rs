@@ -25,6 +25,7 @@ mod housekeeping;
 mod http_server;
 mod instance;
 mod metrics;
+mod neighbour_log;
 mod rules;
 mod socket_reply;
 mod startup_checks;
