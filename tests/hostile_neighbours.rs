@@ -6,8 +6,9 @@
 //! host (`MASQ_LAB_ROGUE=1`, 192.168.100.66) claims RS1's and the client's addresses. After
 //! each forgery, 20 requests through the VIP must all be answered, by both real servers in
 //! turn. The tables are per side, so the client side can never say where a real server is;
-//! on the real servers' segment the entry confirmed first stays and the conflict is logged
-//! (once) and listed by `masqadm --check`.
+//! on either segment the entry confirmed first stays and the conflict is logged once (a
+//! real server's also listed by `masqadm --check`). A flood of on-link strangers fills the
+//! VIP side's table only to `--max-neighbours`.
 //!
 //! Needs root, iproute2, nftables and Debian's python3-scapy (`scripts/install-deps.sh`).
 
