@@ -15,7 +15,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::Usage;
-use common::{describe, Lab, LabOptions, RS1_IP, RS2_IP, VIP};
+use common::{describe, seed, Lab, LabOptions, VIP};
+
+/// Where the fragment test's masqd serves its metrics.
+const METRICS: &str = "127.0.0.1:9107";
 
 const MAX_CONNS: usize = 2000;
 
@@ -24,24 +27,6 @@ fn entries(lab: &Lab) -> usize {
     let (out, _, code) = lab.masqadm(&["-L", "-n", "-c"]);
     assert_eq!(code, 0);
     out.lines().skip(2).count()
-}
-
-fn curl_ok(lab: &Lab) -> bool {
-    let out = lab.exec(
-        "client",
-        &[
-            "curl",
-            "-s",
-            "--max-time",
-            "4",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            &format!("http://{VIP}/"),
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout) == "200"
 }
 
 #[test]
@@ -53,14 +38,9 @@ fn a_spoofed_flood_at_a_persistent_service_stays_within_max_conns() {
         exclusive: true,
         ..LabOptions::default()
     });
-    for args in [
-        &["-A", "-t", "192.168.0.10:80", "-s", "rr", "-p", "300"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS2_IP, "-m"][..],
-    ] {
-        lab.masqadm_ok(args);
-    }
-    assert!(curl_ok(&lab), "the service answers before the flood");
+    seed::rr_with_both(&lab, "-t", seed::SERVICE);
+    lab.masqadm_ok(&["-E", "-t", seed::SERVICE, "-s", "rr", "-p", "300"]);
+    assert!(seed::answered(&lab), "the service answers before the flood");
     let rss_before = Usage::of_masqd(&lab).rss_kib;
     let flood = lab.spawn(
         "client",
@@ -82,7 +62,7 @@ fn a_spoofed_flood_at_a_persistent_service_stays_within_max_conns() {
     let start = Instant::now();
     let (mut ok, mut failed, mut most) = (0u32, 0u32, 0usize);
     while start.elapsed() < Duration::from_secs(5) {
-        if curl_ok(&lab) {
+        if seed::answered(&lab) {
             ok += 1;
         } else {
             failed += 1;
@@ -116,19 +96,8 @@ fn a_spoofed_flood_at_a_persistent_service_stays_within_max_conns() {
     );
     // After the flood the service serves everyone again.
     for _ in 0..4 {
-        assert!(curl_ok(&lab), "the service answers after the flood");
+        assert!(seed::answered(&lab), "the service answers after the flood");
     }
-}
-
-/// A sample of masqd's `/metrics` (the lab runs it on 127.0.0.1:9107), or 0.
-fn metric(lab: &Lab, line_start: &str) -> u64 {
-    let out = lab.exec("dir", &["curl", "-sf", "http://127.0.0.1:9107/metrics"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Refused first fragments of a client at its share, on masqd's metrics.
@@ -193,17 +162,11 @@ fn fragment_floods_stay_within_the_fragment_table_and_others_still_cross() {
     common::require_program("hping3", "hping3");
     common::require_python_module("scapy", "python3-scapy");
     let lab = Lab::up_with(LabOptions {
-        masqd_args: &["--max-conns", "50000", "--metrics", "127.0.0.1:9107"],
+        masqd_args: &["--max-conns", "50000", "--metrics", METRICS],
         exclusive: true,
         ..LabOptions::default()
     });
-    for args in [
-        &["-A", "-u", "192.168.0.10:7", "-s", "rr"][..],
-        &["-a", "-u", "192.168.0.10:7", "-r", RS1_IP, "-m"][..],
-        &["-a", "-u", "192.168.0.10:7", "-r", RS2_IP, "-m"][..],
-    ] {
-        lab.masqadm_ok(args);
-    }
+    seed::rr_with_both(&lab, "-u", seed::UDP_SERVICE);
     // Under a flood from spoofed sources the fragment table forgets its oldest datagrams,
     // whose first fragments went through: the real servers' kernels collect first
     // fragments whose rest never comes, for ipfrag_time (30 s) and up to
@@ -265,8 +228,8 @@ fn fragment_floods_stay_within_the_fragment_table_and_others_still_cross() {
     ];
     for (flood, args) in floods {
         let rss_before = Usage::of_masqd(&lab).rss_kib;
-        let entries_before = metric(&lab, fragments);
-        let refused_before = metric(&lab, REFUSED);
+        let entries_before = lab.metric(METRICS, fragments);
+        let refused_before = lab.metric(METRICS, REFUSED);
         let hping = lab.spawn("client", "fragment-flood", &args);
         let start = Instant::now();
         let (mut ok, mut failed, mut most) = (0u32, 0u32, 0u64);
@@ -276,7 +239,7 @@ fn fragment_floods_stay_within_the_fragment_table_and_others_still_cross() {
             } else {
                 failed += 1;
             }
-            most = most.max(metric(&lab, fragments));
+            most = most.max(lab.metric(METRICS, fragments));
         }
         let sent = hping
             .stop()
@@ -289,9 +252,9 @@ fn fragment_floods_stay_within_the_fragment_table_and_others_still_cross() {
             .unwrap_or("")
             .to_owned();
         let rss_after = Usage::of_masqd(&lab).rss_kib;
-        let refused = metric(&lab, REFUSED) - refused_before;
-        let forgotten = metric(
-            &lab,
+        let refused = lab.metric(METRICS, REFUSED) - refused_before;
+        let forgotten = lab.metric(
+            METRICS,
             "masq_table_shed_total{table=\"fragments\",reason=\"oldest_forgotten\"}",
         );
         eprintln!(

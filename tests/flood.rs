@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::daemon::Usage;
-use common::{Lab, LabOptions, RS1_IP, RS2_IP, VIP};
+use common::{seed, Lab, LabOptions, VIP};
 
 const MAX_CONNS: usize = 2000;
 
@@ -27,13 +27,7 @@ fn a_syn_flood_leaves_the_table_bounded_and_legitimate_clients_served() {
         exclusive: true,
         ..LabOptions::default()
     });
-    for args in [
-        &["-A", "-t", "192.168.0.10:80", "-s", "rr"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS2_IP, "-m"][..],
-    ] {
-        assert_eq!(lab.masqadm(args).2, 0);
-    }
+    seed::rr_with_both(&lab, "-t", seed::SERVICE);
     lab.curl(&format!("http://{VIP}/"));
     let rss_before = Usage::of_masqd(&lab).rss_kib;
     // An established transfer that spans the flood: 6 MB at 1 MB/s.
@@ -77,21 +71,7 @@ fn a_syn_flood_leaves_the_table_bounded_and_legitimate_clients_served() {
     let start = Instant::now();
     let (mut ok, mut failed, mut max_table) = (0u32, 0u32, 0usize);
     while start.elapsed() < Duration::from_secs(5) {
-        let out = lab.exec(
-            "client",
-            &[
-                "curl",
-                "-s",
-                "--max-time",
-                "4",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &format!("http://{VIP}/"),
-            ],
-        );
-        if String::from_utf8_lossy(&out.stdout) == "200" {
+        if seed::answered(&lab) {
             ok += 1;
         } else {
             failed += 1;

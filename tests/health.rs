@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Lab, LabOptions, RS1_IP, RS2_IP, VIP};
+use common::{seed, Lab, LabOptions, RS1_IP, VIP};
 
 const INTERVAL: &str = "0.5";
 
@@ -48,13 +48,7 @@ fn a_killed_real_server_is_quiesced_and_restored() {
         ],
         ..LabOptions::default()
     });
-    for args in [
-        &["-A", "-t", "192.168.0.10:80", "-s", "rr"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS2_IP, "-m"][..],
-    ] {
-        assert_eq!(lab.masqadm(args).2, 0);
-    }
+    seed::rr_with_both(&lab, "-t", seed::SERVICE);
     lab.curl(&format!("http://{VIP}/"));
     // Kill RS1's web server.
     let pid = std::fs::read_to_string(lab.state_dir().join("rs1-http.pid")).expect("RS1 pid");

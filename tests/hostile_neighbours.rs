@@ -17,7 +17,7 @@ mod common;
 use std::process::Output;
 
 use common::seed::answered_by;
-use common::{describe, Lab, LabOptions, CLIENT_IP, RS1_IP, RS2_IP, VIP};
+use common::{describe, seed, Lab, LabOptions, CLIENT_IP, RS1_IP, RS2_IP, VIP};
 
 const BROADCAST: &str = "ff:ff:ff:ff:ff:ff";
 
@@ -102,13 +102,7 @@ fn forged_arp_from_either_segment_moves_nobody() {
         rogue: true,
         ..LabOptions::default()
     });
-    for args in [
-        &["-A", "-t", "192.168.0.10:80", "-s", "rr"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS2_IP, "-m"][..],
-    ] {
-        lab.masqadm_ok(args);
-    }
+    seed::rr_with_both(&lab, "-t", seed::SERVICE);
     twenty_requests_succeed(&lab, "nothing forged yet");
 
     let ext_mac = mac_of(&lab, "dir", &lab.iface("ext"));
@@ -220,17 +214,6 @@ fn forged_arp_from_either_segment_moves_nobody() {
     );
 }
 
-/// masqd's `/metrics` sample `line_start …` (the bound test runs it on 127.0.0.1:9108).
-fn metric(lab: &Lab, line_start: &str) -> u64 {
-    let out = lab.exec("dir", &["curl", "-sf", "http://127.0.0.1:9108/metrics"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 #[ignore = "needs root, network namespaces and python3-scapy: scripts/test.sh runs it"]
 fn a_flood_of_on_link_strangers_fills_the_vip_sides_neighbour_table_only_to_its_bound() {
@@ -239,13 +222,7 @@ fn a_flood_of_on_link_strangers_fills_the_vip_sides_neighbour_table_only_to_its_
         masqd_args: &["--max-neighbours", "32", "--metrics", "127.0.0.1:9108"],
         ..LabOptions::default()
     });
-    for args in [
-        &["-A", "-t", "192.168.0.10:80", "-s", "rr"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"][..],
-        &["-a", "-t", "192.168.0.10:80", "-r", RS2_IP, "-m"][..],
-    ] {
-        lab.masqadm_ok(args);
-    }
+    seed::rr_with_both(&lab, "-t", seed::SERVICE);
     twenty_requests_succeed(&lab, "nothing sent yet");
     // 240 on-link addresses that are not there: each asks for the VIP (a requester entry)
     // and sends a SYN, whose answer masqd must resolve the address for (an entry that never
@@ -264,16 +241,16 @@ fn a_flood_of_on_link_strangers_fills_the_vip_sides_neighbour_table_only_to_its_
     );
     let out = lab.exec("client", &["/usr/bin/python3", "-c", &script]);
     assert!(out.status.success(), "{}", describe(&out));
-    let entries = metric(
-        &lab,
+    let entries = lab.metric(
+        "127.0.0.1:9108",
         "masq_table_entries{table=\"neighbours\",side=\"vip\"}",
     );
-    let shed = metric(
-        &lab,
+    let shed = lab.metric(
+        "127.0.0.1:9108",
         "masq_table_shed_total{table=\"neighbours\",side=\"vip\",reason=\"shed\"}",
     );
-    let refused = metric(
-        &lab,
+    let refused = lab.metric(
+        "127.0.0.1:9108",
         "masq_table_shed_total{table=\"neighbours\",side=\"vip\",reason=\"refused\"}",
     );
     eprintln!(

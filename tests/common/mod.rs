@@ -396,6 +396,18 @@ impl Lab {
         )
     }
 
+    /// The value of the first sample of masqd's `/metrics` at `addr` (as masqd was started
+    /// with `--metrics ADDR`) whose line starts with `line_start`, or 0 if there is none.
+    pub fn metric(&self, addr: &str, line_start: &str) -> u64 {
+        let out = self.exec("dir", &["curl", "-sf", &format!("http://{addr}/metrics")]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Real server `n`'s connection log (`<ms> client=IP:PORT local=IP:PORT` lines).
     pub fn rs_log(&self, n: u8) -> String {
         std::fs::read_to_string(self.state.join(format!("rs{n}.log"))).unwrap_or_default()

@@ -15,6 +15,34 @@ pub const URL: &str = "http://192.168.0.10/";
 /// weight 1.
 pub const WRR_RULES: &str = "-A -t 192.168.0.10:80 -s wrr\n-a -t 192.168.0.10:80 -r 192.168.100.7:80 -m -w 3\n-a -t 192.168.0.10:80 -r 192.168.100.9:80 -m -w 1\n";
 
+/// `masqadm -A PROTO SERVICE -s rr` with RS1 and RS2 behind it (`-m`, on the service's
+/// port): `proto` is `-t` or `-u`.
+pub fn rr_with_both(lab: &Lab, proto: &str, service: &str) {
+    lab.masqadm_ok(&["-A", proto, service, "-s", "rr"]);
+    for rs in [RS1_IP, RS2_IP] {
+        lab.masqadm_ok(&["-a", proto, service, "-r", rs, "-m"]);
+    }
+}
+
+/// One request to the VIP from the client (4 s at most): whether it got a 200.
+pub fn answered(lab: &Lab) -> bool {
+    let out = lab.exec(
+        "client",
+        &[
+            "curl",
+            "-s",
+            "--max-time",
+            "4",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            URL,
+        ],
+    );
+    String::from_utf8_lossy(&out.stdout) == "200"
+}
+
 /// Restores [`WRR_RULES`] (`masqadm -R`), insisting that it succeeds.
 pub fn restore_wrr(lab: &Lab) {
     let (_, stderr, code) = lab.masqadm_stdin(&["-R"], WRR_RULES);
