@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::daemon::Usage;
 use common::{describe, seed, Lab, LabOptions, VIP};
@@ -20,14 +20,7 @@ use common::{describe, seed, Lab, LabOptions, VIP};
 /// Where the fragment test's masqd serves its metrics.
 const METRICS: &str = "127.0.0.1:9107";
 
-const MAX_CONNS: usize = 2000;
-
-/// Entries `masqadm -L -c -n` lists: connections and persistence templates.
-fn entries(lab: &Lab) -> usize {
-    let (out, _, code) = lab.masqadm(&["-L", "-n", "-c"]);
-    assert_eq!(code, 0);
-    out.lines().skip(2).count()
-}
+const MAX_CONNS: u64 = 2000;
 
 #[test]
 #[ignore = "needs root, network namespaces and hping3: scripts/test.sh runs it"]
@@ -59,19 +52,18 @@ fn a_spoofed_flood_at_a_persistent_service_stays_within_max_conns() {
             VIP,
         ],
     );
-    let start = Instant::now();
-    let (mut ok, mut failed, mut most) = (0u32, 0u32, 0usize);
-    while start.elapsed() < Duration::from_secs(5) {
-        if seed::answered(&lab) {
-            ok += 1;
-        } else {
-            failed += 1;
-        }
-        most = most.max(entries(&lab));
-    }
+    let seed::Tally {
+        ok,
+        failed,
+        mut most,
+    } = seed::tally(
+        Duration::from_secs(5),
+        || seed::answered(&lab),
+        || lab.listed_entries(),
+    );
     let mut flood = flood;
     flood.wait_for_output("hping statistic", Duration::from_secs(10));
-    most = most.max(entries(&lab));
+    most = most.max(lab.listed_entries());
     let rss_after = Usage::of_masqd(&lab).rss_kib;
     let sent = flood
         .output()
@@ -231,16 +223,11 @@ fn fragment_floods_stay_within_the_fragment_table_and_others_still_cross() {
         let entries_before = lab.metric(METRICS, fragments);
         let refused_before = lab.metric(METRICS, REFUSED);
         let hping = lab.spawn("client", "fragment-flood", &args);
-        let start = Instant::now();
-        let (mut ok, mut failed, mut most) = (0u32, 0u32, 0u64);
-        while start.elapsed() < Duration::from_secs(5) {
-            if fragmented_echo(&lab) {
-                ok += 1;
-            } else {
-                failed += 1;
-            }
-            most = most.max(lab.metric(METRICS, fragments));
-        }
+        let seed::Tally { ok, failed, most } = seed::tally(
+            Duration::from_secs(5),
+            || fragmented_echo(&lab),
+            || lab.metric(METRICS, fragments),
+        );
         let sent = hping
             .stop()
             .map(|_| ())

@@ -4,18 +4,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::daemon::Usage;
 use common::{seed, Lab, LabOptions, VIP};
 
-const MAX_CONNS: usize = 2000;
-
-fn table_size(lab: &Lab) -> usize {
-    let (out, _, code) = lab.masqadm(&["-L", "-n", "-c"]);
-    assert_eq!(code, 0);
-    out.lines().skip(2).count()
-}
+const MAX_CONNS: u64 = 2000;
 
 #[test]
 #[ignore = "needs root, network namespaces and hping3: scripts/test.sh runs it"]
@@ -68,16 +62,15 @@ fn a_syn_flood_leaves_the_table_bounded_and_legitimate_clients_served() {
             VIP,
         ],
     );
-    let start = Instant::now();
-    let (mut ok, mut failed, mut max_table) = (0u32, 0u32, 0usize);
-    while start.elapsed() < Duration::from_secs(5) {
-        if seed::answered(&lab) {
-            ok += 1;
-        } else {
-            failed += 1;
-        }
-        max_table = max_table.max(table_size(&lab));
-    }
+    let seed::Tally {
+        ok,
+        failed,
+        most: max_table,
+    } = seed::tally(
+        Duration::from_secs(5),
+        || seed::answered(&lab),
+        || lab.listed_entries(),
+    );
     let mut flood = flood;
     flood.wait_for_output("hping statistic", Duration::from_secs(10));
     let flood_out = flood.output();

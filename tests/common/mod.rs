@@ -396,6 +396,13 @@ impl Lab {
         )
     }
 
+    /// Entries `masqadm -L -n -c` lists: connections and persistence templates.
+    pub fn listed_entries(&self) -> u64 {
+        let (out, _, code) = self.masqadm(&["-L", "-n", "-c"]);
+        assert_eq!(code, 0, "masqadm -L -n -c");
+        out.lines().skip(2).count() as u64
+    }
+
     /// The value of the first sample of masqd's `/metrics` at `addr` (as masqd was started
     /// with `--metrics ADDR`) whose line starts with `line_start`, or 0 if there is none.
     pub fn metric(&self, addr: &str, line_start: &str) -> u64 {

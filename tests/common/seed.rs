@@ -43,6 +43,34 @@ pub fn answered(lab: &Lab) -> bool {
     String::from_utf8_lossy(&out.stdout) == "200"
 }
 
+/// What [`tally`] saw: attempts that succeeded and failed, and the largest measure.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub ok: u32,
+    pub failed: u32,
+    pub most: u64,
+}
+
+/// For `duration`, makes `attempt` after attempt (e.g. [`answered`]) and takes `measure`
+/// after each (e.g. a table's size), as a flood goes on.
+pub fn tally(
+    duration: std::time::Duration,
+    mut attempt: impl FnMut() -> bool,
+    mut measure: impl FnMut() -> u64,
+) -> Tally {
+    let start = std::time::Instant::now();
+    let mut t = Tally::default();
+    while start.elapsed() < duration {
+        if attempt() {
+            t.ok += 1;
+        } else {
+            t.failed += 1;
+        }
+        t.most = t.most.max(measure());
+    }
+    t
+}
+
 /// Restores [`WRR_RULES`] (`masqadm -R`), insisting that it succeeds.
 pub fn restore_wrr(lab: &Lab) {
     let (_, stderr, code) = lab.masqadm_stdin(&["-R"], WRR_RULES);
