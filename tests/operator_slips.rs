@@ -1,6 +1,6 @@
 //! Start and stop, as an operator having a bad day meets them: a second masqd started on
 //! a running one's socket, a `--socket` naming a file that is not a socket, and a stop
-//! (SIGTERM, SIGHUP) while clients are attached.
+//! (SIGTERM, SIGINT) while clients are attached. SIGHUP reloads (`reload.rs`).
 //!
 //! A refused start must change nothing: the running daemon keeps its socket, its kernel
 //! guard and its traffic, and a file given as `--socket` is never replaced. A stop takes
@@ -141,20 +141,17 @@ fn a_socket_path_that_is_not_a_socket_is_refused_and_left_alone() {
 
 #[test]
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
-fn sighup_stops_masqd_cleanly() {
+fn sigint_stops_masqd_cleanly() {
     let lab = Lab::up();
     restore_wrr(&lab);
     assert_eq!(guard_tables(&lab).len(), 1, "the kernel guard is installed");
-    let took = stop_lab_masqd(&lab, "-HUP");
+    let took = stop_lab_masqd(&lab, "-INT");
     assert!(
         took <= Duration::from_secs(1),
         "masqd took {took:?} to stop"
     );
     let log = std::fs::read_to_string(lab.state_dir().join("masqd.log")).unwrap_or_default();
-    assert!(
-        log.contains("SIGHUP: stopping (masqd does not reload on SIGHUP yet)"),
-        "{log}"
-    );
+    assert!(log.contains("SIGINT: stopping"), "{log}");
     assert_eq!(
         guard_tables(&lab),
         Vec::<String>::new(),

@@ -7,9 +7,10 @@
 //! signal handling.
 //!
 //! Start, stop, crash: nothing is created before the instance lock is held
-//! (`instance.rs`); what a killed predecessor left behind is removed first; SIGTERM,
-//! SIGINT and SIGHUP stop masqd within a second whatever clients are attached, removing
-//! its guard table and its socket; a panic in any thread aborts the process.
+//! (`instance.rs`); what a killed predecessor left behind is removed first; SIGTERM and
+//! SIGINT stop masqd within a second whatever clients are attached, removing its guard
+//! table and its socket; SIGHUP reloads `--rules` (`reload/`); a panic in any thread
+//! aborts the process.
 #![deny(unsafe_code)]
 
 mod check_report;
@@ -26,6 +27,7 @@ mod http_server;
 mod instance;
 mod metrics;
 mod neighbour_log;
+mod reload;
 mod rules;
 mod socket_reply;
 mod startup_checks;
@@ -79,7 +81,8 @@ struct Args {
     /// only asked for a VIP and addresses that never answered before it refuses one.
     #[arg(long, value_name = "N", default_value_t = masq_core::neigh::DEFAULT_CAPACITY)]
     max_neighbours: usize,
-    /// Rules to load at start, in `ipvsadm -S` format (as `masqadm -R < FILE`).
+    /// Rules to load at start, in `ipvsadm -S` format (as `masqadm -R < FILE`); SIGHUP
+    /// re-reads them and applies only the difference.
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
     /// On a clean stop, write the rules back to --rules atomically.
@@ -232,14 +235,18 @@ fn run(args: Args) -> Result<()> {
     // Before anything is created: a refused second start must change nothing.
     let instance = Instance::claim(&args.socket)?;
     tracing::debug!("holding {}", instance.lock_path().display());
-    // SIGTERM, SIGINT and SIGHUP stop masqd cleanly from here on, even during the start.
+    // SIGTERM and SIGINT stop masqd cleanly from here on, even during the start; a SIGHUP
+    // meanwhile reloads once masqd is up.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the control-plane runtime")?;
-    let signals = {
+    let (signals, reloads) = {
         let _entered = runtime.enter();
-        StopSignals::install()?
+        (
+            StopSignals::install()?,
+            reload::Reloads::install(args.rules.clone())?,
+        )
     };
     let host = startup_checks::host(&args.vip_iface, &args.dip_iface, args.vip_gateway.is_some())?;
     let director = Director::new(DirectorConfig {
@@ -340,7 +347,14 @@ fn run(args: Args) -> Result<()> {
         blocking: tokio::sync::Semaphore::new(context::BLOCKING_OPERATIONS),
     });
     let housekeeping = housekeeping::start(ctx.clone(), ports, errors)?;
-    let served = runtime.block_on(control_plane(&args, ctx.clone(), listener, signals));
+    let reloader = reloads.reloader();
+    let served = runtime.block_on(control_plane(
+        &args,
+        ctx.clone(),
+        listener,
+        signals,
+        reloads,
+    ));
 
     // Every thread of masqd's own sees the stop at once; the runtime drops its tasks (and
     // with them every client connection) and waits a bounded time for its blocking
@@ -352,7 +366,10 @@ fn run(args: Args) -> Result<()> {
     }
     let _ = housekeeping.join();
     let saved = match (&args.rules, args.save_on_exit) {
-        (Some(path), true) => save_rules(path, &ctx),
+        (Some(path), true) => {
+            reloader.delete_leaving(&ctx.director.control(ctx.clock.now()));
+            save_rules(path, &ctx)
+        }
         _ => Ok(()),
     };
     ctx.guard.lock().unwrap_or_else(|e| e.into_inner()).remove();
@@ -372,7 +389,6 @@ fn save_rules(path: &std::path::Path, ctx: &ControlContext) -> Result<()> {
 struct StopSignals {
     term: Signal,
     int: Signal,
-    hup: Signal,
 }
 
 impl StopSignals {
@@ -385,7 +401,6 @@ impl StopSignals {
         Ok(StopSignals {
             term: install(SignalKind::terminate(), "SIGTERM")?,
             int: install(SignalKind::interrupt(), "SIGINT")?,
-            hup: install(SignalKind::hangup(), "SIGHUP")?,
         })
     }
 
@@ -393,17 +408,18 @@ impl StopSignals {
         tokio::select! {
             _ = self.term.recv() => tracing::info!("SIGTERM: stopping"),
             _ = self.int.recv() => tracing::info!("SIGINT: stopping"),
-            _ = self.hup.recv() => tracing::info!("SIGHUP: stopping (masqd does not reload on SIGHUP yet)"),
         }
     }
 }
 
-/// Runs the control socket, the health checks and the HTTP endpoints until a stop signal.
+/// Runs the control socket, the health checks, the HTTP endpoints and the reloads until a
+/// stop signal.
 async fn control_plane(
     args: &Args,
     ctx: Arc<ControlContext>,
     listener: std::os::unix::net::UnixListener,
     mut signals: StopSignals,
+    reloads: reload::Reloads,
 ) -> Result<()> {
     let listener =
         tokio::net::UnixListener::from_std(listener).context("serving the control socket")?;
@@ -449,9 +465,11 @@ async fn control_plane(
         None => None,
     };
     let web = page.map(|page| tokio::spawn(page.serve(ctx.clone())));
+    let reloading = tokio::spawn(reloads.serve(ctx.clone()));
     let following = tokio::spawn(follow_services(ctx));
     signals.wait().await;
     server.abort();
+    reloading.abort();
     following.abort();
     if let Some(c) = checks {
         c.abort();

@@ -1,4 +1,5 @@
-//! Rules files: loaded at start like `ipvsadm-restore` (naming the line that fails), written back on a clean stop like
+//! Rules files: loaded at start (and on a reload, into a scratch director first) like
+//! `ipvsadm-restore`, naming the line that fails; written back on a clean stop like
 //! `ipvsadm-save`, atomically (a temporary file renamed over the old one) so a crash
 //! mid-save never leaves a truncated file.
 
@@ -20,6 +21,14 @@ use masq_ctl::{Env, NumericOnly};
 pub fn load(path: &Path, director: &dyn Control) -> Result<()> {
     let text = fs::read_to_string(path)
         .with_context(|| format!("reading rules file {}", path.display()))?;
+    apply_text(&text, &path.display().to_string(), director)
+}
+
+/// [`load`] for rules already read; `origin` names them in the error (`origin:line:`).
+///
+/// # Errors
+/// When a line fails.
+pub fn apply_text(text: &str, origin: &str, director: &dyn Control) -> Result<()> {
     let env = Env {
         program: "masqd",
         stdin: None,
@@ -40,8 +49,7 @@ pub fn load(path: &Path, director: &dyn Control) -> Result<()> {
         let outcome = masq_ctl::run(&words, &env, director);
         if outcome.code != 0 {
             bail!(
-                "{}:{}: `{}`: {}",
-                path.display(),
+                "{origin}:{}: `{}`: {}",
                 n + 1,
                 line.trim(),
                 outcome.stderr.trim()

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub use configured::AsConfigured;
 pub use probe::{Finding, Probe};
-pub use state::{HealthMap, LocalFailures};
+pub use state::{Health, HealthMap, LocalFailures};
 
 use masq_core::control::Control;
 use masq_core::Director;

@@ -45,6 +45,22 @@ impl Health {
     pub fn configured(&self) -> Option<DestParams> {
         self.taken_out.map(|t| t.configured)
     }
+
+    /// The operator configures `params` without giving up on the checks (a reload): what
+    /// the director should hold now. `params` itself, unless the checker keeps the server
+    /// out of service; then it remembers `params` to bring the server back with, and the
+    /// director holds it quiesced with them, or not at all when it was removed (`None`).
+    pub fn reconfigure(&mut self, params: DestParams) -> Option<DestParams> {
+        let Some(taken_out) = &mut self.taken_out else {
+            return Some(params);
+        };
+        taken_out.configured = params;
+        taken_out.left = taken_out.left.map(|_| DestParams {
+            weight: 0,
+            ..params
+        });
+        taken_out.left
+    }
 }
 
 /// A real server the checker took out of service.
@@ -449,6 +465,30 @@ pub(super) mod tests {
         c.round(|_| Finding::Up);
         c.round(|_| Finding::Up);
         assert_eq!((c.weight(80, 7), c.weight(81, 7)), (Some(3), None));
+    }
+
+    #[test]
+    fn a_reconfigured_server_stays_out_until_it_recovers_and_comes_back_as_reconfigured() {
+        for on_failure in [OnFailure::Quiesce, OnFailure::Remove] {
+            let mut c = Checker::new(on_failure);
+            c.configure(80);
+            c.round(rs1_down);
+            c.round(rs1_down);
+            let held = c.weight(80, 7);
+            let key = (service(80), dest(7));
+            let now = c.map.get_mut(&key).unwrap().reconfigure(weight(5));
+            assert_eq!(now.map(|p| p.weight), held, "{on_failure:?}");
+            if let Some(params) = now {
+                c.control().edit_dest(service(80), dest(7), params).unwrap();
+            }
+            c.round(rs1_down);
+            assert_eq!(c.weight(80, 7), held, "{on_failure:?}: still out");
+            c.round(|_| Finding::Up);
+            c.round(|_| Finding::Up);
+            assert_eq!(c.weight(80, 7), Some(5), "{on_failure:?}");
+            let up = c.map.get_mut(&key).unwrap().reconfigure(weight(2));
+            assert_eq!(up, Some(weight(2)), "a server in service takes it as it is");
+        }
     }
 
     #[test]
