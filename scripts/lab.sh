@@ -6,7 +6,9 @@
 #   scripts/lab.sh exercise rr|wrr|wlc|persistence|gateway|trace   one exercise of docs/lab.md
 #   scripts/lab.sh status    what is up
 #   scripts/lab.sh exec NS CMD...   run CMD in a namespace: client dir rs1 rs2 sw
-#                            (routed lab: also lan router rclient; rogue lab: rogue)
+#                            (routed lab: also lan router rclient; rogue lab: rogue),
+#                            with the lab's binaries first on PATH and MASQ_SOCKET set
+#                            to the lab masqd's socket (exec dir masqadm -L -n)
 #   scripts/lab.sh down      stop everything and delete the namespaces; safe to repeat
 #
 #   P-client             P-dir: masqd --vip-iface P-ext --dip-iface P-int
@@ -79,7 +81,7 @@ note() {
 }
 
 usage() {
-    sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -445,7 +447,9 @@ cmd_exec() {
         *) die "no namespace '$n'; choose one of: ${ALL_NS[*]}" ;;
     esac
     ns_exists "$n" || die "$(ns "$n") does not exist (is the lab up? routed namespaces need MASQ_LAB_ROUTED=1)"
-    exec ip netns exec "$(ns "$n")" "$@"
+    # The binaries `up` ran, so that `exec dir masqadm -L -n` talks to the lab's masqd.
+    [ -f "$STATE/lab.env" ] && load_state
+    PATH=${BIN:+$BIN:}$PATH MASQ_SOCKET=$SOCK exec ip netns exec "$(ns "$n")" "$@"
 }
 
 # Prints a command as the student would type it (with where it runs), then runs it.

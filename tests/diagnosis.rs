@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::daemon::{stop_lab_masqd, Masqd};
 use common::standalone::Standalone;
 use common::{Lab, RS1_IP, VIP};
 
@@ -49,6 +50,60 @@ fn a_healthy_lab_passes_the_check() {
         stdout.contains("keeps the kernel from answering it"),
         "{stdout}"
     );
+}
+
+/// masqd starts without an address on the VIP side and without `--vip-gateway`: it
+/// forwards every request and must drop every reply, having no way to any client. It says
+/// so at start, and `--check` says it too, with the fix, for as long as masqd runs.
+#[test]
+#[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
+fn a_vip_side_without_an_address_is_named_with_its_fix() {
+    let lab = Lab::up();
+    stop_lab_masqd(&lab, "-TERM");
+    let ext = lab.iface("ext");
+    let del = lab.exec(
+        "dir",
+        &["ip", "addr", "del", &format!("{VIP}/24"), "dev", &ext],
+    );
+    assert!(del.status.success(), "{}", common::describe(&del));
+    let masqd = Masqd::start(
+        &lab,
+        "masqd-no-vip-address",
+        &["--metrics", "127.0.0.1:9101"],
+    );
+    let problem = format!("{ext} (--vip-iface) has no IPv4 address and no --vip-gateway is set: no client is on-link or routed, so every reply to a client is dropped (no_route_to_client)");
+    let fix = format!("give {ext} an address on the clients' network (ip addr add ADDR/LEN dev {ext}) or a gateway to them (--vip-gateway ROUTER), then restart masqd");
+    assert!(
+        masqd.log().contains(&format!("{problem} (fix: {fix})")),
+        "{}",
+        masqd.log()
+    );
+    ok(&lab, &["-A", "-t", "192.168.0.10:80", "-s", "rr"]);
+    ok(&lab, &["-a", "-t", "192.168.0.10:80", "-r", RS1_IP, "-m"]);
+    assert_ne!(failing_curl(&lab, &format!("http://{VIP}/")), Some(0));
+    let scrape = lab.exec(
+        "dir",
+        &["curl", "-sf", "-m", "5", "http://127.0.0.1:9101/metrics"],
+    );
+    assert!(scrape.status.success(), "{}", common::describe(&scrape));
+    let metrics = String::from_utf8_lossy(&scrape.stdout);
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("masq_dropped_frames_total{reason=\"no_route_to_client\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        dropped > 0,
+        "no reply dropped as no_route_to_client:\n{metrics}"
+    );
+
+    let (report, _, code) = lab.masqadm(&["--check"]);
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains(&format!("PROBLEM {problem}\n        fix: {fix}\n")),
+        "{report}"
+    );
+    assert!(!report.contains("no problems found"), "{report}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! `masqadm --check`: the host and the lab, checked now, with a fix for every problem.
 //!
 //! Host: kernel forwarding, interfaces up and cabled, LRO, whether the host's kernel also
-//! answers a VIP. Lab: what the data path noticed about the real servers
+//! answers a VIP. Start: every warning masqd logged while it started that still holds
+//! (`startup_findings.rs`). Lab: what the data path noticed about the real servers
 //! ([`masq_core::diagnose`]). Exits 1 when anything is wrong.
 
 use std::net::IpAddr;
@@ -160,6 +161,9 @@ fn health_checks(ctx: &ControlContext) -> Option<Item> {
 /// Runs every check and formats the report.
 pub fn run(ctx: &ControlContext) -> Outcome {
     let mut items = host_checks(ctx);
+    for f in ctx.startup_findings.current() {
+        items.push(problem(f.problem(), f.fix()));
+    }
     items.extend(health_checks(ctx));
     let findings = ctx.director.diagnose(ctx.clock.now());
     for f in &findings {

@@ -14,6 +14,7 @@ use masq_ctl::{Env, Outcome};
 use crate::clock::Clock;
 use crate::guard::KernelGuard;
 use crate::health::{HealthMap, LocalFailures};
+use crate::startup_findings::StartupFindings;
 use crate::steering::XdpSteering;
 use crate::stop::Stop;
 use crate::stream_slots::StreamSlots;
@@ -41,6 +42,8 @@ pub struct ControlContext {
     pub sync_failures: Mutex<Vec<String>>,
     /// Set when masqd stops; the trace streams end on it.
     pub stop: Arc<Stop>,
+    /// What masqd warned about at start, for `--check`.
+    pub startup_findings: StartupFindings,
     /// The `--trace` and `--capture` clients attached.
     pub streams: StreamSlots,
     /// Permits for [`ControlContext::off_runtime`], [`BLOCKING_OPERATIONS`] of them.

@@ -14,7 +14,7 @@
 //!   interface; an XDP program hands service traffic to the port's AF_XDP sockets before
 //!   the kernel builds a socket buffer for it, everything else goes on to the kernel. Its
 //!   frames carry no offload metadata: senders must not leave checksums to offloads (see
-//!   [`warn_of_partial_checksums`]).
+//!   [`partial_checksums`]).
 //!
 //! Each thread receives on its own socket, hands frames to its own core [`Worker`] and sends
 //! what comes out on the socket of the right side (in ring mode, the one with its own
@@ -39,6 +39,7 @@ use masq_io::{
 };
 
 use crate::clock::Clock;
+use crate::startup_findings::Finding;
 use crate::stop::Stop;
 
 /// How long a packet thread waits for a frame before doing its idle work (releasing frames
@@ -158,9 +159,6 @@ pub fn start(
             one_thread_per_side(ports, director, clock, stop, errors)
         }
         IoBackend::Pnet => {
-            for iface in [vip, dip] {
-                warn_of_super_frames(iface);
-            }
             let options = PnetOptions {
                 recv_buffer: Some(RECV_BUFFER),
                 qdisc_bypass: tuning.qdisc_bypass,
@@ -172,7 +170,6 @@ pub fn start(
             one_thread_per_side(ports, director, clock, stop, errors)
         }
         IoBackend::Xdp => {
-            warn_of_partial_checksums();
             let open = |iface: &Interface, side: XdpSide, what: &str| -> Result<Arc<XdpPort>> {
                 let port = XdpPort::open(iface, &XdpOptions::new(side))
                     .with_context(|| format!("opening the {what} side"))?;
@@ -292,42 +289,80 @@ fn one_thread_per_side<P: FrameIo + 'static>(
     })
 }
 
-/// `--io pnet` has no virtio-net header: a GRO- or LRO-merged super-frame reaches it as
-/// one plain frame over the MTU, which the director drops as too big for the outgoing
-/// link. Said once at start; masqd leaves GRO as it is, as for the other back ends, which
-/// forward super-frames whole.
-fn warn_of_super_frames(iface: &Interface) {
-    match masq_io::host::offload_state(&iface.name) {
-        Ok(state) => {
-            if let Some(warning) = super_frame_warning(&iface.name, &state) {
-                tracing::warn!("{warning}");
-            }
+/// What `backend` cannot forward on these interfaces, as start-up findings.
+pub fn caveats(backend: IoBackend, vip: &Interface, dip: &Interface) -> Vec<Finding> {
+    match backend {
+        IoBackend::Pnet => [vip, dip].into_iter().filter_map(super_frames).collect(),
+        IoBackend::Xdp => {
+            let local_senders: Vec<&str> = [vip, dip]
+                .into_iter()
+                .map(|iface| iface.name.as_str())
+                .filter(|name| has_no_device(name))
+                .collect();
+            partial_checksums(&local_senders).into_iter().collect()
         }
-        Err(e) => tracing::debug!("{}: could not read offloads: {e}", iface.name),
+        IoBackend::Socket | IoBackend::Ring => Vec::new(),
     }
 }
 
-/// What to tell the user of `--io pnet` about interface `name` with offloads `state`.
-fn super_frame_warning(name: &str, state: &Offloads) -> Option<String> {
+/// `--io pnet` has no virtio-net header: a GRO- or LRO-merged super-frame reaches it as
+/// one plain frame over the MTU, which the director drops as too big for the outgoing
+/// link. masqd leaves GRO as it is, as for the other back ends, which forward
+/// super-frames whole; the finding goes once the operator turns merging off.
+fn super_frames(iface: &Interface) -> Option<Finding> {
+    let state = match masq_io::host::offload_state(&iface.name) {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::debug!("{}: could not read offloads: {e}", iface.name);
+            return None;
+        }
+    };
+    let name = iface.name.clone();
+    let merges = |state: &Offloads| state.gro || state.lro;
+    Some(super_frame_finding(&name, &state)?.while_true(move || {
+        masq_io::host::offload_state(&name).map_or(true, |state| merges(&state))
+    }))
+}
+
+/// What the user of `--io pnet` must know about interface `name` with offloads `state`.
+fn super_frame_finding(name: &str, state: &Offloads) -> Option<Finding> {
     let merging = match (state.gro, state.lro) {
         (false, false) => return None,
         (true, false) => "GRO is",
         (false, true) => "LRO is",
         (true, true) => "GRO and LRO are",
     };
-    Some(format!(
-        "{name}: {merging} on: --io pnet cannot forward the super-frames they merge; they will be dropped as frag_needed/too_big (fix: ethtool -K {name} gro off lro off)"
+    Some(Finding::new(
+        format!("{name}: {merging} on: --io pnet cannot forward the super-frames they merge; they will be dropped as frag_needed/too_big"),
+        format!("ethtool -K {name} gro off lro off"),
     ))
 }
 
 /// AF_XDP frames come without the virtio-net header that says "checksum not filled in
 /// yet": a sender on this host (a veth peer, a container) that leaves its TCP/UDP checksum
 /// to transmit offload hands over frames masqd cannot tell from complete ones, and the
-/// receiver drops them. Frames from a physical wire are always complete. Said once.
-fn warn_of_partial_checksums() {
-    tracing::warn!(
-        "--io xdp: frames carry no offload metadata; local senders behind veth peers must have transmit checksumming off (ethtool -K PEER tx off), or their TCP/UDP checksums arrive unfinished and are dropped by the receiver"
-    );
+/// receiver drops them. Frames from a physical wire are always complete, so only
+/// interfaces with no device behind them (`local_senders`) are named.
+fn partial_checksums(local_senders: &[&str]) -> Option<Finding> {
+    if local_senders.is_empty() {
+        return None;
+    }
+    Some(Finding::new(
+        format!(
+            "--io xdp: frames carry no offload metadata, and {} may have senders on this host: a sender that leaves its TCP/UDP checksum to transmit offload has its frames dropped by the receiver",
+            local_senders.join(" and ")
+        ),
+        "turn transmit checksumming off on the senders' side of each veth pair (ethtool -K PEER tx off), or use --io socket or ring",
+    ))
+}
+
+/// Whether interface `name` is virtual (veth, tap, bridge…): no device stands behind it
+/// in sysfs, so what it receives may come from this very host.
+fn has_no_device(name: &str) -> bool {
+    !std::path::Path::new("/sys/class/net")
+        .join(name)
+        .join("device")
+        .exists()
 }
 
 /// The fanout group id for `iface`'s rings. Ids are per network namespace: mixing in the
@@ -466,8 +501,10 @@ mod tests {
 
     #[test]
     fn pnet_warns_only_when_frames_get_merged() {
+        let problem =
+            |state: &Offloads| super_frame_finding("eth1", state).map(|f| f.problem().to_string());
         let off = Offloads::default();
-        assert_eq!(super_frame_warning("eth1", &off), None);
+        assert_eq!(problem(&off), None);
         // Segmentation and checksum offloads on the director do not reach --io pnet.
         let senders_only = Offloads {
             tso: true,
@@ -476,24 +513,41 @@ mod tests {
             rx_csum: true,
             ..off
         };
-        assert_eq!(super_frame_warning("eth1", &senders_only), None);
-        let gro = super_frame_warning("eth1", &Offloads { gro: true, ..off }).unwrap();
+        assert_eq!(problem(&senders_only), None);
+        let gro = super_frame_finding("eth1", &Offloads { gro: true, ..off }).unwrap();
         assert!(
-            gro.starts_with("eth1: GRO is on: --io pnet cannot forward"),
-            "{gro}"
+            gro.problem()
+                .starts_with("eth1: GRO is on: --io pnet cannot forward"),
+            "{}",
+            gro.problem()
         );
-        assert!(
-            gro.ends_with("(fix: ethtool -K eth1 gro off lro off)"),
-            "{gro}"
-        );
-        let both = Offloads {
+        assert_eq!(gro.fix(), "ethtool -K eth1 gro off lro off");
+        let both = problem(&Offloads {
             gro: true,
             lro: true,
             ..off
-        };
-        let both = super_frame_warning("eth1", &both).unwrap();
+        })
+        .unwrap();
         assert!(both.starts_with("eth1: GRO and LRO are on:"), "{both}");
-        let lro = super_frame_warning("eth1", &Offloads { lro: true, ..off }).unwrap();
+        let lro = problem(&Offloads { lro: true, ..off }).unwrap();
         assert!(lro.starts_with("eth1: LRO is on:"), "{lro}");
+    }
+
+    #[test]
+    fn xdp_warns_of_partial_checksums_only_for_interfaces_with_local_senders() {
+        assert!(partial_checksums(&[]).is_none());
+        let finding = partial_checksums(&["veth0", "veth1"]).unwrap();
+        assert!(
+            finding
+                .problem()
+                .contains("and veth0 and veth1 may have senders on this host"),
+            "{}",
+            finding.problem()
+        );
+        assert!(
+            finding.fix().contains("ethtool -K PEER tx off"),
+            "{}",
+            finding.fix()
+        );
     }
 }

@@ -31,6 +31,7 @@ mod reload;
 mod rules;
 mod socket_reply;
 mod startup_checks;
+mod startup_findings;
 mod steering;
 mod stop;
 mod stream_slots;
@@ -56,6 +57,7 @@ use crate::context::ControlContext;
 use crate::datapath::{IoBackend, IoErrors};
 use crate::guard::{GuardMode, KernelGuard};
 use crate::instance::Instance;
+use crate::startup_findings::{Finding, StartupFindings};
 use crate::stop::Stop;
 
 /// masq's LVS-NAT director: forwards client connections to a VIP to real servers,
@@ -216,7 +218,7 @@ fn side_config(iface: &masq_io::Interface) -> SideConfig {
     }
 }
 
-fn raise_open_files_limit() {
+fn raise_open_files_limit(findings: &mut StartupFindings) {
     match masq_io::host::raise_open_files_limit() {
         Ok((before, after)) if before != after => {
             tracing::debug!(
@@ -224,14 +226,17 @@ fn raise_open_files_limit() {
             )
         }
         Ok((_, limit)) => tracing::debug!("open files: soft limit {limit} (the hard limit)"),
-        Err(e) => tracing::warn!(
-            "setrlimit(RLIMIT_NOFILE): {e}; masqd keeps its soft limit on open files"
-        ),
+        Err(e) => findings.warn(Finding::new(
+            format!("setrlimit(RLIMIT_NOFILE): {e}; masqd keeps its soft limit on open files, which health probes and HTTP clients may run out of"),
+            "start masqd with a higher limit on open files (LimitNOFILE= in its unit, ulimit -n in a shell)",
+        )),
     }
 }
 
 fn run(args: Args) -> Result<()> {
-    raise_open_files_limit();
+    // Every warning of the start is also a `masqadm --check` finding.
+    let mut findings = StartupFindings::default();
+    raise_open_files_limit(&mut findings);
     // Before anything is created: a refused second start must change nothing.
     let instance = Instance::claim(&args.socket)?;
     tracing::debug!("holding {}", instance.lock_path().display());
@@ -248,7 +253,12 @@ fn run(args: Args) -> Result<()> {
             reload::Reloads::install(args.rules.clone())?,
         )
     };
-    let host = startup_checks::host(&args.vip_iface, &args.dip_iface, args.vip_gateway.is_some())?;
+    let host = startup_checks::host(
+        &args.vip_iface,
+        &args.dip_iface,
+        args.vip_gateway.is_some(),
+        &mut findings,
+    )?;
     let director = Director::new(DirectorConfig {
         vip_side: side_config(&host.vip),
         dip_side: side_config(&host.dip),
@@ -269,7 +279,10 @@ fn run(args: Args) -> Result<()> {
         );
     }
     if guard.is_unavailable() {
-        tracing::warn!("nft is not installed: if a VIP is also an address of this host, its kernel will answer service traffic with RST/ICMP (install nftables)");
+        findings.warn(Finding::new(
+            "nft is not installed: if a VIP is also an address of this host, its kernel will answer service traffic with RST/ICMP",
+            "install nftables (apt-get install nftables), then restart masqd",
+        ));
     }
     let (listener, socket_file) = control_server::bind(&instance.socket)?;
     if let Some(path) = &args.rules {
@@ -288,9 +301,10 @@ fn run(args: Args) -> Result<()> {
     guard.sync(&director.services())?;
 
     if args.workers.is_some() && args.io != IoBackend::Ring {
-        tracing::warn!(
-            "--workers only applies to --io ring; --io socket, xdp and pnet run one packet thread per interface"
-        );
+        findings.warn(Finding::new(
+            "--workers only applies to --io ring; --io socket, xdp and pnet run one packet thread per interface",
+            "drop --workers, or use --io ring",
+        ));
     }
     let workers = match args.workers {
         Some(n) => usize::from(n),
@@ -304,6 +318,8 @@ fn run(args: Args) -> Result<()> {
         busy_poll: std::time::Duration::from_micros(u64::from(args.busy_poll_us)),
         qdisc_bypass: args.qdisc_bypass,
     };
+    findings.warn_all(datapath::caveats(args.io, &host.vip, &host.dip));
+    findings.warn_all(startup_checks::exposed_page(args.web));
     let datapath = datapath::start(
         args.io, &tuning, &host.vip, &host.dip, &director, clock, &stop, &errors,
     )?;
@@ -343,6 +359,7 @@ fn run(args: Args) -> Result<()> {
         steering,
         sync_failures: Mutex::default(),
         stop: stop.clone(),
+        startup_findings: findings,
         streams: Default::default(),
         blocking: tokio::sync::Semaphore::new(context::BLOCKING_OPERATIONS),
     });

@@ -83,9 +83,6 @@ impl Page {
             ),
             None => tracing::info!("lab page at http://{addr}/ (read-only)"),
         }
-        if !addr.ip().is_loopback() {
-            tracing::warn!("the lab page on {addr} is reachable from other hosts");
-        }
         Ok(Page { server, admin })
     }
 
