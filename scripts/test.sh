@@ -43,4 +43,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The end-to-end tests drive the real binaries; build them first.
 cargo build --workspace --bins
-cargo test --workspace -- --include-ignored --test-threads=2
+# --no-fail-fast: one failing test target must not hide the others' results.
+cargo test --workspace --no-fail-fast -- --include-ignored --test-threads=2

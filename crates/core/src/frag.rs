@@ -8,6 +8,11 @@
 //! counted (the kernel's IPVS would reassemble it; masq trades that for never holding
 //! datagrams). In practice fragments arrive in order, microseconds apart.
 //!
+//! A mapping is forgotten as soon as its datagram has gone through whole: the last
+//! fragment names the datagram's length, and once the fragments seen cover it nothing more
+//! will follow. Keeping finished datagrams for the timeout would let a client's ordinary
+//! fragmented traffic (a few datagrams a second) fill its share and lock it out.
+//!
 //! Bounds, so that one sender cannot switch fragment forwarding off for everyone: at most
 //! [`MAX_ENTRIES`] datagrams in all and [`MAX_PER_SOURCE`] per client. The share is the
 //! client's in both directions — a real server answers every client, so counting its
@@ -48,12 +53,32 @@ pub struct FragKey {
     pub ident: u16,
 }
 
+/// Where a fragment sits in its datagram, in payload bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragPiece {
+    pub offset: u32,
+    pub len: u32,
+    /// More Fragments is clear: this piece ends the datagram.
+    pub last: bool,
+}
+
 /// One remembered datagram.
 #[derive(Debug)]
 struct Remembered {
     conn: Arc<Conn>,
     expires: Timestamp,
     client: Ipv4Addr,
+    /// Payload bytes forwarded so far (duplicates counted twice: such a datagram is
+    /// forgotten early, and its stray duplicate dropped, which costs nothing).
+    covered: u32,
+    /// The datagram's payload length, known once its last fragment was seen.
+    total: Option<u32>,
+}
+
+impl Remembered {
+    fn complete(&self) -> bool {
+        self.total.is_some_and(|total| self.covered >= total)
+    }
 }
 
 /// What the table refused or forgot to stay within its bounds.
@@ -80,15 +105,18 @@ pub struct FragTable {
 }
 
 impl FragTable {
-    /// Remembers that datagram `key` belongs to `conn`. Returns `false` when its client
-    /// already has [`MAX_PER_SOURCE`] datagrams in flight (the later fragments will then be
-    /// dropped and counted).
-    pub fn remember(&self, key: FragKey, conn: &Arc<Conn>, now: Timestamp) -> bool {
+    /// Remembers that datagram `key`, whose first fragment carries `first_len` payload
+    /// bytes, belongs to `conn`. Returns `false` when its client already has
+    /// [`MAX_PER_SOURCE`] datagrams in flight (the later fragments will then be dropped
+    /// and counted).
+    pub fn remember(&self, key: FragKey, conn: &Arc<Conn>, first_len: u32, now: Timestamp) -> bool {
         let client = *conn.client().ip();
         let entry = || Remembered {
             conn: conn.clone(),
             expires: Timestamp(now.0 + FRAG_TIMEOUT_MS),
             client,
+            covered: first_len,
+            total: None,
         };
         if let Some(mut e) = self.map.get_mut(&key) {
             if e.client == client {
@@ -138,12 +166,21 @@ impl FragTable {
         true
     }
 
-    /// The connection of a later fragment, if its first fragment was seen.
-    pub fn lookup(&self, key: &FragKey, now: Timestamp) -> Option<Arc<Conn>> {
-        self.map
-            .get(key)
-            .filter(|e| e.expires > now)
-            .map(|e| e.conn.clone())
+    /// The connection of a later fragment, if its first fragment was seen; the datagram
+    /// is forgotten once this piece completes it.
+    pub fn follow(&self, key: &FragKey, piece: FragPiece, now: Timestamp) -> Option<Arc<Conn>> {
+        let (conn, complete) = {
+            let mut e = self.map.get_mut(key).filter(|e| e.expires > now)?;
+            e.covered = e.covered.saturating_add(piece.len);
+            if piece.last {
+                e.total = Some(piece.offset.saturating_add(piece.len));
+            }
+            (e.conn.clone(), e.complete())
+        };
+        if complete {
+            self.forget(key);
+        }
+        Some(conn)
     }
 
     /// Forgets timed-out datagrams.

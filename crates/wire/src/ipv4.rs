@@ -82,6 +82,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.b()[6] & 0x40 != 0
     }
 
+    /// More Fragments flag: another fragment of this datagram follows this one.
+    pub fn more_fragments(&self) -> bool {
+        self.b()[6] & 0x20 != 0
+    }
+
     /// Whether this is a fragment (More Fragments set or a non-zero offset).
     pub fn is_fragment(&self) -> bool {
         get_u16(self.b(), 6) & 0x3fff != 0

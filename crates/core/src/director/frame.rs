@@ -17,7 +17,7 @@ use masq_wire::udp::{self, UdpDatagram};
 use masq_wire::Malformed;
 
 use crate::conn::FlowKey;
-use crate::frag::FragKey;
+use crate::frag::{FragKey, FragPiece};
 use crate::verdict::DropReason;
 
 /// What the I/O layer knows about a frame and must get back when the frame is sent:
@@ -94,7 +94,7 @@ pub(super) enum Parsed {
     /// A whole packet, or the first fragment of a datagram (which carries the ports).
     Flow(Flow),
     /// A later fragment: it follows its datagram's first fragment.
-    LaterFragment(FragKey, u16),
+    LaterFragment(FragKey, FragPiece, u16),
 }
 
 /// Checks the IP header checksum and options and the TCP or UDP header, once, and reads
@@ -120,7 +120,12 @@ pub(super) fn parse_flow(ip: &Ipv4Packet<&[u8]>) -> Result<Parsed, DropReason> {
     });
     if let Some(key) = frag {
         if ip.frag_offset() > 0 {
-            return Ok(Parsed::LaterFragment(key, ip.total_len()));
+            let piece = FragPiece {
+                offset: ip.frag_offset() as u32,
+                len: ip.payload().len() as u32,
+                last: !ip.more_fragments(),
+            };
+            return Ok(Parsed::LaterFragment(key, piece, ip.total_len()));
         }
     }
     let (sport, dport, tcp_flags) = if protocol == PROTO_TCP {

@@ -15,7 +15,7 @@ use super::frame::{parse_flow, Flow, FrameMeta, Ipv4Frame, Parsed};
 use super::trace_events::{frame_view, TracedStep};
 use super::worker::Worker;
 use crate::conn::{Conn, Inserted};
-use crate::frag::FragKey;
+use crate::frag::{FragKey, FragPiece};
 use crate::persist::TemplateKey;
 use crate::proto_state::{ConnState, Direction};
 use crate::sched::SchedInput;
@@ -43,9 +43,9 @@ impl Worker {
             match parse_flow(&ip) {
                 Ok(Parsed::Flow(flow)) => flow,
                 Ok(Parsed::Other) => return Verdict::NotOurs,
-                Ok(Parsed::LaterFragment(key, len)) => {
+                Ok(Parsed::LaterFragment(key, piece, len)) => {
                     return self
-                        .forward_fragment(now, Direction::In, key, len, frame, meta)
+                        .forward_fragment(now, Direction::In, (key, piece), len, frame, meta)
                         .unwrap_or(Verdict::Drop(DropReason::Fragment));
                 }
                 Err(reason) => return Verdict::Drop(reason),
@@ -156,10 +156,10 @@ impl Worker {
         let flow = match parse_flow(&frame.ip()) {
             Ok(Parsed::Flow(flow)) => flow,
             Ok(Parsed::Other) => return Verdict::NotOurs,
-            Ok(Parsed::LaterFragment(key, len)) => {
+            Ok(Parsed::LaterFragment(key, piece, len)) => {
                 // Fragments of the host's own traffic are not ours either.
                 return self
-                    .forward_fragment(now, Direction::Out, key, len, frame, meta)
+                    .forward_fragment(now, Direction::Out, (key, piece), len, frame, meta)
                     .unwrap_or(Verdict::NotOurs);
             }
             Err(reason) => return Verdict::Drop(reason),
@@ -239,7 +239,8 @@ impl Worker {
         conn: &Arc<Conn>,
     ) -> Verdict {
         if let Some(key) = flow.frag {
-            if !self.director.fragments.remember(key, conn, now) {
+            let first_len = frame.ip().payload().len() as u32;
+            if !self.director.fragments.remember(key, conn, first_len, now) {
                 return Verdict::Drop(DropReason::FragmentLimit);
             }
         }
@@ -401,12 +402,12 @@ impl Worker {
         &mut self,
         now: Timestamp,
         dir: Direction,
-        key: FragKey,
+        (key, piece): (FragKey, FragPiece),
         ip_len: u16,
         frame: &mut Ipv4Frame<'_>,
         meta: FrameMeta,
     ) -> Option<Verdict> {
-        let conn = self.director.fragments.lookup(&key, now)?;
+        let conn = self.director.fragments.follow(&key, piece, now)?;
         self.count_packet(&conn, dir, ip_len);
         let (side, next_hop) = match dir {
             Direction::In => (Side::Dip, Some(*conn.daddr().ip())),

@@ -225,6 +225,44 @@ fn one_source_gets_its_share_of_the_fragment_table_and_no_more() {
 }
 
 #[test]
+fn a_datagram_that_went_through_whole_leaves_no_entry_behind() {
+    let mut lab = one_server(None, service(Protocol::Udp, 7), 7, true);
+    let payload = [7u8; 4000];
+    let datagram = |ident: u16| {
+        let mut f = udp_frame((CLIENT_MAC, VIP_MAC), (CLIENT, 5000), (VIP, 7), &payload);
+        f[18..20].copy_from_slice(&ident.to_be_bytes());
+        fragment(&f, 1480)
+    };
+    // Ten times its share of whole datagrams in a second, as a client with ordinary
+    // fragmented traffic sends them: none is refused, none lingers.
+    for ident in 0..(10 * MAX_PER_SOURCE as u16) {
+        let pieces = datagram(ident);
+        assert_eq!(pieces.len(), 3);
+        for mut f in pieces {
+            assert_eq!(lab.handle(Side::Vip, &mut f), Verdict::Forward(Side::Dip));
+        }
+        assert_eq!(lab.director.fragment_count(), 0, "datagram {ident}");
+    }
+    // The last fragment before the middle one: the entry waits for the middle one, which
+    // completes it.
+    let mut pieces = datagram(9999);
+    for i in [0, 2, 1] {
+        assert_eq!(
+            lab.handle(Side::Vip, &mut pieces[i]),
+            Verdict::Forward(Side::Dip)
+        );
+        let left = if i == 1 { 0 } else { 1 };
+        assert_eq!(lab.director.fragment_count(), left, "after piece {i}");
+    }
+    // A straggler after completion has nothing to follow: dropped and counted.
+    let mut straggler = datagram(9999)[1].clone();
+    assert_eq!(
+        lab.handle(Side::Vip, &mut straggler),
+        Verdict::Drop(DropReason::Fragment)
+    );
+}
+
+#[test]
 fn a_flood_of_first_fragments_from_spoofed_sources_leaves_room_for_new_datagrams() {
     let mut lab = one_server(Some(GATEWAY), service(Protocol::Udp, 7), 7, true);
     let payload = [7u8; 2000];
