@@ -9,7 +9,8 @@
 //! Start, stop, crash: nothing is created before the instance lock is held
 //! (`instance.rs`); what a killed predecessor left behind is removed first; SIGTERM,
 //! SIGINT and SIGHUP stop masqd within a second whatever clients are attached, removing
-//! its guard table and its socket; a panic in any thread aborts the process.
+//! its guard table and its socket; a panic in any thread aborts the process. Under a
+//! service manager it says when it is ready and when it stops (`notify`).
 #![deny(unsafe_code)]
 
 mod check_report;
@@ -25,6 +26,7 @@ mod housekeeping;
 mod http_server;
 mod instance;
 mod metrics;
+mod notify;
 mod rules;
 mod socket_reply;
 mod startup_checks;
@@ -338,8 +340,15 @@ fn run(args: Args) -> Result<()> {
         streams: Default::default(),
         blocking: tokio::sync::Semaphore::new(context::BLOCKING_OPERATIONS),
     });
-    let housekeeping = housekeeping::start(ctx.clone(), ports, errors)?;
-    let served = runtime.block_on(control_plane(&args, ctx.clone(), listener, signals));
+    let notifier = notify::Notifier::from_env();
+    let housekeeping = housekeeping::start(ctx.clone(), ports, errors, notifier.watchdog())?;
+    let served = runtime.block_on(control_plane(
+        &args,
+        ctx.clone(),
+        listener,
+        signals,
+        &notifier,
+    ));
 
     // Every thread of masqd's own sees the stop at once; the runtime drops its tasks (and
     // with them every client connection) and waits a bounded time for its blocking
@@ -403,6 +412,7 @@ async fn control_plane(
     ctx: Arc<ControlContext>,
     listener: std::os::unix::net::UnixListener,
     mut signals: StopSignals,
+    notifier: &notify::Notifier,
 ) -> Result<()> {
     let listener =
         tokio::net::UnixListener::from_std(listener).context("serving the control socket")?;
@@ -449,7 +459,12 @@ async fn control_plane(
     };
     let web = page.map(|page| tokio::spawn(page.serve(ctx.clone())));
     let following = tokio::spawn(follow_services(ctx));
+    notifier.ready(&format!(
+        "serving; control socket {}",
+        args.socket.display()
+    ));
     signals.wait().await;
+    notifier.stopping();
     server.abort();
     following.abort();
     if let Some(c) = checks {
