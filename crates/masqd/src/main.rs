@@ -14,6 +14,7 @@
 #![deny(unsafe_code)]
 
 mod check_report;
+mod cli_docs;
 mod clock;
 mod context;
 mod control_server;
@@ -163,6 +164,9 @@ struct Args {
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(300);
 
 fn main() -> ExitCode {
+    if let Some(code) = cli_docs::print_if_requested() {
+        return code;
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
