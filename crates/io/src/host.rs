@@ -211,9 +211,8 @@ pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
 }
 
 /// The effective user id this process acts as: the user whose own requests masqd's control
-/// socket accepts. Not the owner of `/proc/self`, which is root whenever the process is
-/// not dumpable (after an exec that gained capabilities, or a change of credentials),
-/// whichever user runs it.
+/// socket accepts. Asked of the kernel rather than read off `/proc/self`, which does not
+/// resolve where no procfs of the process's own pid namespace is mounted.
 pub fn effective_uid() -> u32 {
     sys::effective_uid()
 }
