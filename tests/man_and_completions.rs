@@ -57,6 +57,16 @@ fn the_manual_pages_render_without_warnings() {
     }
 }
 
+/// Fails unless `shell` (run with `check`, its syntax-only flag) accepts `script`.
+fn assert_parses(shell: &str, check: &str, script: &str) {
+    let out = run(shell, &[check, script]);
+    assert!(
+        out.status.success(),
+        "{shell} {check} {script}:\n{}",
+        describe(&out)
+    );
+}
+
 /// What bash's completion function for `command` offers for the words of `line` (the
 /// last word is the one being completed).
 fn bash_completes(script: &str, command: &str, line: &[&str]) -> Vec<String> {
@@ -90,12 +100,7 @@ fn bash_completes(script: &str, command: &str, line: &[&str]) -> Vec<String> {
 fn bash_completes_with_both_scripts() {
     require_program("bash", "bash");
     for script in ["completions/masqd.bash", "completions/masqadm.bash"] {
-        let syntax = run("bash", &["-n", script]);
-        assert!(
-            syntax.status.success(),
-            "bash -n {script}:\n{}",
-            describe(&syntax)
-        );
+        assert_parses("bash", "-n", script);
     }
     let offered = bash_completes("completions/masqd.bash", "masqd", &["masqd", "--io", ""]);
     assert_eq!(offered, ["socket", "ring", "pnet", "xdp"]);
@@ -124,12 +129,7 @@ fn bash_completes_with_both_scripts() {
 fn fish_completes_with_both_scripts() {
     require_program("fish", "fish");
     for script in ["completions/masqd.fish", "completions/masqadm.fish"] {
-        let syntax = run("fish", &["--no-execute", script]);
-        assert!(
-            syntax.status.success(),
-            "fish -n {script}:\n{}",
-            describe(&syntax)
-        );
+        assert_parses("fish", "--no-execute", script);
     }
     let complete = |script: &str, line: &str| -> Vec<String> {
         let program = format!("source {script}; and complete -C'{line}'");
@@ -171,12 +171,7 @@ fn zsh_reads_both_scripts() {
         ("completions/_masqd", "_masqd"),
         ("completions/_masqadm", "_masqadm"),
     ] {
-        let syntax = run("zsh", &["-n", script]);
-        assert!(
-            syntax.status.success(),
-            "zsh -n {script}:\n{}",
-            describe(&syntax)
-        );
+        assert_parses("zsh", "-n", script);
         // compinit finds the function on the fpath, as the package installs it.
         let program = format!(
             "fpath=(completions $fpath); autoload -U compinit; compinit -u -D; \

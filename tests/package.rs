@@ -128,6 +128,18 @@ impl ThrowawayRoot {
             .map(str::to_string)
     }
 
+    /// The paths in the overlay's writable layer that `find` selects with `test`: what
+    /// was written to the root (deletions show as whiteouts).
+    fn changed(&self, test: &str) -> Vec<String> {
+        self.ok(&format!(
+            "cd {} && find . -mindepth 1 {test}",
+            self.changes.display()
+        ))
+        .lines()
+        .map(|l| l.trim_start_matches('.').to_string())
+        .collect()
+    }
+
     fn path(&self, path: &str) -> String {
         format!("{}{path}", self.root.display())
     }
@@ -328,13 +340,9 @@ fn the_package_installs_upgrades_and_purges_cleanly() {
     assert!(left.is_empty(), "left after the purge: {left:?}");
     // Every file the install, upgrade and purge wrote, and every one they deleted
     // (overlay whiteouts), other than dpkg's and the system user's.
-    let changed = root.ok(&format!(
-        "cd {} && find . -mindepth 1 \\( -type d -o -print \\)",
-        root.changes.display()
-    ));
-    let unexpected: Vec<&str> = changed
-        .lines()
-        .map(|l| l.trim_start_matches('.'))
+    let unexpected: Vec<String> = root
+        .changed("\\( -type d -o -print \\)")
+        .into_iter()
         .filter(|p| !may_remain(p))
         .collect();
     assert!(
@@ -343,13 +351,9 @@ fn the_package_installs_upgrades_and_purges_cleanly() {
     );
     // Directories the package made are gone too (those left are the host's own, copied
     // up by the overlay).
-    let dirs = root.ok(&format!(
-        "cd {} && find . -mindepth 1 -type d",
-        root.changes.display()
-    ));
-    let made: Vec<&str> = dirs
-        .lines()
-        .map(|l| l.trim_start_matches('.'))
+    let made: Vec<String> = root
+        .changed("-type d")
+        .into_iter()
         .filter(|d| !Path::new(d).is_dir())
         .collect();
     assert!(
