@@ -40,6 +40,9 @@
 #   MASQ_LAB_OFFLOADS=off  turn tso/gso/gro/tx checksumming off on every lab interface
 #   MASQ_LAB_WAIT     seconds to wait for the daemons to answer (default 20)
 #   MASQ_LAB_MASQD_ARGS  more arguments for masqd, split on spaces (e.g. --web 127.0.0.1:8080)
+#   MASQ_LAB_MASQD_USER  run masqd as this numeric uid (and gid) with only the capabilities
+#                     packaging/masqd.service gives it, ambient (setpriv); STATE becomes
+#                     that user's, for the socket and its lock
 #
 # Everything happens inside the namespaces this script creates: it never touches the
 # host's interfaces, and no lab traffic leaves them.
@@ -334,7 +337,19 @@ cmd_up() {
     [ "$routed" = 1 ] && gateway=(--vip-gateway "$ROUTER_LAN_IP")
     local masqd_extra=()
     [ -n "${MASQ_LAB_MASQD_ARGS:-}" ] && read -ra masqd_extra <<<"$MASQ_LAB_MASQD_ARGS"
-    start_daemon masqd dir "$STATE/masqd.log" "$BIN/masqd" --vip-iface "$P-ext" --dip-iface "$P-int" "${gateway[@]}" --socket "$SOCK" "${masqd_extra[@]}"
+    local as_user=()
+    if [ -n "${MASQ_LAB_MASQD_USER:-}" ]; then
+        [[ $MASQ_LAB_MASQD_USER =~ ^[0-9]+$ ]] || die "MASQ_LAB_MASQD_USER must be a numeric uid, not '$MASQ_LAB_MASQD_USER'"
+        command -v setpriv >/dev/null 2>&1 || die "MASQ_LAB_MASQD_USER needs setpriv (util-linux)"
+        # As the unit runs it: its own user and group, no other group, CAP_NET_RAW,
+        # CAP_NET_ADMIN and CAP_BPF as ambient capabilities and nothing more to gain.
+        # (Not its LimitMEMLOCK=infinity, which raising needs CAP_SYS_RESOURCE for.)
+        local caps=+net_raw,+net_admin,+bpf
+        as_user=(setpriv --reuid="$MASQ_LAB_MASQD_USER" --regid="$MASQ_LAB_MASQD_USER" --clear-groups
+            --inh-caps="$caps" --ambient-caps="$caps" --bounding-set=-all,"$caps" --no-new-privs)
+        chown "$MASQ_LAB_MASQD_USER:$MASQ_LAB_MASQD_USER" "$STATE"
+    fi
+    start_daemon masqd dir "$STATE/masqd.log" "${as_user[@]}" "$BIN/masqd" --vip-iface "$P-ext" --dip-iface "$P-int" "${gateway[@]}" --socket "$SOCK" "${masqd_extra[@]}"
 
     for i in 1 2; do
         wait_for "RS$i's HTTP server" "$STATE/rs$i-http.pid" "$STATE/rs$i-http.out" listening "rs$i" t 80

@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # What the end-to-end tests run, from the packages scripts/install-deps.sh installs.
-programs=(ip nft curl tcpdump iperf3 ethtool sysctl tshark chromium hping3)
+programs=(ip nft curl tcpdump iperf3 ethtool sysctl tshark chromium hping3
+    dpkg-deb dpkg-shlibdeps strip lintian systemd-analyze man groff setpriv unshare nsenter fish zsh)
 # Debian's python3, which the tests run by its path, whatever python3 is first on PATH.
 python_modules=(scapy prometheus_client)
 

@@ -67,6 +67,9 @@ pub struct LabOptions {
     /// Start the lab's daemons with this soft limit on open files (the hard limit stays),
     /// as a service manager's default of 1 024 would.
     pub open_files_soft_limit: Option<u32>,
+    /// Run masqd as this uid (and gid) with only the unit's ambient capabilities
+    /// (`MASQ_LAB_MASQD_USER`), as packaging/masqd.service runs it.
+    pub masqd_user: Option<u32>,
 }
 
 /// A running lab; dropping it runs `scripts/lab.sh down`.
@@ -261,6 +264,13 @@ impl Lab {
             )
             .env("MASQ_LAB_MASQD_ARGS", self.options.masqd_args.join(" "))
             .env("MASQ_LAB_ROGUE", if self.options.rogue { "1" } else { "0" })
+            .env(
+                "MASQ_LAB_MASQD_USER",
+                self.options
+                    .masqd_user
+                    .map(|uid| uid.to_string())
+                    .unwrap_or_default(),
+            )
             .env(
                 "MASQ_LAB_OFFLOADS",
                 if self.options.offloads_off {

@@ -1,5 +1,6 @@
 //! Host checks the daemon makes at start: is the kernel forwarding, and which offloads
-//! does an interface use; and the one process limit it raises (open files).
+//! does an interface use; the one process limit it raises (open files); and which user
+//! it acts as.
 //!
 //! Why they matter (README.md, "Running masqd on a real host"): with
 //! `net.ipv4.ip_forward=1` the kernel forwards the VIP traffic itself and races the
@@ -13,7 +14,7 @@ use std::path::Path;
 
 use crate::error::IoError;
 use crate::iface::{check_name, ioctl_socket};
-use crate::sys::{ifreq, rlimit};
+use crate::sys::{self, ifreq, rlimit};
 
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
@@ -209,6 +210,13 @@ pub fn raise_open_files_limit() -> std::io::Result<(u64, u64)> {
     rlimit::raise_nofile_soft_limit()
 }
 
+/// The effective user id this process acts as: the user whose own requests masqd's control
+/// socket accepts. Asked of the kernel rather than read off `/proc/self`, which does not
+/// resolve where no procfs of the process's own pid namespace is mounted.
+pub fn effective_uid() -> u32 {
+    sys::effective_uid()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +253,18 @@ mod tests {
         assert!(after >= before);
         // A second call finds nothing left to raise.
         assert_eq!(raise_open_files_limit().unwrap(), (after, after));
+    }
+
+    #[test]
+    fn the_effective_uid_is_the_one_the_kernel_reports() {
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let euid: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .and_then(|id| id.parse().ok())
+            .unwrap();
+        assert_eq!(effective_uid(), euid);
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! masqd's control socket and prints exactly what comes back, exiting with the same code
 //! ipvsadm would. All parsing happens in the daemon, with the one grammar both share.
 //!
-//! Its own option, `--socket PATH` (or `MASQ_SOCKET`), must come first.
+//! Its own option, `--socket PATH` (or `MASQ_SOCKET`), must come first. `-h` and `-v`
+//! are answered here, without masqd (see `local`).
 #![deny(unsafe_code)]
 
+mod local;
 mod pcapng;
 
 use std::io::{Read, Write};
@@ -35,6 +37,11 @@ fn main() -> ExitCode {
             args.remove(0);
         }
         _ => {}
+    }
+    if let Some(text) = local::answer(&args) {
+        print!("{text}");
+        let _ = std::io::stdout().flush();
+        return ExitCode::SUCCESS;
     }
     // `--capture FILE`: the file is written here, the daemon only streams frames.
     let capture = if args.first().map(String::as_str) == Some("--capture") {
@@ -90,7 +97,7 @@ fn call(socket: &PathBuf, args: Vec<String>, capture: &mut Capture) -> Result<Ou
         None
     };
     let request = Request {
-        program: "masqadm".to_string(),
+        program: local::PROGRAM.to_string(),
         args,
         stdin,
     };

@@ -112,7 +112,7 @@ pub async fn serve(listener: UnixListener, ctx: Arc<ControlContext>, socket: Pat
 
 async fn handle(mut stream: UnixStream, ctx: &Arc<ControlContext>) -> Result<()> {
     let cred = stream.peer_cred().context("reading peer credentials")?;
-    let me = nix_euid();
+    let me = masq_io::host::effective_uid();
     if cred.uid() != 0 && cred.uid() != me {
         let outcome = error_outcome("Permission denied (you must be root)", 255);
         reply(&mut stream, &outcome).await?;
@@ -152,10 +152,4 @@ async fn handle(mut stream: UnixStream, ctx: &Arc<ControlContext>) -> Result<()>
             .await
     };
     send(&mut stream, &body??).await
-}
-
-fn nix_euid() -> u32 {
-    // std exposes the owner of our own files but not geteuid; /proc/self is owned by it.
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
 }

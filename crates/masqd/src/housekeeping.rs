@@ -1,6 +1,7 @@
 //! The once-a-second housekeeping: connection expiry and ARP probes, a gratuitous ARP for
 //! every new VIP, the 2-second rate estimator, the interfaces' MTUs, and saying once what
-//! the data path finds wrong or how many packet I/O errors it met.
+//! the data path finds wrong or how many packet I/O errors it met; and, under a service
+//! manager with a watchdog, telling it that all this still runs.
 //!
 //! It has an OS thread of its own rather than a task on the control-plane runtime, so that
 //! nothing a control request does there (listing a million connections, waiting for `nft`)
@@ -23,6 +24,7 @@ use masq_wire::ethernet::MacAddr;
 use crate::context::ControlContext;
 use crate::datapath::{IoErrors, Ports};
 use crate::neighbour_log::NeighbourLog;
+use crate::notify::Watchdog;
 
 /// How often the housekeeping runs.
 const TICK: Duration = Duration::from_secs(1);
@@ -36,13 +38,26 @@ pub fn start(
     ctx: Arc<ControlContext>,
     ports: Arc<Ports<dyn FrameIo>>,
     errors: Arc<IoErrors>,
+    mut watchdog: Option<Watchdog>,
 ) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("masq-housekeeping".into())
         .spawn(move || {
             let mut keeper = Keeper::new(ctx.director.worker());
             let mut next = Instant::now();
-            while !ctx.stop.sleep_until(next) {
+            // The service manager's watchdog is petted from here, between rounds: a
+            // housekeeping stuck in a round gets masqd restarted.
+            let wake = |next: Instant, watchdog: &Option<Watchdog>| {
+                watchdog.as_ref().map_or(next, |w| w.due().min(next))
+            };
+            while !ctx.stop.sleep_until(wake(next, &watchdog)) {
+                let now = Instant::now();
+                if let Some(w) = watchdog.as_mut() {
+                    w.pet_if_due(now);
+                }
+                if now < next {
+                    continue;
+                }
                 keeper.round(&ctx, &ports, &errors);
                 next += TICK;
                 // After a long pause (a suspended host), go on from now instead of

@@ -10,10 +10,12 @@
 //! (`instance.rs`); what a killed predecessor left behind is removed first; SIGTERM and
 //! SIGINT stop masqd within a second whatever clients are attached, removing its guard
 //! table and its socket; SIGHUP reloads `--rules` (`reload/`); a panic in any thread
-//! aborts the process.
+//! aborts the process. Under a service manager it says when it is ready and when it
+//! stops (`notify`).
 #![deny(unsafe_code)]
 
 mod check_report;
+mod cli_docs;
 mod clock;
 mod context;
 mod control_server;
@@ -27,6 +29,7 @@ mod http_server;
 mod instance;
 mod metrics;
 mod neighbour_log;
+mod notify;
 mod reload;
 mod rules;
 mod socket_reply;
@@ -167,6 +170,9 @@ struct Args {
 const SHUTDOWN_WAIT: Duration = Duration::from_millis(300);
 
 fn main() -> ExitCode {
+    if let Some(code) = cli_docs::print_if_requested() {
+        return code;
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
@@ -363,7 +369,8 @@ fn run(args: Args) -> Result<()> {
         streams: Default::default(),
         blocking: tokio::sync::Semaphore::new(context::BLOCKING_OPERATIONS),
     });
-    let housekeeping = housekeeping::start(ctx.clone(), ports, errors)?;
+    let notifier = notify::Notifier::from_env();
+    let housekeeping = housekeeping::start(ctx.clone(), ports, errors, notifier.watchdog())?;
     let reloader = reloads.reloader();
     let served = runtime.block_on(control_plane(
         &args,
@@ -371,6 +378,7 @@ fn run(args: Args) -> Result<()> {
         listener,
         signals,
         reloads,
+        &notifier,
     ));
 
     // Every thread of masqd's own sees the stop at once; the runtime drops its tasks (and
@@ -437,6 +445,7 @@ async fn control_plane(
     listener: std::os::unix::net::UnixListener,
     mut signals: StopSignals,
     reloads: reload::Reloads,
+    notifier: &notify::Notifier,
 ) -> Result<()> {
     let listener =
         tokio::net::UnixListener::from_std(listener).context("serving the control socket")?;
@@ -484,7 +493,12 @@ async fn control_plane(
     let web = page.map(|page| tokio::spawn(page.serve(ctx.clone())));
     let reloading = tokio::spawn(reloads.serve(ctx.clone()));
     let following = tokio::spawn(follow_services(ctx));
+    notifier.ready(&format!(
+        "serving; control socket {}",
+        args.socket.display()
+    ));
     signals.wait().await;
+    notifier.stopping();
     server.abort();
     reloading.abort();
     following.abort();

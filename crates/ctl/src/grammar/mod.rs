@@ -197,6 +197,13 @@ impl CliError {
     }
 }
 
+/// Every option ipvsadm 1.31 knows, as `(long, short)`, in its popt table's order (`--list`
+/// twice, for `-L` and `-l`): what masqadm's manual page and shell completions are checked
+/// against.
+pub fn option_names() -> impl Iterator<Item = (&'static str, Option<char>)> {
+    OPTIONS.iter().map(|o| (o.long, o.short.map(char::from)))
+}
+
 /// Parse one ipvsadm argument vector (without `argv[0]`). `program` is `argv[0]` as shown in
 /// the `Try ...` message; `names` resolves host and port names given on the command line.
 ///

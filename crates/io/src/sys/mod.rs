@@ -17,7 +17,8 @@
 //! - [`bpf`]: the `bpf()` syscall: maps, program load, XDP link;
 //! - [`xsk`] and [`xsk_ring`]: an `AF_XDP` socket, its UMEM and its four rings;
 //! - [`mmap`]: the owned memory mappings under the rings and the UMEM;
-//! - [`rlimit`]: the process's limit on open files.
+//! - [`rlimit`]: the process's limit on open files;
+//! - [`effective_uid`]: who the process acts as.
 
 use std::ffi::c_int;
 use std::io;
@@ -116,8 +117,7 @@ pub(crate) fn enter_netns(name: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// The effective user id (the namespace tests need 0).
-#[cfg(test)]
+/// The calling process's effective user id.
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
