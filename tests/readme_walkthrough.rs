@@ -89,6 +89,18 @@ const KNOWN: &[(&str, Step)] = &[
         "masqd --vip-iface eth0 --dip-iface eth1 [--vip-gateway 203.0.113.1] [--rules /etc/masq/rules --save-on-exit]",
         Step::Skip("a real host's interfaces; lab.sh up starts this masqd on the lab's, and tests/crash_recovery.rs runs --rules with --save-on-exit"),
     ),
+    (
+        "scripts/package.sh && sudo apt install ./target/debian/masq_0.1.0_amd64.deb",
+        Step::Skip("installs into this machine's own root; tests/package.rs builds the package and installs, upgrades and purges it in a throwaway root"),
+    ),
+    (
+        "sudoedit /etc/default/masqd",
+        Step::Skip("an editor on the installed package's defaults file; tests/package.rs checks the file the package ships"),
+    ),
+    (
+        "sudo systemctl enable --now masqd",
+        Step::Skip("needs systemd as PID 1; tests/service.rs starts masqd as the unit does (its user, its ambient capabilities, NOTIFY_SOCKET) and tests/package.rs verifies the unit with systemd-analyze"),
+    ),
 ];
 
 /// The commands of `readme`'s `sh` blocks, in order.
