@@ -3,7 +3,7 @@ complete -c masqd -l dip-iface -d 'Interface facing the real servers; its addres
 complete -c masqd -l vip-gateway -d 'Next hop for clients that are not on the VIP interface\'s networks' -r
 complete -c masqd -l max-conns -d 'Most entries tracked at once, connections and persistence templates together; a full table sheds templates that control no connection and half-open connections (SYN flood defence) before it refuses new ones' -r
 complete -c masqd -l max-neighbours -d 'Most entries each side\'s neighbour (ARP) table holds; a full table sheds hosts that only asked for a VIP and addresses that never answered before it refuses one' -r
-complete -c masqd -l rules -d 'Rules to load at start, in `ipvsadm -S` format (as `masqadm -R < FILE`)' -r -F
+complete -c masqd -l rules -d 'Rules to load at start, in `ipvsadm -S` format (as `masqadm -R < FILE`); SIGHUP re-reads them and applies only the difference' -r -F
 complete -c masqd -l socket -d 'Control socket path' -r -F
 complete -c masqd -l kernel-guard -d 'How to stop the host\'s kernel from answering service traffic itself' -r -f -a "auto\t'Use nftables when `nft` is installed; warn otherwise'
 nft\t'Require nftables'

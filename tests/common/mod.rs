@@ -33,6 +33,8 @@ pub const VIP: &str = "192.168.0.10";
 pub const CLIENT_IP: &str = "192.168.0.101";
 /// The routed client's address (with [`LabOptions::routed`]).
 pub const RCLIENT_IP: &str = "10.0.0.2";
+/// The director's address on the real servers' segment (their gateway).
+pub const DIP_IP: &str = "192.168.100.10";
 /// Real server 1's address.
 pub const RS1_IP: &str = "192.168.100.7";
 /// Real server 2's address.
