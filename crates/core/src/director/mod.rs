@@ -9,6 +9,7 @@
 //! implements [`crate::control::Control`] for one moment in time.
 
 mod control;
+mod dr;
 mod frame;
 mod icmp;
 mod nat;
