@@ -15,15 +15,67 @@
 //! one NAT takes ([`super::nat`]); this module holds only what direct routing does
 //! differently.
 
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use masq_wire::ethernet::MacAddr;
 use masq_wire::nat;
 
 use super::frame::Ipv4Frame;
 use super::worker::Worker;
 use crate::conn::{Conn, FlowKey};
 use crate::control::FwdMethod;
+use crate::time::Timestamp;
 use crate::verdict::{DropReason, Verdict};
+
+/// A host on the DIP side that used a VIP as its ARP sender address: a direct-routing real
+/// server without arp_announce=2 (it asks for its gateway from the VIP, its answers'
+/// source) or without arp_ignore=1 (it answers for the VIP). Either way the switch learns
+/// the VIP at a real server, and a router on that segment may send clients' packets
+/// there instead of to the director.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VipClaim {
+    pub vip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub seen: Timestamp,
+}
+
+/// The last [`VipClaim`], in atomics: written from the ARP path without a lock, a few
+/// words whatever a flood sends (a reader may see one claim's fields mixed with the
+/// next's, both real).
+#[derive(Debug, Default)]
+pub(super) struct LastVipClaim {
+    vip: AtomicU32,
+    mac: AtomicU64,
+    seen_ms: AtomicU64,
+}
+
+impl LastVipClaim {
+    pub fn record(&self, vip: Ipv4Addr, mac: MacAddr, now: Timestamp) {
+        let mut bytes = [0u8; 8];
+        bytes[2..].copy_from_slice(&mac.0);
+        self.vip.store(u32::from(vip), Relaxed);
+        self.mac.store(u64::from_be_bytes(bytes), Relaxed);
+        // Written last: a reader that sees a time sees a claim.
+        self.seen_ms.store(now.as_millis().max(1), Relaxed);
+    }
+
+    pub fn get(&self) -> Option<VipClaim> {
+        let seen = self.seen_ms.load(Relaxed);
+        if seen == 0 {
+            return None;
+        }
+        let bytes = self.mac.load(Relaxed).to_be_bytes();
+        let mut mac = [0u8; 6];
+        mac.copy_from_slice(&bytes[2..]);
+        Some(VipClaim {
+            vip: Ipv4Addr::from(self.vip.load(Relaxed)),
+            mac: MacAddr(mac),
+            seen: Timestamp(seen),
+        })
+    }
+}
 
 impl Worker {
     /// The direct-routing connection a packet from the DIP side with `key` (VIP:vport →

@@ -230,3 +230,46 @@ fn icmp_errors_about_a_routed_connection_go_on_unchanged() {
     assert_eq!(&err[0..6], &RS2_MAC.0);
     assert_eq!(untouched_part(&err), sent);
 }
+
+#[test]
+fn a_real_server_using_the_vip_in_arp_is_diagnosed() {
+    let mut lab = routed_lab(Protocol::Tcp, 80, 80);
+    assert_eq!(lab.director.diagnose(lab.now), vec![]);
+    // RS1 without arp_announce=2 asks for its gateway from the VIP, its answers' source.
+    let mut ask = arp_frame(arp::OP_REQUEST, (RS1_MAC, VIP), (MacAddr::ZERO, DIP));
+    lab.handle(Side::Dip, &mut ask);
+    let findings = lab.director.diagnose(lab.now);
+    let [crate::diagnose::Finding::VipInArp(claim)] = findings.as_slice() else {
+        panic!("{findings:?}")
+    };
+    assert_eq!((claim.vip, claim.mac), (VIP, RS1_MAC));
+    assert!(findings[0].fix().contains("arp_announce=2"));
+    // It taught the director nothing: the VIP is never a neighbour.
+    assert!(lab.director.neighbour_table(Side::Dip).peek(VIP).is_none());
+    // Forgotten a minute later.
+    lab.advance(61);
+    assert_eq!(lab.director.diagnose(lab.now), vec![]);
+}
+
+#[test]
+fn a_routed_real_server_that_never_answers_is_asked_about_the_vip() {
+    let mut lab = routed_lab(Protocol::Tcp, 80, 80);
+    for port in 40000..40006 {
+        lab.handle(Side::Vip, &mut from_client(port, SYN));
+    }
+    lab.advance(2);
+    let findings = lab.director.diagnose(lab.now);
+    assert!(!findings.is_empty());
+    for f in &findings {
+        assert!(
+            f.problem().contains("hold the VIP (on lo)"),
+            "{}",
+            f.problem()
+        );
+        assert!(
+            f.fix().contains("ip addr add 192.168.0.10/32 dev lo"),
+            "{}",
+            f.fix()
+        );
+    }
+}
