@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The classic LVS-NAT lab in network namespaces, one command.
+# The classic LVS lab in network namespaces, one command: NAT, or direct routing.
 #
-#   scripts/lab.sh up        build the namespaces, start the real servers and masqd
+#   scripts/lab.sh up [--method nat|dr]   build the namespaces, start the real servers and
+#                            masqd; dr: each real server holds the VIP on lo (default nat)
 #   scripts/lab.sh demo      walk through the seed: rr, wrr 3:1, list, save, flush, restore
 #   scripts/lab.sh exercise rr|wrr|wlc|persistence|gateway|trace   one exercise of docs/lab.md
 #   scripts/lab.sh status    what is up
@@ -18,6 +19,10 @@
 #                                                         port P-s1 ───── P-rs1: P-r1 192.168.100.7/24
 #                                                         port P-s2 ───── P-rs2: P-r2 192.168.100.9/24
 #                                                                         (gw 192.168.100.10)
+#   Direct routing (up --method dr): each real server also holds the VIP 192.168.0.10/32
+#   on lo, with arp_ignore=1 and arp_announce=2 so that it never answers or announces the
+#   VIP on the switch; its default gateway stays the DIP, so its answers (from the VIP)
+#   come back through the director. The demo and the exercises add real servers with -g.
 #   Routed (MASQ_LAB_ROUTED=1): P-cli, P-ext and the router's P-rext (192.168.0.1/24) meet
 #   on bridge P-lbr in P-lan (ports P-lc, P-ld, P-lr) instead of one cable; P-router's
 #   P-rint 10.0.0.1/24 is cabled to P-rclient's P-rc 10.0.0.2/24 (gw 10.0.0.1), and masqd
@@ -84,7 +89,7 @@ note() {
 }
 
 usage() {
-    sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -110,6 +115,11 @@ load_state() {
     [ -f "$STATE/lab.env" ] || die "lab '$P' is not up (no $STATE/lab.env); run: scripts/lab.sh up"
     # shellcheck source=/dev/null
     . "$STATE/lab.env"
+    # The forwarding method's ipvsadm option, for the demo and the exercises.
+    case ${METHOD:-nat} in
+        dr) FWD=-g ;;
+        *) FWD=-m ;;
+    esac
 }
 
 resolve_bins() {
@@ -241,6 +251,22 @@ up_exited() {
 
 cmd_up() {
     check_host up
+    local method=nat
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --method)
+                [ $# -ge 2 ] || die "up: --method needs nat or dr"
+                method=$2
+                shift 2
+                ;;
+            --method=*)
+                method=${1#--method=}
+                shift
+                ;;
+            *) die "up: unknown option '$1' (scripts/lab.sh up [--method nat|dr])" ;;
+        esac
+    done
+    case $method in nat | dr) ;; *) die "up: --method must be nat or dr, not '$method'" ;; esac
     local n existing=()
     for n in "${ALL_NS[@]}"; do
         ns_exists "$n" && existing+=("$(ns "$n")")
@@ -266,7 +292,7 @@ cmd_up() {
     fi
     mkdir -p "$STATE"
     touch "$STATE/$MARKER"
-    printf 'BIN=%q\nROUTED=%q\nOFFLOADS=%q\n' "$BIN" "$routed" "$offloads" >"$STATE/lab.env"
+    printf 'BIN=%q\nROUTED=%q\nOFFLOADS=%q\nMETHOD=%q\n' "$BIN" "$routed" "$offloads" "$method" >"$STATE/lab.env"
 
     LAB_IFACES=()
     local lab_ns=(client dir sw rs1 rs2)
@@ -317,6 +343,11 @@ cmd_up() {
     addr rs2 "$P-r2" "$RS2_IP/24"
     ip -n "$(ns rs1)" route add default via "$DIP"
     ip -n "$(ns rs2)" route add default via "$DIP"
+    if [ "$method" = dr ]; then
+        for n in rs1 rs2; do
+            hold_vip "$n"
+        done
+    fi
 
     if [ "$offloads" = off ]; then
         local entry
@@ -326,11 +357,15 @@ cmd_up() {
         done
     fi
 
-    local i name
+    # A UDP server answers from the address its socket is bound to, or else from the one
+    # routing picks (the real server's own): under direct routing the client expects its
+    # answer from the VIP, so the echo binds the VIP.
+    local i name udp_listen=0.0.0.0
+    [ "$method" = dr ] && udp_listen=$VIP
     for i in 1 2; do
         name=RS$i
         start_daemon "rs$i-http" "rs$i" "$STATE/rs$i-http.out" "$BIN/masq-labsrv" http --name "$name" --listen 0.0.0.0:80 --log "$STATE/rs$i.log"
-        start_daemon "rs$i-udp" "rs$i" "$STATE/rs$i-udp.out" "$BIN/masq-labsrv" udp-echo --name "$name" --listen 0.0.0.0:7
+        start_daemon "rs$i-udp" "rs$i" "$STATE/rs$i-udp.out" "$BIN/masq-labsrv" udp-echo --name "$name" --listen "$udp_listen:7"
     done
 
     local gateway=()
@@ -358,10 +393,20 @@ cmd_up() {
     wait_for masqd "$STATE/masqd.pid" "$STATE/masqd.log" masqadm_in_dir -L -n
 
     trap - EXIT INT TERM
-    echo "lab '$P' is up: client $CLIENT_IP -> VIP $VIP (masqd in $(ns dir): $P-ext / $P-int) -> RS1 $RS1_IP, RS2 $RS2_IP"
+    echo "lab '$P' is up ($method): client $CLIENT_IP -> VIP $VIP (masqd in $(ns dir): $P-ext / $P-int) -> RS1 $RS1_IP, RS2 $RS2_IP"
+    [ "$method" = dr ] && echo "direct routing: the real servers hold $VIP on lo (arp_ignore=1, arp_announce=2); add them with -g"
     [ "$routed" = 1 ] && echo "routed client $RCLIENT_IP in $(ns rclient) via router $ROUTER_LAN_IP"
     [ "$rogue" = 1 ] && echo "rogue host $ROGUE_IP in $(ns rogue) on the real servers' switch"
     echo "state: $STATE (masqd.log, rs1.log, rs2.log); try: scripts/lab.sh demo"
+}
+
+# Direct routing's real server: the VIP on lo, so that packets to it are its own, and
+# never in ARP — arp_ignore=1 answers only for addresses of the interface asked on,
+# arp_announce=2 takes the sender address of its own requests from that interface.
+hold_vip() {
+    local n=$1
+    addr "$n" lo "$VIP/32"
+    sysctl_in "$n" net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
 }
 
 # Sends SIGTERM to each pid, waits up to $1 seconds, then SIGKILLs what is left.
@@ -493,22 +538,28 @@ cmd_demo() {
     note "Start from an empty table."
     demo_masqadm -C
 
-    note "A virtual service on the VIP, round robin, with two real servers behind NAT (-m)."
+    if [ "$FWD" = -g ]; then
+        note "A virtual service on the VIP, round robin, with two real servers by direct routing (-g)."
+    else
+        note "A virtual service on the VIP, round robin, with two real servers behind NAT (-m)."
+    fi
     demo_masqadm -A -t "$VIP:80" -s rr
-    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
-    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" "$FWD"
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" "$FWD"
 
     note "Six new connections. Look: the answers alternate, and the most recently added real server (RS2) answers first: RS2 RS1 RS2 RS1 RS2 RS1."
     for i in 1 2 3 4 5 6; do demo_curl; done
 
     note "Weighted round robin, RS1 with weight 3."
     demo_masqadm -E -t "$VIP:80" -s wrr
-    demo_masqadm -e -t "$VIP:80" -r "$RS1_IP" -m -w 3
+    demo_masqadm -e -t "$VIP:80" -r "$RS1_IP" "$FWD" -w 3
 
     note "Eight new connections. Look: 3:1, RS2 first again: RS2 RS1 RS1 RS1 RS2 RS1 RS1 RS1."
     for i in 1 2 3 4 5 6 7 8; do demo_curl; done
 
-    note "The table. Look: Forward is Masq, the weights are 3 and 1; the closed connections wait in TIME_WAIT and count as InActConn (RS1 9, RS2 5)."
+    local forward=Masq
+    [ "$FWD" = -g ] && forward=Route
+    note "The table. Look: Forward is $forward, the weights are 3 and 1; the closed connections wait in TIME_WAIT and count as InActConn (RS1 9, RS2 5)."
     demo_masqadm -L -n
 
     note "Save the rules (to $STATE/rules), flush the table, restore them."
@@ -524,7 +575,11 @@ cmd_demo() {
     note "Look: the same service and weights as before the flush."
     demo_masqadm -L -n
 
-    note "What the real servers saw. Look: client=$CLIENT_IP, the client's own address (LVS-NAT rewrites only the destination), and local= the real server's address."
+    if [ "$FWD" = -g ]; then
+        note "What the real servers saw. Look: client=$CLIENT_IP, the client's own address, and local=$VIP: direct routing changed only the MAC, so the packet still went to the VIP, which each real server holds on lo."
+    else
+        note "What the real servers saw. Look: client=$CLIENT_IP, the client's own address (LVS-NAT rewrites only the destination), and local= the real server's address."
+    fi
     step rs1 "tail -n 4 rs1.log"
     tail -n 4 "$STATE/rs1.log"
     step rs2 "tail -n 4 rs2.log"
@@ -542,8 +597,8 @@ cmd_demo() {
 exercise_rr() {
     note "Round robin: new connections take turns, the most recently added server first."
     demo_masqadm -A -t "$VIP:80" -s rr
-    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
-    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" "$FWD"
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" "$FWD"
     local i
     for i in 1 2 3 4; do demo_curl; done
     demo_masqadm -L -n
@@ -552,8 +607,8 @@ exercise_rr() {
 exercise_wrr() {
     note "Weighted round robin 3:1: RS1 gets three new connections for each of RS2's."
     demo_masqadm -A -t "$VIP:80" -s wrr
-    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m -w 3
-    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m -w 1
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" "$FWD" -w 3
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" "$FWD" -w 1
     local i
     for i in 1 2 3 4 5 6 7 8; do demo_curl; done
     note "Look at the weights, and InActConn: it grew by 6 and 2 (connections of earlier exercises still wait in TIME_WAIT and count too: a re-added server keeps its old counters, as in the kernel)."
@@ -563,8 +618,8 @@ exercise_wrr() {
 exercise_wlc() {
     note "Weighted least connection: a server busy with long downloads (ActiveConn) gets fewer new connections."
     demo_masqadm -A -t "$VIP:80" -s wlc
-    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
-    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" "$FWD"
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" "$FWD"
     note "Three slow downloads (100 kB/s for about 5 s each) open in the background."
     local i pids=()
     for i in 1 2 3; do
@@ -584,8 +639,8 @@ exercise_wlc() {
 exercise_persistence() {
     note "Persistence (-p 60): a client keeps its real server for 60 s, whatever the scheduler says."
     demo_masqadm -A -t "$VIP:80" -s rr -p 60
-    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
-    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" "$FWD"
+    demo_masqadm -a -t "$VIP:80" -r "$RS2_IP" "$FWD"
     local i
     for i in 1 2 3 4; do demo_curl; done
     note "Look: the persistence template (client address, port 0, state NONE) next to the connections."
@@ -596,7 +651,7 @@ exercise_persistence() {
 exercise_gateway() {
     note "Break it: RS1 loses its default route, so its replies never come back through the DIP."
     demo_masqadm -A -t "$VIP:80" -s rr
-    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" "$FWD"
     step rs1 "ip route del default"
     in_ns rs1 ip route del default
     local i
@@ -616,7 +671,7 @@ exercise_gateway() {
 exercise_trace() {
     note "Watch one connection's four rewrite stages."
     demo_masqadm -A -t "$VIP:80" -s rr
-    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" -m
+    demo_masqadm -a -t "$VIP:80" -r "$RS1_IP" "$FWD"
     sleep 1
     step director "masqadm --trace --count 1 &"
     masqadm_in_dir --trace --count 1 &
@@ -644,7 +699,7 @@ main() {
     local cmd=$1
     shift
     case $cmd in
-        up) cmd_up ;;
+        up) cmd_up "$@" ;;
         down) cmd_down ;;
         demo) cmd_demo ;;
         exercise) cmd_exercise "$@" ;;

@@ -72,6 +72,9 @@ pub struct LabOptions {
     /// Run masqd as this uid (and gid) with only the unit's ambient capabilities
     /// (`MASQ_LAB_MASQD_USER`), as packaging/masqd.service runs it.
     pub masqd_user: Option<u32>,
+    /// Build the direct-routing lab (`up --method dr`): each real server holds the VIP on
+    /// `lo` with arp_ignore=1 and arp_announce=2, its UDP echo bound to the VIP.
+    pub direct_routing: bool,
 }
 
 /// A running lab; dropping it runs `scripts/lab.sh down`.
@@ -235,7 +238,8 @@ impl Lab {
             _shared: shared,
             _exclusive: exclusive,
         };
-        let out = lab.script(&["up"]);
+        let method = if options.direct_routing { "dr" } else { "nat" };
+        let out = lab.script(&["up", "--method", method]);
         assert!(
             out.status.success(),
             "scripts/lab.sh up failed:\n{}",

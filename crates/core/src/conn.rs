@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::control::FwdMethod;
 use crate::dest::Destination;
 use crate::persist::Template;
 use crate::proto_state::{tcp_transition, ConnState, Direction, TcpTable, TimeoutTable};
@@ -64,6 +65,9 @@ pub struct Conn {
     pub dest: Arc<Destination>,
     /// The persistence template that created this connection, if any.
     pub template: Option<Arc<Template>>,
+    /// How its packets are forwarded, the destination's method when it was made (an `-e`
+    /// that changes the method applies to new connections only, as in the kernel).
+    fwd: FwdMethod,
     state: AtomicU8,
     /// [`TRACED`], [`SHOWN_IN`], [`SHOWN_OUT`], [`REPEATED`] and [`ANSWERED`].
     marks: AtomicU8,
@@ -95,6 +99,7 @@ impl Conn {
                 src: daddr,
                 dst: flow.src,
             },
+            fwd: dest.forwarding(),
             service,
             dest,
             template,
@@ -133,6 +138,11 @@ impl Conn {
     /// Real server address and port the connection is forwarded to.
     pub fn daddr(&self) -> SocketAddrV4 {
         self.outbound.src
+    }
+
+    /// How its packets are forwarded.
+    pub fn fwd(&self) -> FwdMethod {
+        self.fwd
     }
 
     /// Marks the connection as traced (a listener wanted it when it was created).

@@ -7,7 +7,7 @@
 //! which is how the kernel's "trash" brings old counters back when it is re-added.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use crate::control::{DestKey, DestParams, FwdMethod, TunnelKind};
@@ -27,12 +27,33 @@ pub struct Destination {
     persist: AtomicU32,
     overloaded: AtomicBool,
     available: AtomicBool,
-    /// Forwarding method and tunnel settings, only read by the control plane.
-    extra: Mutex<(FwdMethod, TunnelKind)>,
+    /// Forwarding method (`-m`, `-g`, `-i`), as [`fwd_index`]: a new connection reads it
+    /// without a lock and keeps it, as the kernel's connection keeps its flags.
+    fwd: AtomicU8,
+    /// Tunnel settings, only read by the control plane.
+    tunnel: Mutex<TunnelKind>,
     /// Traffic counters and rates.
     pub stats: Stats,
     /// Health signals for diagnosis; see [`DestHealth::unanswered`].
     pub health: DestHealth,
+}
+
+/// The forwarding methods by their index in [`Destination`]'s atomic.
+const FWD_METHODS: [FwdMethod; 4] = [
+    FwdMethod::Masq,
+    FwdMethod::Local,
+    FwdMethod::Tunnel,
+    FwdMethod::Route,
+];
+
+/// The index of `fwd` in [`FWD_METHODS`].
+fn fwd_index(fwd: FwdMethod) -> u8 {
+    match fwd {
+        FwdMethod::Masq => 0,
+        FwdMethod::Local => 1,
+        FwdMethod::Tunnel => 2,
+        FwdMethod::Route => 3,
+    }
 }
 
 /// What the data path notices about a real server's behaviour, for `masqadm --check`.
@@ -102,7 +123,8 @@ impl Destination {
             persist: AtomicU32::new(0),
             overloaded: AtomicBool::new(false),
             available: AtomicBool::new(true),
-            extra: Mutex::new((params.fwd, params.tunnel)),
+            fwd: AtomicU8::new(fwd_index(params.fwd)),
+            tunnel: Mutex::new(params.tunnel),
             stats: Stats::default(),
             health: DestHealth::default(),
         }
@@ -172,6 +194,11 @@ impl Destination {
         self.available.load(Relaxed)
     }
 
+    /// How new connections to it are forwarded.
+    pub fn forwarding(&self) -> FwdMethod {
+        FWD_METHODS[usize::from(self.fwd.load(Relaxed))]
+    }
+
     /// Upper and lower thresholds (`-x`, `-y`).
     pub fn thresholds(&self) -> (u32, u32) {
         (
@@ -182,10 +209,10 @@ impl Destination {
 
     /// The parameters as `-L`/`-S` show them.
     pub fn params(&self) -> DestParams {
-        let (fwd, tunnel) = *self.extra.lock().unwrap_or_else(|e| e.into_inner());
+        let tunnel = *self.tunnel.lock().unwrap_or_else(|e| e.into_inner());
         let (u_threshold, l_threshold) = self.thresholds();
         DestParams {
-            fwd,
+            fwd: self.forwarding(),
             weight: self.weight(),
             u_threshold,
             l_threshold,
@@ -207,7 +234,8 @@ impl Destination {
         if params.u_threshold == 0 || params.u_threshold > old_upper {
             self.overloaded.store(false, Relaxed);
         }
-        *self.extra.lock().unwrap_or_else(|e| e.into_inner()) = (params.fwd, params.tunnel);
+        self.fwd.store(fwd_index(params.fwd), Relaxed);
+        *self.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = params.tunnel;
     }
 
     /// Marks the destination linked (`-a`, or resurrected from the trash) or unlinked (`-d`).

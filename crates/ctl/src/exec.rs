@@ -11,8 +11,10 @@ use crate::names::Names;
 use crate::restore::{self, LineStatus};
 use crate::Outcome;
 
-/// masq forwards by NAT only; ipvsadm's default (-g) and -i are refused with this.
-pub const NAT_ONLY: &str = "masq only does NAT (masquerading): use -m; direct routing (-g) and tunnelling (-i) are not supported";
+/// masq forwards by NAT (-m) and direct routing (-g, ipvsadm's default); tunnelling (-i) is
+/// refused with this.
+pub const NO_TUNNEL: &str =
+    "masq does not tunnel (yet): -i is not supported; use -m (NAT) or -g (direct routing)";
 
 /// masq has no connection synchronisation daemon.
 pub const NO_SYNC_DAEMON: &str =
@@ -161,8 +163,8 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
             dest,
             params,
         } => {
-            if params.fwd != FwdMethod::Masq {
-                return refuse(out, NAT_ONLY);
+            if params.fwd == FwdMethod::Tunnel {
+                return refuse(out, NO_TUNNEL);
             }
             call(out, Op::AddDest, d.add_dest(service, dest, params))
         }
@@ -171,8 +173,8 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
             dest,
             params,
         } => {
-            if params.fwd != FwdMethod::Masq {
-                return refuse(out, NAT_ONLY);
+            if params.fwd == FwdMethod::Tunnel {
+                return refuse(out, NO_TUNNEL);
             }
             call(out, Op::EditDest, d.edit_dest(service, dest, params))
         }

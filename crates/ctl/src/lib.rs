@@ -12,9 +12,9 @@
 //! [`request`] (the control socket's message, shared by `masqd` and `masqadm`).
 //!
 //! Where masq differs from ipvsadm, on purpose:
-//! * forwarding is NAT only: `-a`/`-e` with `-g` (also ipvsadm's default when no method is
-//!   given) or `-i` is refused after all of ipvsadm's own validation, with
-//!   [`NAT_ONLY`] and exit 255, like a director error;
+//! * there is no tunnelling yet: `-a`/`-e` with `-i` is refused after all of ipvsadm's own
+//!   validation, with [`NO_TUNNEL`] and exit 255, like a director error (`-m` and `-g`,
+//!   ipvsadm's default, are forwarded);
 //! * there is no sync daemon: `--start-daemon` is refused with [`NO_SYNC_DAEMON`] (exit 255),
 //!   `--stop-daemon` answers ipvsadm's `No daemon is running` (255), `-L --daemon` prints
 //!   nothing;
@@ -39,7 +39,7 @@ pub mod trace;
 
 use masq_core::control::Control;
 
-pub use exec::{NAT_ONLY, NO_SYNC_DAEMON};
+pub use exec::{NO_SYNC_DAEMON, NO_TUNNEL};
 pub use names::{Names, NumericOnly, SystemNames};
 
 /// What one ipvsadm invocation printed and returned.

@@ -125,10 +125,22 @@ pub fn text(e: &TraceEvent) -> String {
             } else {
                 v.dst_mac.to_string()
             };
+            // Direct routing shows in the addresses: the packet to the real server still
+            // goes to the VIP, and the real server answers as the VIP itself.
+            let (label, routed) = match stage {
+                Stage::DirectorToServer if v.dst == e.vaddr => (
+                    stage_label(stage),
+                    "  (direct routing: only the MACs changed)",
+                ),
+                Stage::ServerToDirector if v.src == e.vaddr => (
+                    "3 RS→client",
+                    "  (direct routing: the RS answers as the VIP, via its gateway)",
+                ),
+                _ => (stage_label(stage), ""),
+            };
             let _ = write!(
                 s,
-                "{:<18} SIP={:<21} DIP={:<21} {:<8} {side}  {} → {dst_mac}  len {}",
-                stage_label(stage),
+                "{label:<18} SIP={:<21} DIP={:<21} {:<8} {side}  {} → {dst_mac}  len {}{routed}",
                 v.src,
                 v.dst,
                 flag_names(v.protocol, v.tcp_flags),
@@ -290,5 +302,48 @@ mod tests {
         let j: serde_json::Value = serde_json::from_str(&json(&e)).unwrap();
         assert_eq!(j["stage"], 2);
         assert_eq!(j["dip"], "192.168.100.7:80");
+    }
+
+    #[test]
+    fn direct_routing_stages_read_like_the_textbook() {
+        let stage = |stage, src: &str, dst: &str| TraceEvent {
+            at: Timestamp(12_345),
+            client: "192.168.0.101:40000".parse().unwrap(),
+            vaddr: "192.168.0.10:80".parse().unwrap(),
+            kind: TraceKind::Stage(
+                stage,
+                FrameView {
+                    protocol: 6,
+                    src: src.parse().unwrap(),
+                    dst: dst.parse().unwrap(),
+                    src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+                    dst_mac: MacAddr([2, 0, 0, 0, 0, 7]),
+                    tcp_flags: flags::SYN,
+                    ip_len: 60,
+                },
+            ),
+        };
+        let to_rs = text(&stage(
+            Stage::DirectorToServer,
+            "192.168.0.101:40000",
+            "192.168.0.10:80",
+        ));
+        assert!(to_rs.contains("2 director→RS"), "{to_rs}");
+        assert!(to_rs.contains("DIP=192.168.0.10:80"), "{to_rs}");
+        assert!(to_rs.ends_with("only the MACs changed)"), "{to_rs}");
+        let answer = text(&stage(
+            Stage::ServerToDirector,
+            "192.168.0.10:80",
+            "192.168.0.101:40000",
+        ));
+        assert!(answer.contains("3 RS→client "), "{answer}");
+        assert!(answer.contains("SIP=192.168.0.10:80"), "{answer}");
+        let nat = text(&stage(
+            Stage::ServerToDirector,
+            "192.168.100.7:80",
+            "192.168.0.101:40000",
+        ));
+        assert!(nat.contains("3 RS→director "), "{nat}");
+        assert!(!nat.contains("direct routing"), "{nat}");
     }
 }

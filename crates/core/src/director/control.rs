@@ -82,9 +82,11 @@ fn check_dest(key: &DestKey, params: &DestParams) -> Result<(), ControlError> {
     if params.l_threshold > params.u_threshold {
         return Err(ControlError::OutOfRange);
     }
+    // ip_vs_new_dest: IPv6 link-local addresses are refused with the rest, since a
+    // real server must be reachable by its address alone (a link-local one needs a scope).
     let unicast = match key.addr {
         IpAddr::V4(a) => !(a.is_multicast() || a.is_broadcast() || a.is_unspecified()),
-        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified() || a.is_unicast_link_local()),
     };
     if !unicast {
         return Err(ControlError::Invalid);
@@ -95,12 +97,14 @@ fn check_dest(key: &DestKey, params: &DestParams) -> Result<(), ControlError> {
 impl Control for DirectorControl<'_> {
     fn add_service(&self, key: ServiceKey, params: ServiceParams) -> Result<(), ControlError> {
         let _serial = lock(&self.director.control_lock);
-        let scheduler = new_scheduler(&params.scheduler, &[])?;
-        check_pe(&params)?;
+        // The kernel looks the service up before it looks for the scheduler: `-A` of an
+        // existing service says so whatever `-s` names.
         let table = self.director.services.load();
         if table.find(&key).is_some() {
             return Err(ControlError::Exists);
         }
+        let scheduler = new_scheduler(&params.scheduler, &[])?;
+        check_pe(&params)?;
         let mut services = table.services.clone();
         services.push(Arc::new(VirtualService::new(key, params, scheduler)));
         self.replace_services(services);

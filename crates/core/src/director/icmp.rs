@@ -9,6 +9,7 @@ use masq_wire::ethernet::{self, EthernetFrame};
 use masq_wire::icmp;
 use masq_wire::nat::{self, Endpoint};
 
+use super::dr;
 use super::frame::{FrameMeta, Ipv4Frame};
 use super::worker::Worker;
 use crate::conn::FlowKey;
@@ -22,7 +23,8 @@ impl Worker {
     /// translated like the connection's own packets (`ip_vs_in_icmp`/`ip_vs_out_icmp`):
     /// from a client about VIP:vport they go to the real server with the quoted source
     /// rewritten to RIP:rport; from the real server's side about the client's packet they
-    /// go to the client with the quoted destination rewritten to VIP:vport. Any other ICMP
+    /// go to the client with the quoted destination rewritten to VIP:vport; those of a
+    /// direct-routing connection go on unchanged but for the TTL. Any other ICMP
     /// (echo, errors about unknown flows) is the host's.
     pub(super) fn icmp_error(
         &mut self,
@@ -77,7 +79,9 @@ impl Worker {
                 )
             }
             Side::Dip => {
-                let Some(conn) = self.director.conns.lookup_outbound(&key) else {
+                let Some(conn) =
+                    (self.director.conns.lookup_outbound(&key)).or_else(|| self.routed_reply(&key))
+                else {
                     return Verdict::NotOurs;
                 };
                 let vip = conn.vaddr();
@@ -103,12 +107,17 @@ impl Worker {
                 // An error about an error is never sent (RFC 1122 3.2.2).
                 return Verdict::Drop(DropReason::TtlExpired);
             }
-            match outer {
-                Endpoint::Source => ip.set_src_addr(*to.ip()),
-                Endpoint::Destination => ip.set_dst_addr(*to.ip()),
-            }
-            if icmp::rewrite_quoted(ip.payload_mut(), quoted_end, *to.ip(), to.port()).is_err() {
-                return Verdict::Drop(DropReason::Malformed);
+            // Direct routing forwards an error as it forwards the connection's packets:
+            // the quote already names the addresses the other end knows.
+            if !dr::is_routed(&conn) {
+                match outer {
+                    Endpoint::Source => ip.set_src_addr(*to.ip()),
+                    Endpoint::Destination => ip.set_dst_addr(*to.ip()),
+                }
+                if icmp::rewrite_quoted(ip.payload_mut(), quoted_end, *to.ip(), to.port()).is_err()
+                {
+                    return Verdict::Drop(DropReason::Malformed);
+                }
             }
             ip.fill_checksum();
         }

@@ -9,6 +9,7 @@
 //! implements [`crate::control::Control`] for one moment in time.
 
 mod control;
+mod dr;
 mod frame;
 mod icmp;
 mod nat;
@@ -42,6 +43,7 @@ use crate::trace::TraceHub;
 use crate::verdict::{CounterTotals, Side, WorkerCounters};
 
 pub use control::DirectorControl;
+pub use dr::VipClaim;
 pub use frame::FrameMeta;
 pub use transmit::{Transmit, MAX_FRAME};
 pub use worker::Worker;
@@ -134,6 +136,8 @@ pub struct Director {
     mtu: [AtomicU32; 2],
     /// The table is over three quarters full: TCP entries follow secure_tcp's table.
     pub(crate) under_pressure: AtomicBool,
+    /// The last host on the DIP side that used a VIP in ARP.
+    vip_claim: dr::LastVipClaim,
 }
 
 impl Director {
@@ -156,6 +160,7 @@ impl Director {
             trace: Arc::new(TraceHub::default()),
             mtu: [AtomicU32::new(0), AtomicU32::new(0)],
             under_pressure: AtomicBool::new(false),
+            vip_claim: dr::LastVipClaim::default(),
             config,
         })
     }
@@ -225,6 +230,12 @@ impl Director {
             .into_iter()
             .flat_map(|side| self.neighbour_table(side).list(side, now))
             .collect()
+    }
+
+    /// The last host on the DIP side seen using a VIP as its ARP sender address (the
+    /// classic direct-routing mistake: a real server without arp_ignore/arp_announce).
+    pub fn vip_claim(&self) -> Option<VipClaim> {
+        self.vip_claim.get()
     }
 
     /// Entries in the connection table's bound: connections and persistence templates.

@@ -1,6 +1,7 @@
 //! The NAT path: a client's packet to a VIP is scheduled to a real server (or follows its
 //! connection) and leaves with the real server as its destination; the real server's
 //! answer leaves with the VIP as its source. Later fragments follow their first fragment.
+//! Direct-routing connections take the same path and skip the rewrite ([`super::dr`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
@@ -11,10 +12,12 @@ use masq_wire::ipv4::PROTO_TCP;
 use masq_wire::nat::{self, Endpoint};
 use masq_wire::tcp::flags;
 
+use super::dr;
 use super::frame::{parse_flow, Flow, FrameMeta, Ipv4Frame, Parsed};
 use super::trace_events::{frame_view, TracedStep};
 use super::worker::Worker;
 use crate::conn::{Conn, Inserted};
+use crate::control::FwdMethod;
 use crate::frag::{FragKey, FragPiece};
 use crate::persist::TemplateKey;
 use crate::proto_state::{ConnState, Direction};
@@ -115,7 +118,12 @@ impl Worker {
             return drop;
         }
         let daddr = conn.daddr();
-        if let Err(verdict) = rewrite(frame, Endpoint::Destination, daddr, meta) {
+        let rewritten = if dr::is_routed(&conn) {
+            dr::route(frame)
+        } else {
+            rewrite(frame, Endpoint::Destination, daddr, meta)
+        };
+        if let Err(verdict) = rewritten {
             if verdict == Verdict::Drop(DropReason::TtlExpired) {
                 self.reply_time_exceeded(frame);
             }
@@ -164,7 +172,9 @@ impl Worker {
             }
             Err(reason) => return Verdict::Drop(reason),
         };
-        let Some(conn) = self.director.conns.lookup_outbound(&flow.key) else {
+        let Some(conn) = (self.director.conns.lookup_outbound(&flow.key))
+            .or_else(|| self.routed_reply(&flow.key))
+        else {
             return Verdict::NotOurs;
         };
         let tracing = self.director.trace.is_active() && conn.is_traced();
@@ -196,7 +206,12 @@ impl Worker {
         if let Some(drop) = self.check_mtu(frame, Side::Dip, Side::Vip, meta) {
             return drop;
         }
-        if let Err(verdict) = rewrite(frame, Endpoint::Source, conn.vaddr(), meta) {
+        let rewritten = if dr::is_routed(&conn) {
+            dr::route(frame)
+        } else {
+            rewrite(frame, Endpoint::Source, conn.vaddr(), meta)
+        };
+        if let Err(verdict) = rewritten {
             if verdict == Verdict::Drop(DropReason::TtlExpired) {
                 self.reply_time_exceeded(frame);
             }
@@ -357,12 +372,13 @@ impl Worker {
         drop(guard);
         let rip = dest.ipv4()?;
         // Port-0 services and fwmark-style destinations without a port keep the port the
-        // client asked for.
-        let rport = if service_port == 0 || dest.key.port == 0 {
-            vaddr.port()
-        } else {
-            dest.key.port
-        };
+        // client asked for; so does direct routing, which never rewrites a port.
+        let rport =
+            if service_port == 0 || dest.key.port == 0 || dest.forwarding() == FwdMethod::Route {
+                vaddr.port()
+            } else {
+                dest.key.port
+            };
         let conn = Conn::new(
             flow.key,
             SocketAddrV4::new(rip, rport),
@@ -396,7 +412,7 @@ impl Worker {
     }
 
     /// A later fragment of a datagram whose first fragment went through: rewrite the one
-    /// address NAT changes and send it the same way. `None` when its first fragment was
+    /// address NAT changes (none for direct routing) and send it the same way. `None` when its first fragment was
     /// not seen.
     fn forward_fragment(
         &mut self,
@@ -422,6 +438,7 @@ impl Worker {
                 return Some(Verdict::Drop(DropReason::TtlExpired));
             }
             match dir {
+                _ if dr::is_routed(&conn) => {}
                 Direction::In => ip.set_dst_addr(*conn.daddr().ip()),
                 Direction::Out => ip.set_src_addr(*conn.vaddr().ip()),
             }

@@ -125,6 +125,9 @@ impl Worker {
         let (sender_ip, sender_mac, target_ip) =
             (packet.sender_ip(), packet.sender_mac(), packet.target_ip());
         let services = self.director.services.load();
+        if side == Side::Dip && services.is_vip(sender_ip) {
+            self.director.vip_claim.record(sender_ip, sender_mac, now);
+        }
         let is_vip = side == Side::Vip && services.is_vip(target_ip);
         let for_us = is_vip || cfg.addrs.iter().any(|&(a, _)| a == target_ip);
         if self.may_learn(side, sender_ip, sender_mac, &services) {

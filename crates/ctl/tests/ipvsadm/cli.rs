@@ -1,7 +1,7 @@
 //! Command-line behaviour as observed from ipvsadm 1.31: messages, exit codes, popt's
-//! quirks, the legality matrix; and masq's NAT-only and no-daemon rules.
+//! quirks, the legality matrix; and masq's no-tunnel and no-daemon rules.
 
-use masq_ctl::{NAT_ONLY, NO_SYNC_DAEMON};
+use masq_ctl::{NO_SYNC_DAEMON, NO_TUNNEL};
 
 use crate::{director, err, now, ok, run_args, run_full, sh};
 
@@ -453,40 +453,90 @@ fn add_edit_checks_after_the_matrix() {
 }
 
 #[test]
-fn nat_only_after_all_validation() {
+fn direct_routing_is_accepted_and_tunnelling_refused_after_all_validation() {
     let d = director();
     let m = d.control(now());
     ok(&sh(&m, "-A -t 10.0.0.1:80"), "");
-    // ipvsadm's default forwarding method is -g: refused, exit 255, nothing applied.
-    err(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2"), NAT_ONLY, 255);
-    err(
-        &sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2 -g -w 3"),
-        NAT_ONLY,
-        255,
-    );
-    err(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2 -i"), NAT_ONLY, 255);
+    // ipvsadm's default forwarding method is -g, direct routing: masq forwards it.
+    ok(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2"), "");
+    // Direct routing cannot map ports: ipvsadm silently stores the service's port.
+    ok(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.3:8080 -g -w 3"), "");
+    err(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.4 -i"), NO_TUNNEL, 255);
     err(
         &sh(
             &m,
-            "-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gue --tun-port 6080",
+            "-a -t 10.0.0.1:80 -r 10.0.0.4 -i --tun-type gue --tun-port 6080",
         ),
-        NAT_ONLY,
+        NO_TUNNEL,
         255,
     );
-    err(&sh(&m, "-e -t 10.0.0.1:80 -r 10.0.0.2 -w 3"), NAT_ONLY, 255);
+    err(&sh(&m, "-e -t 10.0.0.1:80 -r 10.0.0.2 -i"), NO_TUNNEL, 255);
     // The refusal comes before the director is asked, even for a missing service.
-    err(&sh(&m, "-a -t 10.0.0.9:80 -r 10.0.0.2"), NAT_ONLY, 255);
+    err(&sh(&m, "-a -t 10.0.0.9:80 -r 10.0.0.2 -i"), NO_TUNNEL, 255);
     // ... and after ipvsadm's validation.
     err(
-        &sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2 -w 99999999999"),
+        &sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.4 -i -w 99999999999"),
         "illegal weight specified",
         2,
     );
-    ok(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2 -m"), "");
+    // -e without a method is -g, as in ipvsadm.
+    ok(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.4 -m"), "");
+    ok(&sh(&m, "-e -t 10.0.0.1:80 -r 10.0.0.4 -w 2"), "");
     ok(
         &sh(&m, "-S -n"),
-        "-A -t 10.0.0.1:80 -s wlc\n-a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 1\n",
+        "-A -t 10.0.0.1:80 -s wlc\n\
+         -a -t 10.0.0.1:80 -r 10.0.0.2:80 -g -w 1\n\
+         -a -t 10.0.0.1:80 -r 10.0.0.3:80 -g -w 3\n\
+         -a -t 10.0.0.1:80 -r 10.0.0.4:80 -g -w 2\n",
     );
+    ok(
+        &sh(&m, "-L -n"),
+        "IP Virtual Server version 1.2.1 (size=4096)\n\
+         Prot LocalAddress:Port Scheduler Flags\n\
+         \x20 -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n\
+         TCP  10.0.0.1:80 wlc\n\
+         \x20 -> 10.0.0.2:80                  Route   1      0          0         \n\
+         \x20 -> 10.0.0.3:80                  Route   3      0          0         \n\
+         \x20 -> 10.0.0.4:80                  Route   2      0          0         \n",
+    );
+}
+
+/// Each point of "ipvsadm, the rest" in issue 15 where masq differed from ipvsadm 1.31 on
+/// a real kernel.
+#[test]
+fn ipvsadm_the_rest() {
+    let d = director();
+    let m = d.control(now());
+    ok(&sh(&m, "-A -t 10.0.0.1:80 -s rr"), "");
+    // No arguments lists, with names, as ipvsadm does.
+    let bare = run_full(&m, "masqadm", &[], None);
+    assert_eq!((bare.stderr.as_str(), bare.code), ("", 0));
+    assert!(
+        bare.stdout.contains("TCP  10.0.0.1:http rr\n"),
+        "{}",
+        bare.stdout
+    );
+    // The kernel looks for the service before it looks for the scheduler.
+    err(
+        &sh(&m, "-A -t 10.0.0.1:80 -s bogus"),
+        "Service already exists",
+        255,
+    );
+    // An unknown persistence engine is the kernel's ENOENT; its one engine, sip, is taken.
+    err(
+        &sh(&m, "-A -u 10.0.0.1:5060 -p --pe bogus"),
+        "Scheduler or persistence engine not found",
+        255,
+    );
+    ok(&sh(&m, "-A -u 10.0.0.1:5060 -p --pe sip"), "");
+    // A link-local real server is not unicast enough for the kernel: EINVAL.
+    ok(&sh(&m, "-A -t [2001:db8::1]:80"), "");
+    err(
+        &sh(&m, "-a -t [2001:db8::1]:80 -r [fe80::1]:80 -m"),
+        "Invalid operation.  Possibly wrong module version, address not unicast, ...",
+        255,
+    );
+    ok(&sh(&m, "-a -t [2001:db8::1]:80 -r [2001:db8::7]:80 -m"), "");
 }
 
 #[test]

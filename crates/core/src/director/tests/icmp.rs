@@ -59,7 +59,12 @@ fn ttl_one_gets_time_exceeded_and_is_not_forwarded() {
 }
 
 /// An ICMP error from `src` to `dst` quoting `quoted` (an IP packet as it was sent).
-fn icmp_error_frame(macs: (MacAddr, MacAddr), src: Ipv4Addr, quoted: &[u8], code: u8) -> Vec<u8> {
+pub(super) fn icmp_error_frame(
+    macs: (MacAddr, MacAddr),
+    src: Ipv4Addr,
+    quoted: &[u8],
+    code: u8,
+) -> Vec<u8> {
     let offending = masq_wire::ipv4::Ipv4Packet::new_checked(quoted).unwrap();
     let mut ip = vec![0u8; 256];
     let len = masq_wire::icmp::write_error(&mut ip, src, &offending, 3, code, 1400);

@@ -4,6 +4,7 @@
 
 mod bounds;
 mod control;
+mod dr;
 mod drops;
 mod icmp;
 mod nat;
