@@ -31,7 +31,7 @@ fn help() -> String {
 /// ipvsadm's version line, then masqadm's own: `masqadm vX.Y.Z (…)`, the same shape.
 fn version() -> String {
     format!(
-        "{}masqadm v{} (masq, userspace LVS-NAT: talks to masqd, not to kernel IPVS)\n",
+        "{}masqadm v{} (masq, userspace LVS: talks to masqd, not to kernel IPVS)\n",
         masq_ctl::help::VERSION,
         env!("CARGO_PKG_VERSION")
     )
@@ -49,7 +49,7 @@ masq's own commands (not in ipvsadm):\n\
 \n\
 \x20 --check                             check the host and what the data path\n\
 \x20                                     noticed, a fix for each problem\n\
-\x20 --trace                             show each new connection's NAT stages\n\
+\x20 --trace                             show each new connection's four stages\n\
 \x20 --capture FILE                      write those stages' frames to FILE\n\
 \x20 --socket PATH                       masqd's control socket, before the command\n\
 \x20                                     (default $MASQ_SOCKET, else\n\

@@ -63,8 +63,9 @@ use crate::instance::Instance;
 use crate::startup_findings::{Finding, StartupFindings};
 use crate::stop::Stop;
 
-/// masq's LVS-NAT director: forwards client connections to a VIP to real servers,
-/// rewriting addresses in userspace (ipvsadm's masquerading mode, without ip_vs).
+/// masq's LVS director: forwards client connections to a VIP to real servers in
+/// userspace, rewriting addresses (ipvsadm's masquerading mode) or only the MACs (direct
+/// routing), without ip_vs.
 #[derive(Debug, Parser)]
 #[command(name = "masqd", version)]
 struct Args {
