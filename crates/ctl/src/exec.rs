@@ -1,11 +1,11 @@
 //! Runs a parsed command against the director and writes what ipvsadm would print, with the
 //! status that decides how a `-R` restore goes on (see [`LineStatus`]).
 
-use masq_core::control::{Control, ControlError, FwdMethod};
+use masq_core::control::{Control, ControlError, DaemonRequest, FwdMethod, SyncRole};
 
 use crate::errors::{self, Op};
 use crate::format;
-use crate::grammar::{self, CliError, CliErrorKind, Command, ListWhat};
+use crate::grammar::{self, CliError, CliErrorKind, Command, DaemonOptions, DaemonState, ListWhat};
 use crate::help;
 use crate::names::Names;
 use crate::restore::{self, LineStatus};
@@ -13,10 +13,6 @@ use crate::Outcome;
 
 /// masq forwards by NAT only; ipvsadm's default (-g) and -i are refused with this.
 pub const NAT_ONLY: &str = "masq only does NAT (masquerading): use -m; direct routing (-g) and tunnelling (-i) are not supported";
-
-/// masq has no connection synchronisation daemon.
-pub const NO_SYNC_DAEMON: &str =
-    "masq has no connection sync daemon: --start-daemon is not supported";
 
 /// What one invocation needs besides its arguments.
 pub(crate) struct Ctx<'a> {
@@ -137,8 +133,7 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
                     out.stdout.push_str(&text);
                 }
                 ListWhat::Timeouts => out.stdout.push_str(&format::timeouts(&d.timeouts())),
-                // No sync daemon ever runs in masq, and ipvsadm prints nothing then.
-                ListWhat::Daemons => {}
+                ListWhat::Daemons => out.stdout.push_str(&format::daemons(&d.daemons())),
             }
             LineStatus::Continue(0)
         }
@@ -180,8 +175,28 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
             call(out, Op::DeleteDest, d.delete_dest(service, dest))
         }
         Command::SetTimeouts(t) => call(out, Op::SetTimeouts, d.set_timeouts(t)),
-        Command::StartDaemon(_) => refuse(out, NO_SYNC_DAEMON),
-        // Stopping a daemon that cannot be running gets the kernel's answer for that.
-        Command::StopDaemon(_) => call(out, Op::StopDaemon, Err(ControlError::NoService)),
+        Command::StartDaemon(opts) => {
+            call(out, Op::StartDaemon, d.start_daemon(daemon_request(opts)))
+        }
+        Command::StopDaemon(opts) => call(out, Op::StopDaemon, d.stop_daemon(role(opts.state))),
+    }
+}
+
+fn role(state: DaemonState) -> SyncRole {
+    match state {
+        DaemonState::Master => SyncRole::Master,
+        DaemonState::Backup => SyncRole::Backup,
+    }
+}
+
+fn daemon_request(opts: DaemonOptions) -> DaemonRequest {
+    DaemonRequest {
+        role: role(opts.state),
+        mcast_interface: opts.mcast_interface,
+        syncid: opts.syncid,
+        sync_maxlen: opts.sync_maxlen,
+        mcast_group: opts.mcast_group,
+        mcast_port: opts.mcast_port,
+        mcast_ttl: opts.mcast_ttl,
     }
 }

@@ -38,6 +38,7 @@ mod startup_findings;
 mod steering;
 mod stop;
 mod stream_slots;
+mod sync;
 mod trace_stream;
 mod web;
 
@@ -272,6 +273,9 @@ fn run(args: Args) -> Result<()> {
         max_conns: args.max_conns,
         max_neighbours: args.max_neighbours,
     });
+    director
+        .sync_daemons
+        .look_up_interfaces_with(Box::new(sync::interface_mtu));
     // Larger packets that may not be fragmented get ICMP fragmentation needed.
     director.set_mtu(Side::Vip, host.vip.mtu);
     director.set_mtu(Side::Dip, host.dip.mtu);

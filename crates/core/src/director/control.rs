@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::{lock, Director};
 use crate::control::{
-    ConnView, Control, ControlError, DestKey, DestParams, DestView, ServiceKey, ServiceParams,
-    ServiceView, Timeouts,
+    ConnView, Control, ControlError, DaemonConfig, DaemonRequest, DestKey, DestParams, DestView,
+    ServiceKey, ServiceParams, ServiceView, SyncRole, Timeouts,
 };
 use crate::dest::Destination;
 use crate::sched::{self, Scheduler};
@@ -305,5 +305,17 @@ impl Control for DirectorControl<'_> {
             });
         });
         out
+    }
+
+    fn start_daemon(&self, request: DaemonRequest) -> Result<(), ControlError> {
+        self.director.sync_daemons.start(request)
+    }
+
+    fn stop_daemon(&self, role: SyncRole) -> Result<(), ControlError> {
+        self.director.sync_daemons.stop(role)
+    }
+
+    fn daemons(&self) -> Vec<DaemonConfig> {
+        self.director.sync_daemons.list()
     }
 }

@@ -37,6 +37,7 @@ use crate::persist::TemplateTable;
 use crate::proto_state::{TcpTable, TimeoutTable};
 use crate::service::ServiceTable;
 use crate::stats::Stats;
+use crate::sync::SyncDaemons;
 use crate::time::Timestamp;
 use crate::trace::TraceHub;
 use crate::verdict::{CounterTotals, Side, WorkerCounters};
@@ -134,6 +135,8 @@ pub struct Director {
     mtu: [AtomicU32; 2],
     /// The table is over three quarters full: TCP entries follow secure_tcp's table.
     pub(crate) under_pressure: AtomicBool,
+    /// The connection-sync daemons started (`--start-daemon`).
+    pub sync_daemons: SyncDaemons,
 }
 
 impl Director {
@@ -156,6 +159,7 @@ impl Director {
             trace: Arc::new(TraceHub::default()),
             mtu: [AtomicU32::new(0), AtomicU32::new(0)],
             under_pressure: AtomicBool::new(false),
+            sync_daemons: SyncDaemons::default(),
             config,
         })
     }
