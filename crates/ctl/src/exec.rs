@@ -1,11 +1,11 @@
 //! Runs a parsed command against the director and writes what ipvsadm would print, with the
 //! status that decides how a `-R` restore goes on (see [`LineStatus`]).
 
-use masq_core::control::{Control, ControlError, DaemonRequest, FwdMethod, SyncRole};
+use masq_core::control::{Control, ControlError, FwdMethod};
 
 use crate::errors::{self, Op};
 use crate::format;
-use crate::grammar::{self, CliError, CliErrorKind, Command, DaemonOptions, DaemonState, ListWhat};
+use crate::grammar::{self, CliError, CliErrorKind, Command, ListWhat};
 use crate::help;
 use crate::names::Names;
 use crate::restore::{self, LineStatus};
@@ -175,28 +175,7 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
             call(out, Op::DeleteDest, d.delete_dest(service, dest))
         }
         Command::SetTimeouts(t) => call(out, Op::SetTimeouts, d.set_timeouts(t)),
-        Command::StartDaemon(opts) => {
-            call(out, Op::StartDaemon, d.start_daemon(daemon_request(opts)))
-        }
-        Command::StopDaemon(opts) => call(out, Op::StopDaemon, d.stop_daemon(role(opts.state))),
-    }
-}
-
-fn role(state: DaemonState) -> SyncRole {
-    match state {
-        DaemonState::Master => SyncRole::Master,
-        DaemonState::Backup => SyncRole::Backup,
-    }
-}
-
-fn daemon_request(opts: DaemonOptions) -> DaemonRequest {
-    DaemonRequest {
-        role: role(opts.state),
-        mcast_interface: opts.mcast_interface,
-        syncid: opts.syncid,
-        sync_maxlen: opts.sync_maxlen,
-        mcast_group: opts.mcast_group,
-        mcast_port: opts.mcast_port,
-        mcast_ttl: opts.mcast_ttl,
+        Command::StartDaemon(opts) => call(out, Op::StartDaemon, d.start_daemon(opts)),
+        Command::StopDaemon(opts) => call(out, Op::StopDaemon, d.stop_daemon(opts.role)),
     }
 }
