@@ -308,11 +308,20 @@ impl Control for DirectorControl<'_> {
     }
 
     fn start_daemon(&self, request: DaemonRequest) -> Result<(), ControlError> {
-        self.director.sync_daemons.start(request)
+        let master = request.role == SyncRole::Master;
+        self.director.sync_daemons.start(request)?;
+        if master {
+            self.director.sync_outbox.set_active(true);
+        }
+        Ok(())
     }
 
     fn stop_daemon(&self, role: SyncRole) -> Result<(), ControlError> {
-        self.director.sync_daemons.stop(role)
+        self.director.sync_daemons.stop(role)?;
+        if role == SyncRole::Master {
+            self.director.sync_outbox.set_active(false);
+        }
+        Ok(())
     }
 
     fn daemons(&self) -> Vec<DaemonConfig> {

@@ -12,6 +12,7 @@ mod control;
 mod frame;
 mod icmp;
 mod nat;
+mod synced;
 mod trace_events;
 mod transmit;
 mod worker;
@@ -21,7 +22,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arc_swap::ArcSwap;
@@ -37,7 +38,7 @@ use crate::persist::TemplateTable;
 use crate::proto_state::{TcpTable, TimeoutTable};
 use crate::service::ServiceTable;
 use crate::stats::Stats;
-use crate::sync::SyncDaemons;
+use crate::sync::{SyncCounters, SyncDaemons, SyncOutbox};
 use crate::time::Timestamp;
 use crate::trace::TraceHub;
 use crate::verdict::{CounterTotals, Side, WorkerCounters};
@@ -137,6 +138,12 @@ pub struct Director {
     pub(crate) under_pressure: AtomicBool,
     /// The connection-sync daemons started (`--start-daemon`).
     pub sync_daemons: SyncDaemons,
+    /// A master's entries on their way from the workers to the sync thread.
+    pub sync_outbox: SyncOutbox,
+    /// What the sync daemons sent, received, applied and refused.
+    pub sync_counters: SyncCounters,
+    /// The outbox shard the next worker gets.
+    next_sync_shard: AtomicUsize,
 }
 
 impl Director {
@@ -160,6 +167,9 @@ impl Director {
             mtu: [AtomicU32::new(0), AtomicU32::new(0)],
             under_pressure: AtomicBool::new(false),
             sync_daemons: SyncDaemons::default(),
+            sync_outbox: SyncOutbox::default(),
+            sync_counters: SyncCounters::default(),
+            next_sync_shard: AtomicUsize::new(0),
             config,
         })
     }
@@ -194,7 +204,8 @@ impl Director {
     pub fn worker(self: &Arc<Self>) -> Worker {
         let counters = Arc::new(WorkerCounters::default());
         lock(&self.workers).push(counters.clone());
-        Worker::new(self.clone(), counters)
+        let sync_shard = self.next_sync_shard.fetch_add(1, Relaxed);
+        Worker::new(self.clone(), counters, sync_shard)
     }
 
     /// The control plane's view of the director at `now`.

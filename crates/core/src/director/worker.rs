@@ -34,14 +34,21 @@ pub struct Worker {
     pub(super) director: Arc<Director>,
     pub(super) counters: Arc<WorkerCounters>,
     pub(super) queues: TransmitQueues,
+    /// Where this worker queues a sync master's entries.
+    pub(super) sync_shard: usize,
 }
 
 impl Worker {
-    pub(super) fn new(director: Arc<Director>, counters: Arc<WorkerCounters>) -> Self {
+    pub(super) fn new(
+        director: Arc<Director>,
+        counters: Arc<WorkerCounters>,
+        sync_shard: usize,
+    ) -> Self {
         Worker {
             director,
             counters,
             queues: TransmitQueues::new(),
+            sync_shard,
         }
     }
 
