@@ -375,6 +375,7 @@ fn run(args: Args) -> Result<()> {
     });
     let notifier = notify::Notifier::from_env();
     let housekeeping = housekeeping::start(ctx.clone(), ports, errors, notifier.watchdog())?;
+    let syncing = sync::start(director.clone(), clock, stop.clone())?;
     let reloader = reloads.reloader();
     let served = runtime.block_on(control_plane(
         &args,
@@ -394,6 +395,7 @@ fn run(args: Args) -> Result<()> {
         let _ = t.join();
     }
     let _ = housekeeping.join();
+    let _ = syncing.join();
     let saved = match (&args.rules, args.save_on_exit) {
         (Some(path), true) => {
             reloader.delete_leaving(&ctx.director.control(ctx.clock.now()));

@@ -139,7 +139,10 @@ impl Worker {
                 .neighbour_table(side)
                 .learn(sender_ip, sender_mac, now, for_us);
         }
-        if packet.operation() != arp::OP_REQUEST || !is_vip {
+        if packet.operation() != arp::OP_REQUEST
+            || !is_vip
+            || self.director.sync_daemons.standing_by()
+        {
             return Verdict::NotOurs;
         }
         let my_mac = cfg.mac;

@@ -4,7 +4,7 @@
 //! follows and `-L --daemon` lists.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
 
 use masq_wire::ipvs_sync::{DEFAULT_GROUP, DEFAULT_PORT};
@@ -82,6 +82,8 @@ pub struct SyncDaemons {
     /// Bumped on every start and stop, so that the daemon binary notices a change
     /// without comparing configurations.
     generation: AtomicU64,
+    /// A backup runs: the director stands by (see [`SyncDaemons::standing_by`]).
+    backup_running: AtomicBool,
     /// Set once by the binary that owns the sockets; until then every interface is
     /// taken to exist with an Ethernet MTU (as in the core's tests).
     interface_mtu: OnceLock<Box<InterfaceMtu>>,
@@ -151,6 +153,8 @@ impl SyncDaemons {
             mcast_port: request.mcast_port.unwrap_or(DEFAULT_PORT),
             mcast_ttl: request.mcast_ttl.unwrap_or(1),
         });
+        self.backup_running
+            .store(running[SyncRole::Backup.index()].is_some(), Relaxed);
         self.generation.fetch_add(1, Relaxed);
         Ok(())
     }
@@ -160,9 +164,12 @@ impl SyncDaemons {
     /// # Errors
     /// [`ControlError::NoService`] (ESRCH) when none runs.
     pub fn stop(&self, role: SyncRole) -> Result<(), ControlError> {
-        self.lock()[role.index()]
+        let mut running = self.lock();
+        running[role.index()]
             .take()
             .ok_or(ControlError::NoService)?;
+        self.backup_running
+            .store(running[SyncRole::Backup.index()].is_some(), Relaxed);
         self.generation.fetch_add(1, Relaxed);
         Ok(())
     }
@@ -175,6 +182,14 @@ impl SyncDaemons {
     /// The running daemon of `role`.
     pub fn get(&self, role: SyncRole) -> Option<DaemonConfig> {
         self.lock()[role.index()].clone()
+    }
+
+    /// Whether the director stands by for a master: while a backup daemon runs it
+    /// answers no ARP request for a VIP and announces none, so that the clients' traffic
+    /// keeps going to the master; it forwards whatever traffic reaches it all the same.
+    /// `--stop-daemon backup` makes it take the VIPs over (masqd then announces them).
+    pub fn standing_by(&self) -> bool {
+        self.backup_running.load(Relaxed)
     }
 
     /// Changes with every start and stop.

@@ -36,6 +36,19 @@ fn message(syncid: u8, entries: &[SyncConn]) -> Vec<u8> {
     buf
 }
 
+/// `--start-daemon ROLE --mcast-interface eth0`.
+fn daemon(role: SyncRole) -> crate::control::DaemonRequest {
+    crate::control::DaemonRequest {
+        role,
+        mcast_interface: "eth0".into(),
+        syncid: 0,
+        sync_maxlen: None,
+        mcast_group: None,
+        mcast_port: None,
+        mcast_ttl: None,
+    }
+}
+
 fn receive(lab: &mut Lab, payload: &[u8], syncid: u8) {
     let now = lab.now;
     lab.worker.apply_sync_message(now, payload, syncid);
@@ -171,16 +184,7 @@ fn a_master_queues_a_held_connection_at_its_third_client_packet() {
     let mut lab = Lab::seed();
     // No master: nothing is counted or queued.
     lab.handle(Side::Vip, &mut from_client(40000, SYN));
-    let request = crate::control::DaemonRequest {
-        role: SyncRole::Master,
-        mcast_interface: "eth0".into(),
-        syncid: 0,
-        sync_maxlen: None,
-        mcast_group: None,
-        mcast_port: None,
-        mcast_ttl: None,
-    };
-    lab.ctl().start_daemon(request).unwrap();
+    lab.ctl().start_daemon(daemon(SyncRole::Master)).unwrap();
     let mut queued = Vec::new();
     let mut spare = Vec::with_capacity(crate::sync::outbox::SHARD_CAPACITY);
     for _ in 0..3 {
@@ -202,4 +206,17 @@ fn a_master_queues_a_held_connection_at_its_third_client_packet() {
 /// The real server the lab's only connection went to.
 fn seen_dst_of_first(lab: &Lab) -> IpAddr {
     lab.ctl().connections()[0].dest.0
+}
+
+#[test]
+fn a_backup_answers_no_arp_for_a_vip_until_it_stops() {
+    let mut lab = Lab::seed();
+    lab.ctl().start_daemon(daemon(SyncRole::Backup)).unwrap();
+    let ask = || arp_frame(arp::OP_REQUEST, (CLIENT_MAC, CLIENT), (MacAddr::ZERO, VIP));
+    assert_eq!(lab.handle(Side::Vip, &mut ask()), Verdict::NotOurs);
+    lab.ctl().stop_daemon(SyncRole::Backup).unwrap();
+    assert_eq!(
+        lab.handle(Side::Vip, &mut ask()),
+        Verdict::Forward(Side::Vip)
+    );
 }
