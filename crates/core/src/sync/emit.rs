@@ -4,8 +4,9 @@
 //!
 //! A TCP connection is synced only in ESTABLISHED, FIN_WAIT, CLOSE, CLOSE_WAIT and
 //! TIME_WAIT; entering any of these but ESTABLISHED syncs it at once; otherwise (and for
-//! UDP) it is synced on its client packet number `threshold`, `threshold + period`, … A
-//! persistence template is synced with every client packet of a connection it controls.
+//! UDP) it is synced on its client packet number `threshold`, `threshold + period`, … The
+//! kernel syncs a persistence template with every client packet of a connection it
+//! controls; masq sends it with each sync of such a connection (`director/synced.rs`).
 //!
 //! The kernel compares the state with the one it last synced; masq compares it with the
 //! state before this packet. The two differ only for a connection that leaves a synced
