@@ -20,7 +20,7 @@
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddrV4;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -73,6 +73,8 @@ pub struct Conn {
     marks: AtomicU8,
     /// Expiry time in milliseconds; refreshed by every packet.
     expires: AtomicU64,
+    /// Client packets counted while a sync master runs (the kernel's `in_pkts`).
+    in_pkts: AtomicU32,
 }
 
 impl Conn {
@@ -107,6 +109,7 @@ impl Conn {
             marks: AtomicU8::new(0),
             // The kernel's initial 3 s, until the first transition replaces it.
             expires: AtomicU64::new(now.as_millis() + 3000),
+            in_pkts: AtomicU32::new(0),
         }
     }
 
@@ -238,6 +241,21 @@ impl Conn {
         self.expires
             .store(now.as_millis() + timeouts.millis(new), Relaxed);
         (old, new)
+    }
+
+    /// Counts a client packet for the sync master's rule; returns the count so far.
+    pub fn count_in_packet(&self) -> u32 {
+        self.in_pkts.fetch_add(1, Relaxed).wrapping_add(1)
+    }
+
+    /// Takes the state and expiry a sync master sent, moving the destination's
+    /// ActiveConn/InActConn counters when the state changes class.
+    pub fn set_synced(&self, state: ConnState, expires: Timestamp) {
+        let old = ConnState::from_index(self.state.swap(state as u8, Relaxed));
+        if old.is_active() != state.is_active() {
+            self.dest.conn_became_active(state.is_active());
+        }
+        self.expires.store(expires.as_millis(), Relaxed);
     }
 
     /// Releases the entry's hold on its destination; called once, on removal.

@@ -10,6 +10,8 @@
 use std::fmt;
 use std::net::IpAddr;
 
+pub use crate::sync::{DaemonConfig, DaemonRequest, SyncRole};
+
 /// Transport protocol of a virtual service (the kernel's `IPPROTO_*` numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
@@ -257,6 +259,9 @@ pub enum ControlError {
     /// EINVAL: not a unicast address, bad parameters.
     #[error("invalid operation (EINVAL)")]
     Invalid,
+    /// ENODEV: no such interface (`--mcast-interface`).
+    #[error("no such device (ENODEV)")]
+    NoDevice,
     /// EAFNOSUPPORT: address family not supported by this director.
     #[error("address family not supported (EAFNOSUPPORT)")]
     FamilyNotSupported,
@@ -362,4 +367,10 @@ pub trait Control {
     fn services(&self) -> Vec<ServiceView>;
     /// `-L -c`: every connection entry, templates included.
     fn connections(&self) -> Vec<ConnView>;
+    /// `--start-daemon`.
+    fn start_daemon(&self, request: DaemonRequest) -> Result<(), ControlError>;
+    /// `--stop-daemon`.
+    fn stop_daemon(&self, role: SyncRole) -> Result<(), ControlError>;
+    /// `-L --daemon`: the running sync daemons, master first.
+    fn daemons(&self) -> Vec<DaemonConfig>;
 }

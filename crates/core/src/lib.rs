@@ -20,6 +20,7 @@ pub mod proto_state;
 pub mod sched;
 pub mod service;
 pub mod stats;
+pub mod sync;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod time;

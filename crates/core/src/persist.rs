@@ -55,6 +55,11 @@ impl Template {
         Timestamp(self.expires.load(Relaxed))
     }
 
+    /// A sync master sent this template again: it lives at least until `expires`.
+    pub fn extend_to(&self, expires: Timestamp) {
+        self.expires.fetch_max(expires.as_millis(), Relaxed);
+    }
+
     /// A new connection was created from this template: restart its timer.
     pub fn control_new_conn(&self, now: Timestamp, timeout_ms: u64) {
         self.controls.fetch_add(1, Relaxed);

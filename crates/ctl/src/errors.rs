@@ -49,6 +49,8 @@ pub enum Errno {
     EINVAL,
     /// Address family not supported by protocol.
     EAFNOSUPPORT,
+    /// No such device.
+    ENODEV,
 }
 
 /// The errno of a director error, or None for masq's own refusals.
@@ -60,6 +62,7 @@ pub fn errno(err: &ControlError) -> Option<Errno> {
         ControlError::OutOfRange => Some(Errno::ERANGE),
         ControlError::Invalid => Some(Errno::EINVAL),
         ControlError::FamilyNotSupported => Some(Errno::EAFNOSUPPORT),
+        ControlError::NoDevice => Some(Errno::ENODEV),
         ControlError::Unsupported(_) => None,
     }
 }
@@ -88,6 +91,7 @@ pub fn strerror(op: Op, e: Errno) -> &'static str {
         (_, ENOENT) => "No such file or directory",
         (_, ESRCH) => "No such process",
         (_, ERANGE) => "Numerical result out of range",
+        (_, ENODEV) => "No such device",
     }
 }
 

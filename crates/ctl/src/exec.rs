@@ -16,10 +16,6 @@ use crate::Outcome;
 pub const NO_TUNNEL: &str =
     "masq does not tunnel (yet): -i is not supported; use -m (NAT) or -g (direct routing)";
 
-/// masq has no connection synchronisation daemon.
-pub const NO_SYNC_DAEMON: &str =
-    "masq has no connection sync daemon: --start-daemon is not supported";
-
 /// What one invocation needs besides its arguments.
 pub(crate) struct Ctx<'a> {
     pub program: &'a str,
@@ -139,8 +135,7 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
                     out.stdout.push_str(&text);
                 }
                 ListWhat::Timeouts => out.stdout.push_str(&format::timeouts(&d.timeouts())),
-                // No sync daemon ever runs in masq, and ipvsadm prints nothing then.
-                ListWhat::Daemons => {}
+                ListWhat::Daemons => out.stdout.push_str(&format::daemons(&d.daemons())),
             }
             LineStatus::Continue(0)
         }
@@ -182,8 +177,7 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
             call(out, Op::DeleteDest, d.delete_dest(service, dest))
         }
         Command::SetTimeouts(t) => call(out, Op::SetTimeouts, d.set_timeouts(t)),
-        Command::StartDaemon(_) => refuse(out, NO_SYNC_DAEMON),
-        // Stopping a daemon that cannot be running gets the kernel's answer for that.
-        Command::StopDaemon(_) => call(out, Op::StopDaemon, Err(ControlError::NoService)),
+        Command::StartDaemon(opts) => call(out, Op::StartDaemon, d.start_daemon(opts)),
+        Command::StopDaemon(opts) => call(out, Op::StopDaemon, d.stop_daemon(opts.role)),
     }
 }

@@ -15,9 +15,6 @@
 //! * there is no tunnelling yet: `-a`/`-e` with `-i` is refused after all of ipvsadm's own
 //!   validation, with [`NO_TUNNEL`] and exit 255, like a director error (`-m` and `-g`,
 //!   ipvsadm's default, are forwarded);
-//! * there is no sync daemon: `--start-daemon` is refused with [`NO_SYNC_DAEMON`] (exit 255),
-//!   `--stop-daemon` answers ipvsadm's `No daemon is running` (255), `-L --daemon` prints
-//!   nothing;
 //! * `-b ''` (a list without any flag) fails with ``invalid scheduler flag `'`` (exit 2)
 //!   where ipvsadm crashes on a NULL pointer.
 //!
@@ -39,7 +36,7 @@ pub mod trace;
 
 use masq_core::control::Control;
 
-pub use exec::{NO_SYNC_DAEMON, NO_TUNNEL};
+pub use exec::NO_TUNNEL;
 pub use names::{Names, NumericOnly, SystemNames};
 
 /// What one ipvsadm invocation printed and returned.

@@ -150,6 +150,11 @@ fn announce_new_vips(
     announced: &mut Vec<Ipv4Addr>,
     ports: &Ports<dyn FrameIo>,
 ) {
+    if director.sync_daemons.standing_by() {
+        // Announced when it takes the VIPs over.
+        announced.clear();
+        return;
+    }
     let table = director.services();
     let mac = director.config().vip_side.mac;
     let mut frame = [0u8; arp::FRAME_LEN];

@@ -38,6 +38,7 @@ mod startup_findings;
 mod steering;
 mod stop;
 mod stream_slots;
+mod sync;
 mod trace_stream;
 mod web;
 
@@ -273,6 +274,9 @@ fn run(args: Args) -> Result<()> {
         max_conns: args.max_conns,
         max_neighbours: args.max_neighbours,
     });
+    director
+        .sync_daemons
+        .look_up_interfaces_with(Box::new(sync::interface_mtu));
     // Larger packets that may not be fragmented get ICMP fragmentation needed.
     director.set_mtu(Side::Vip, host.vip.mtu);
     director.set_mtu(Side::Dip, host.dip.mtu);
@@ -372,6 +376,7 @@ fn run(args: Args) -> Result<()> {
     });
     let notifier = notify::Notifier::from_env();
     let housekeeping = housekeeping::start(ctx.clone(), ports, errors, notifier.watchdog())?;
+    let syncing = sync::start(director.clone(), clock, stop.clone())?;
     let reloader = reloads.reloader();
     let served = runtime.block_on(control_plane(
         &args,
@@ -391,6 +396,7 @@ fn run(args: Args) -> Result<()> {
         let _ = t.join();
     }
     let _ = housekeeping.join();
+    let _ = syncing.join();
     let saved = match (&args.rules, args.save_on_exit) {
         (Some(path), true) => {
             reloader.delete_leaving(&ctx.director.control(ctx.clock.now()));

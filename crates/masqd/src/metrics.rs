@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use masq_core::control::{Control, ServiceKey};
+use masq_core::sync::SyncCounters;
 use masq_core::{Director, Side};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -218,6 +219,7 @@ pub fn render(
             .inc_by(n);
     }
     render_tables(&mut registry, director);
+    render_sync(&mut registry, &director.sync_counters);
     if let Some(xdp) = xdp {
         render_xdp(&mut registry, xdp);
     }
@@ -226,6 +228,80 @@ pub fn render(
     // Encoding into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// The sync daemons: messages and connections by role and outcome, and a backup's
+/// refusals by reason.
+fn render_sync(registry: &mut Registry, sync: &SyncCounters) {
+    let mut family = |name: &str, help: &str| {
+        let f = Family::<Labels, Counter>::default();
+        registry.register(name, help, f.clone());
+        f
+    };
+    let messages = family(
+        "masq_sync_messages",
+        "Sync messages a master sent (or failed to) and a backup applied (or ignored)",
+    );
+    let conns = family(
+        "masq_sync_connections",
+        "Connections in sync messages: sent or dropped by a master, created or updated by a backup",
+    );
+    let refused_messages = family(
+        "masq_sync_refused_messages",
+        "Sync messages a backup refused whole, by reason",
+    );
+    let refused_conns = family(
+        "masq_sync_refused_connections",
+        "Connections of readable sync messages a backup did not apply, by reason",
+    );
+    let labels = |pairs: [(&str, &str); 2]| -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let refused: u64 = sync.messages_refused().map(|(_, n)| n).sum();
+    for (role, outcome, n) in [
+        ("master", "sent", sync.messages_sent.load(Relaxed)),
+        (
+            "master",
+            "send_failed",
+            sync.messages_send_failed.load(Relaxed),
+        ),
+        ("backup", "applied", sync.messages_applied.load(Relaxed)),
+        (
+            "backup",
+            "other_syncid",
+            sync.messages_other_syncid.load(Relaxed),
+        ),
+        ("backup", "refused", refused),
+    ] {
+        messages
+            .get_or_create(&labels([("role", role), ("outcome", outcome)]))
+            .inc_by(n);
+    }
+    let refused: u64 = sync.conns_refused().map(|(_, n)| n).sum();
+    for (role, outcome, n) in [
+        ("master", "sent", sync.conns_sent.load(Relaxed)),
+        ("master", "queue_full", sync.conns_queue_full.load(Relaxed)),
+        ("backup", "created", sync.conns_created.load(Relaxed)),
+        ("backup", "updated", sync.conns_updated.load(Relaxed)),
+        ("backup", "refused", refused),
+    ] {
+        conns
+            .get_or_create(&labels([("role", role), ("outcome", outcome)]))
+            .inc_by(n);
+    }
+    for (reason, n) in sync.messages_refused() {
+        refused_messages
+            .get_or_create(&vec![("reason".into(), reason.name().into())])
+            .inc_by(n);
+    }
+    for (reason, n) in sync.conns_refused() {
+        refused_conns
+            .get_or_create(&vec![("reason".into(), reason.name().into())])
+            .inc_by(n);
+    }
 }
 
 /// The tables a packet can grow: their sizes and bounds, and what each refused or shed to

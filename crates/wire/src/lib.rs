@@ -1,6 +1,7 @@
 //! Typed, zero-copy views over the bytes of the frames a NAT director handles.
 //!
-//! One module per protocol — [`ethernet`], [`arp`], [`ipv4`], [`tcp`], [`udp`], [`icmp`] —
+//! One module per protocol — [`ethernet`], [`arp`], [`ipv4`], [`tcp`], [`udp`], [`icmp`], and
+//! [`ipvs_sync`] (the kernel's connection-sync messages) —
 //! plus [`checksum`] (RFC 1071 sums and RFC 1624 incremental updates) and [`nat`] (the
 //! LVS-NAT rewrite: an address/port setter plus the matching checksum updates).
 //!
@@ -15,6 +16,7 @@ pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
+pub mod ipvs_sync;
 pub mod nat;
 pub mod tcp;
 pub mod udp;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::{lock, Director};
 use crate::control::{
-    ConnView, Control, ControlError, DestKey, DestParams, DestView, ServiceKey, ServiceParams,
-    ServiceView, Timeouts,
+    ConnView, Control, ControlError, DaemonConfig, DaemonRequest, DestKey, DestParams, DestView,
+    ServiceKey, ServiceParams, ServiceView, SyncRole, Timeouts,
 };
 use crate::dest::Destination;
 use crate::sched::{self, Scheduler};
@@ -309,5 +309,26 @@ impl Control for DirectorControl<'_> {
             });
         });
         out
+    }
+
+    fn start_daemon(&self, request: DaemonRequest) -> Result<(), ControlError> {
+        let master = request.role == SyncRole::Master;
+        self.director.sync_daemons.start(request)?;
+        if master {
+            self.director.sync_outbox.set_active(true);
+        }
+        Ok(())
+    }
+
+    fn stop_daemon(&self, role: SyncRole) -> Result<(), ControlError> {
+        self.director.sync_daemons.stop(role)?;
+        if role == SyncRole::Master {
+            self.director.sync_outbox.set_active(false);
+        }
+        Ok(())
+    }
+
+    fn daemons(&self) -> Vec<DaemonConfig> {
+        self.director.sync_daemons.list()
     }
 }

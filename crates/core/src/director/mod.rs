@@ -13,6 +13,7 @@ mod dr;
 mod frame;
 mod icmp;
 mod nat;
+mod synced;
 mod trace_events;
 mod transmit;
 mod worker;
@@ -22,7 +23,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use arc_swap::ArcSwap;
@@ -38,6 +39,7 @@ use crate::persist::TemplateTable;
 use crate::proto_state::{TcpTable, TimeoutTable};
 use crate::service::ServiceTable;
 use crate::stats::Stats;
+use crate::sync::{SyncCounters, SyncDaemons, SyncOutbox};
 use crate::time::Timestamp;
 use crate::trace::TraceHub;
 use crate::verdict::{CounterTotals, Side, WorkerCounters};
@@ -138,6 +140,14 @@ pub struct Director {
     pub(crate) under_pressure: AtomicBool,
     /// The last host on the DIP side that used a VIP in ARP.
     vip_claim: dr::LastVipClaim,
+    /// The connection-sync daemons started (`--start-daemon`).
+    pub sync_daemons: SyncDaemons,
+    /// A master's entries on their way from the workers to the sync thread.
+    pub sync_outbox: SyncOutbox,
+    /// What the sync daemons sent, received, applied and refused.
+    pub sync_counters: SyncCounters,
+    /// The outbox shard the next worker gets.
+    next_sync_shard: AtomicUsize,
 }
 
 impl Director {
@@ -161,6 +171,10 @@ impl Director {
             mtu: [AtomicU32::new(0), AtomicU32::new(0)],
             under_pressure: AtomicBool::new(false),
             vip_claim: dr::LastVipClaim::default(),
+            sync_daemons: SyncDaemons::default(),
+            sync_outbox: SyncOutbox::default(),
+            sync_counters: SyncCounters::default(),
+            next_sync_shard: AtomicUsize::new(0),
             config,
         })
     }
@@ -195,7 +209,8 @@ impl Director {
     pub fn worker(self: &Arc<Self>) -> Worker {
         let counters = Arc::new(WorkerCounters::default());
         lock(&self.workers).push(counters.clone());
-        Worker::new(self.clone(), counters)
+        let sync_shard = self.next_sync_shard.fetch_add(1, Relaxed);
+        Worker::new(self.clone(), counters, sync_shard)
     }
 
     /// The control plane's view of the director at `now`.

@@ -112,6 +112,7 @@ impl Worker {
         if flow.tcp_flags & (flags::SYN | flags::ACK) == flags::SYN {
             conn.dest.health.sent_connection(now.as_millis());
         }
+        self.queue_for_sync(&conn, states, now);
         self.count_packet(&conn, Direction::In, flow.ip_len);
 
         if let Some(drop) = self.check_mtu(frame, Side::Vip, Side::Dip, meta) {
@@ -272,7 +273,7 @@ impl Worker {
     /// control no connection first, then half-open connections (a SYN flood fills the
     /// table with those), then the templates those left idle. An established connection,
     /// and a template one depends on, are never shed.
-    fn make_room(&mut self, svc: &VirtualService) -> bool {
+    pub(super) fn make_room(&mut self, svc: &VirtualService) -> bool {
         let director = &self.director;
         let max = director.config.max_conns;
         let entries = director.entry_count();

@@ -34,14 +34,21 @@ pub struct Worker {
     pub(super) director: Arc<Director>,
     pub(super) counters: Arc<WorkerCounters>,
     pub(super) queues: TransmitQueues,
+    /// Where this worker queues a sync master's entries.
+    pub(super) sync_shard: usize,
 }
 
 impl Worker {
-    pub(super) fn new(director: Arc<Director>, counters: Arc<WorkerCounters>) -> Self {
+    pub(super) fn new(
+        director: Arc<Director>,
+        counters: Arc<WorkerCounters>,
+        sync_shard: usize,
+    ) -> Self {
         Worker {
             director,
             counters,
             queues: TransmitQueues::new(),
+            sync_shard,
         }
     }
 
@@ -135,7 +142,10 @@ impl Worker {
                 .neighbour_table(side)
                 .learn(sender_ip, sender_mac, now, for_us);
         }
-        if packet.operation() != arp::OP_REQUEST || !is_vip {
+        if packet.operation() != arp::OP_REQUEST
+            || !is_vip
+            || self.director.sync_daemons.standing_by()
+        {
             return Verdict::NotOurs;
         }
         let my_mac = cfg.mac;

@@ -10,7 +10,7 @@ mod number;
 mod service;
 pub mod sort;
 
-use masq_core::control::{ServiceView, Timeouts};
+use masq_core::control::{DaemonConfig, ServiceView, Timeouts};
 
 use crate::names::Names;
 
@@ -71,6 +71,32 @@ pub fn save(services: &[ServiceView], numeric: bool, names: &dyn Names) -> Strin
     let mut out = String::new();
     for svc in &sort::sort_services(services.to_vec()) {
         service::rule_entry(&mut out, svc, numeric, names);
+    }
+    out
+}
+
+/// `-L --timeout`.
+/// `-L --daemon`: one line per running daemon, master first, nothing when none runs.
+pub fn daemons(daemons: &[DaemonConfig]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for d in daemons {
+        let _ = write!(
+            out,
+            "{} sync daemon (mcast={}, syncid={}",
+            d.role.name(),
+            d.mcast_interface,
+            d.syncid
+        );
+        // ipvsadm leaves out the fields the kernel reports as 0.
+        if d.sync_maxlen != 0 {
+            let _ = write!(out, ", maxlen={}", d.sync_maxlen);
+        }
+        let _ = write!(out, ", group={}, port={}", d.mcast_group, d.mcast_port);
+        if d.mcast_ttl != 0 {
+            let _ = write!(out, ", ttl={}", d.mcast_ttl);
+        }
+        out.push_str(")\n");
     }
     out
 }

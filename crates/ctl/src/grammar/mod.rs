@@ -15,8 +15,6 @@ mod options;
 mod popt;
 mod values;
 
-use std::net::IpAddr;
-
 use masq_core::control::{
     DestKey, DestParams, FwdMethod, SchedFlags, ServiceKey, ServiceParams, Timeouts, TunnelCsum,
     TunnelKind,
@@ -124,33 +122,8 @@ pub enum ListWhat {
     Daemons,
 }
 
-/// Sync daemon role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DaemonState {
-    /// `master`.
-    Master,
-    /// `backup`.
-    Backup,
-}
-
-/// The options of `--start-daemon` / `--stop-daemon`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaemonOptions {
-    /// `master` or `backup`.
-    pub state: DaemonState,
-    /// `--mcast-interface` (ipvsadm's default for start is `eth0`).
-    pub mcast_interface: String,
-    /// `--syncid` (default 0).
-    pub syncid: u8,
-    /// `--mcast-group`.
-    pub mcast_group: Option<IpAddr>,
-    /// `--mcast-port`.
-    pub mcast_port: Option<u16>,
-    /// `--mcast-ttl`.
-    pub mcast_ttl: Option<u8>,
-    /// `--sync-maxlen`.
-    pub sync_maxlen: Option<u16>,
-}
+/// The sync daemon roles and `--start-daemon`'s options are the director's own types.
+pub use masq_core::control::{DaemonRequest as DaemonOptions, SyncRole as DaemonState};
 
 /// How a failed parse ends the ipvsadm process; it matters inside `-R`, where only popt's own
 /// errors let the restore go on to the next line.
@@ -442,7 +415,7 @@ fn finish(mut d: Draft, sched_flags: u8, timeouts: Timeouts) -> Result<Command, 
         }
         Cmd::StartDaemon | Cmd::StopDaemon => {
             let opts = DaemonOptions {
-                state: d.daemon_state,
+                role: d.daemon_state,
                 mcast_interface: if d.mcast_interface.is_empty() && d.cmd == Cmd::StartDaemon {
                     "eth0".to_string()
                 } else {

@@ -1,7 +1,7 @@
 //! Command-line behaviour as observed from ipvsadm 1.31: messages, exit codes, popt's
-//! quirks, the legality matrix; and masq's no-tunnel and no-daemon rules.
+//! quirks, the legality matrix; and masq's no-tunnel rule.
 
-use masq_ctl::{NO_SYNC_DAEMON, NO_TUNNEL};
+use masq_ctl::NO_TUNNEL;
 
 use crate::{director, err, now, ok, run_args, run_full, sh};
 
@@ -624,19 +624,43 @@ fn director_errors_per_command() {
 }
 
 #[test]
-fn sync_daemon_is_not_there() {
+fn sync_daemons_as_the_kernel_lists_them() {
     let d = director();
     let m = d.control(now());
-    err(&sh(&m, "--start-daemon master"), NO_SYNC_DAEMON, 255);
+    ok(&sh(&m, "-L --daemon"), "");
+    err(&sh(&m, "--stop-daemon master"), "No daemon is running", 255);
+    // kernel-observed: `--start-daemon master --mcast-interface br0 --syncid 7`.
+    ok(
+        &sh(&m, "--start-daemon master --mcast-interface br0 --syncid 7"),
+        "",
+    );
+    ok(
+        &sh(&m, "-L --daemon"),
+        "master sync daemon (mcast=br0, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n",
+    );
     err(
-        &sh(
-            &m,
-            "--start-daemon backup --mcast-interface eth1 --syncid 9",
-        ),
-        NO_SYNC_DAEMON,
+        &sh(&m, "--start-daemon master --mcast-interface br0"),
+        "Daemon has already run",
         255,
     );
-    err(&sh(&m, "--stop-daemon master"), "No daemon is running", 255);
+    ok(
+        &sh(
+            &m,
+            "--start-daemon backup --mcast-interface eth1 --syncid 9 --mcast-group 239.1.2.3 --mcast-port 9000 --mcast-ttl 4 --sync-maxlen 1200",
+        ),
+        "",
+    );
+    ok(
+        &sh(&m, "-L --daemon"),
+        "master sync daemon (mcast=br0, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n\
+         backup sync daemon (mcast=eth1, syncid=9, maxlen=1200, group=239.1.2.3, port=9000, ttl=4)\n",
+    );
+    ok(&sh(&m, "--stop-daemon master"), "");
+    ok(
+        &sh(&m, "-L --daemon"),
+        "backup sync daemon (mcast=eth1, syncid=9, maxlen=1200, group=239.1.2.3, port=9000, ttl=4)\n",
+    );
+    ok(&sh(&m, "--stop-daemon backup"), "");
     ok(&sh(&m, "-L --daemon"), "");
 }
 

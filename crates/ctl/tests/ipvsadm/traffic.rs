@@ -11,8 +11,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use masq_core::control::{
-    ConnView, Control, ControlError, DestKey, DestParams, RateView, ServiceKey, ServiceParams,
-    ServiceView, StatsView, Timeouts,
+    ConnView, Control, ControlError, DaemonConfig, DaemonRequest, DestKey, DestParams, RateView,
+    ServiceKey, ServiceParams, ServiceView, StatsView, SyncRole, Timeouts,
 };
 use masq_core::director::DirectorControl;
 
@@ -160,5 +160,17 @@ impl Control for WithTraffic<'_> {
 
     fn connections(&self) -> Vec<ConnView> {
         self.observed.borrow().conns.clone()
+    }
+
+    fn start_daemon(&self, request: DaemonRequest) -> Result<(), ControlError> {
+        self.director.start_daemon(request)
+    }
+
+    fn stop_daemon(&self, role: SyncRole) -> Result<(), ControlError> {
+        self.director.stop_daemon(role)
+    }
+
+    fn daemons(&self) -> Vec<DaemonConfig> {
+        self.director.daemons()
     }
 }

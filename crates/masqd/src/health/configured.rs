@@ -3,8 +3,8 @@
 //! destination gone); this one puts back what the checker took out, as it was configured.
 
 use masq_core::control::{
-    ConnView, Control, ControlError, DestKey, DestParams, DestView, ServiceKey, ServiceParams,
-    ServiceView, Timeouts,
+    ConnView, Control, ControlError, DaemonConfig, DaemonRequest, DestKey, DestParams, DestView,
+    ServiceKey, ServiceParams, ServiceView, SyncRole, Timeouts,
 };
 
 use super::state::Key;
@@ -92,6 +92,15 @@ impl Control for AsConfigured<'_> {
     }
     fn connections(&self) -> Vec<ConnView> {
         self.control.connections()
+    }
+    fn start_daemon(&self, _: DaemonRequest) -> Result<(), ControlError> {
+        read_only()
+    }
+    fn stop_daemon(&self, _: SyncRole) -> Result<(), ControlError> {
+        read_only()
+    }
+    fn daemons(&self) -> Vec<DaemonConfig> {
+        self.control.daemons()
     }
 }
 

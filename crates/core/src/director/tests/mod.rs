@@ -9,6 +9,7 @@ mod drops;
 mod icmp;
 mod nat;
 mod neighbours;
+mod sync;
 
 use std::net::{IpAddr, Ipv4Addr};
 
