@@ -1,0 +1,114 @@
+//! A tournament tree over slots: every inner node holds the better of its two children, so
+//! the root is the best contender, and changing one slot replays only the matches on its
+//! path to the root — `log2(capacity)` comparisons.
+//!
+//! "Better" is the least-load rule's: the smaller [`Load`], and between equal loads the
+//! newer destination (the larger `seq`), which is the earlier one in the kernel's
+//! newest-first list. The order does not depend on where a slot sits in the tree, so slots
+//! can be reused freely.
+
+use super::Load;
+
+/// A destination as the tree compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Contender {
+    pub load: Load,
+    /// Insertion order: a larger `seq` was added later, so it is earlier in the list.
+    pub seq: u64,
+    pub slot: u32,
+}
+
+impl Contender {
+    /// No contender: an empty slot, or a destination that cannot take a connection.
+    const NONE: Contender = Contender {
+        load: Load { num: 0, den: 0 },
+        seq: 0,
+        slot: u32::MAX,
+    };
+
+    fn is_none(&self) -> bool {
+        self.slot == u32::MAX
+    }
+
+    /// The kernel's winner of `a` and `b`.
+    fn better(a: Contender, b: Contender) -> Contender {
+        if b.is_none() {
+            return a;
+        }
+        if a.is_none() {
+            return b;
+        }
+        match a.load.cmp_load(&b.load) {
+            std::cmp::Ordering::Less => a,
+            std::cmp::Ordering::Greater => b,
+            std::cmp::Ordering::Equal if a.seq > b.seq => a,
+            std::cmp::Ordering::Equal => b,
+        }
+    }
+}
+
+/// The tree: `nodes[1]` is the root, `nodes[capacity + slot]` the slot's leaf.
+#[derive(Debug)]
+pub(crate) struct Tournament {
+    nodes: Vec<Contender>,
+}
+
+impl Tournament {
+    /// An empty tree for slots `0..capacity` (a power of two).
+    pub fn with_capacity(capacity: usize) -> Self {
+        debug_assert!(capacity.is_power_of_two());
+        Tournament {
+            nodes: vec![Contender::NONE; 2 * capacity],
+        }
+    }
+
+    /// How many slots the tree has.
+    pub fn capacity(&self) -> usize {
+        self.nodes.len() / 2
+    }
+
+    /// Slot `slot` now holds `contender` (`None`: it takes no connection).
+    pub fn set(&mut self, slot: u32, contender: Option<Contender>) {
+        let mut node = self.capacity() + slot as usize;
+        self.nodes[node] = contender.unwrap_or(Contender::NONE);
+        while node > 1 {
+            node /= 2;
+            self.nodes[node] = Contender::better(self.nodes[2 * node], self.nodes[2 * node + 1]);
+        }
+    }
+
+    /// The slot of the best contender, if any slot holds one.
+    pub fn winner(&self) -> Option<u32> {
+        let root = self.nodes[1];
+        (!root.is_none()).then_some(root.slot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(num: u64, den: u64, seq: u64, slot: u32) -> Option<Contender> {
+        Some(Contender {
+            load: Load { num, den },
+            seq,
+            slot,
+        })
+    }
+
+    #[test]
+    fn least_load_wins_and_ties_go_to_the_newest() {
+        let mut tree = Tournament::with_capacity(8);
+        assert_eq!(tree.winner(), None);
+        tree.set(5, at(3, 2, 1, 5));
+        tree.set(2, at(6, 4, 2, 2));
+        assert_eq!(tree.winner(), Some(2), "3/2 == 6/4: the newer one");
+        tree.set(7, at(1, 1, 0, 7));
+        assert_eq!(tree.winner(), Some(7));
+        tree.set(7, None);
+        tree.set(2, None);
+        assert_eq!(tree.winner(), Some(5));
+        tree.set(5, None);
+        assert_eq!(tree.winner(), None);
+    }
+}
