@@ -21,6 +21,7 @@ use std::cmp::Ordering;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use super::{lc::Lc, nq::Nq, ovf::Ovf, sed::Sed, wlc::Wlc};
 use super::{DestChange, SchedInput, Scheduler};
 use crate::dest::Destination;
 
@@ -104,6 +105,28 @@ impl<R: LoadRule> Least<R> {
             self.index = None;
         }
     }
+}
+
+/// The least-load scheduler called `name` (`lc`, `wlc`, `sed`, `nq`, `ovf`) for `dests`,
+/// with the index kept from `index_from` destinations on; `None` for another name.
+/// [`crate::sched::create`] builds them with [`INDEX_FROM`]; benches and tests choose.
+pub fn create(
+    name: &str,
+    dests: &[Arc<Destination>],
+    index_from: usize,
+) -> Option<Box<dyn Scheduler>> {
+    fn boxed<R: LoadRule>(dests: &[Arc<Destination>], from: usize) -> Box<dyn Scheduler> {
+        Box::new(Least::<R>::with_index_from(dests, from))
+    }
+    let scheduler = match name {
+        "lc" => boxed::<Lc>(dests, index_from),
+        "wlc" => boxed::<Wlc>(dests, index_from),
+        "sed" => boxed::<Sed>(dests, index_from),
+        "nq" => boxed::<Nq>(dests, index_from),
+        "ovf" => boxed::<Ovf>(dests, index_from),
+        _ => return None,
+    };
+    Some(scheduler)
 }
 
 /// The kernel's walk: the first destination of least load among those `R` accepts.

@@ -8,28 +8,18 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 
-use super::{oracle, Least, LoadRule};
+use super::oracle;
 use crate::control::DestParams;
 use crate::dest::Destination;
 use crate::dest_list::DestList;
 use crate::sched::testutil::from;
-use crate::sched::{lc::Lc, nq::Nq, ovf::Ovf, sed::Sed, wlc::Wlc, Scheduler};
+use crate::sched::Scheduler;
 
 const NAMES: [&str; 5] = ["lc", "wlc", "sed", "nq", "ovf"];
 
 /// Scheduler `name` with the index kept from `index_from` destinations on.
 fn least(name: &str, dests: &[Arc<Destination>], index_from: usize) -> Box<dyn Scheduler> {
-    fn make<R: LoadRule>(dests: &[Arc<Destination>], from: usize) -> Box<dyn Scheduler> {
-        Box::new(Least::<R>::with_index_from(dests, from))
-    }
-    match name {
-        "lc" => make::<Lc>(dests, index_from),
-        "wlc" => make::<Wlc>(dests, index_from),
-        "sed" => make::<Sed>(dests, index_from),
-        "nq" => make::<Nq>(dests, index_from),
-        "ovf" => make::<Ovf>(dests, index_from),
-        _ => unreachable!(),
-    }
+    super::create(name, dests, index_from).expect("a least-load scheduler")
 }
 
 /// One step of a service's life. Indices are taken modulo the current list or

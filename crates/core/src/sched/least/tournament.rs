@@ -1,6 +1,6 @@
 //! A tournament tree over slots: every inner node holds the better of its two children, so
 //! the root is the best contender, and changing one slot replays only the matches on its
-//! path to the root — `log2(capacity)` comparisons.
+//! path to the root — at most `log2(capacity)` comparisons.
 //!
 //! "Better" is the least-load rule's: the smaller [`Load`], and between equal loads the
 //! newer destination (the larger `seq`), which is the earlier one in the kernel's
@@ -30,7 +30,8 @@ impl Contender {
         self.slot == u32::MAX
     }
 
-    /// The kernel's winner of `a` and `b`.
+    /// The kernel's winner of `a` and `b`, the same whichever is which (`seq` differs
+    /// between destinations).
     fn better(a: Contender, b: Contender) -> Contender {
         if b.is_none() {
             return a;
@@ -47,39 +48,66 @@ impl Contender {
     }
 }
 
-/// The tree: `nodes[1]` is the root, `nodes[capacity + slot]` the slot's leaf.
+/// The tree in heap order — node 1 is the root, node `capacity + slot` the slot's leaf,
+/// node `k`'s children are `2k` and `2k + 1` — stored so that both sides of a match share
+/// one cache line: `matches[k]` holds nodes `2k` and `2k + 1`. A replay then reads one line
+/// per level; on thousands of destinations the lower levels are not in cache.
 #[derive(Debug)]
 pub(crate) struct Tournament {
-    nodes: Vec<Contender>,
+    matches: Vec<Match>,
 }
+
+/// The two contenders of one match.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Match([Contender; 2]);
 
 impl Tournament {
     /// An empty tree for slots `0..capacity` (a power of two).
     pub fn with_capacity(capacity: usize) -> Self {
         debug_assert!(capacity.is_power_of_two());
         Tournament {
-            nodes: vec![Contender::NONE; 2 * capacity],
+            matches: vec![Match([Contender::NONE; 2]); capacity],
         }
     }
 
     /// How many slots the tree has.
     pub fn capacity(&self) -> usize {
-        self.nodes.len() / 2
+        self.matches.len()
+    }
+
+    fn node(&mut self, k: usize) -> &mut Contender {
+        &mut self.matches[k / 2].0[k % 2]
     }
 
     /// Slot `slot` now holds `contender` (`None`: it takes no connection).
+    ///
+    /// The replay stops at the first match whose winner is what it was: nothing above it
+    /// can change. A destination far from winning — most of them — costs a match or two.
     pub fn set(&mut self, slot: u32, contender: Option<Contender>) {
-        let mut node = self.capacity() + slot as usize;
-        self.nodes[node] = contender.unwrap_or(Contender::NONE);
-        while node > 1 {
-            node /= 2;
-            self.nodes[node] = Contender::better(self.nodes[2 * node], self.nodes[2 * node + 1]);
+        let mut k = self.capacity() + slot as usize;
+        let mut winner = contender.unwrap_or(Contender::NONE);
+        if *self.node(k) == winner {
+            return;
+        }
+        *self.node(k) = winner;
+        while k > 1 {
+            // The node just written is carried in `winner`, not read back: only its
+            // sibling comes from memory. `better` does not depend on the order.
+            let sibling = *self.node(k ^ 1);
+            winner = Contender::better(winner, sibling);
+            k /= 2;
+            let node = self.node(k);
+            if *node == winner {
+                return;
+            }
+            *node = winner;
         }
     }
 
     /// The slot of the best contender, if any slot holds one.
     pub fn winner(&self) -> Option<u32> {
-        let root = self.nodes[1];
+        let root = self.matches[0].0[1];
         (!root.is_none()).then_some(root.slot)
     }
 }
