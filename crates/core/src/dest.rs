@@ -46,6 +46,12 @@ pub struct Destination {
     pub health: DestHealth,
     /// The least-load index that wants to hear of this destination's changes, if any.
     watch: ArcSwapOption<Watch>,
+    /// Whether `watch` was ever set: one plain load spares the destinations that no index
+    /// ever watched (under every scheduler but the least-load ones) the cost of loading
+    /// `watch`. Never cleared: an index may let go of a destination on another thread
+    /// while a new one takes it (a service dropped with its last snapshot, its destination
+    /// back from the trash in a new one), and only `watch`'s compare-and-swap settles that.
+    ever_watched: AtomicBool,
 }
 
 /// What the data path notices about a real server's behaviour, for `masqadm --check`.
@@ -119,6 +125,7 @@ impl Destination {
             stats: Stats::default(),
             health: DestHealth::default(),
             watch: ArcSwapOption::empty(),
+            ever_watched: AtomicBool::new(false),
         }
     }
 
@@ -274,9 +281,12 @@ impl Destination {
         self.changed();
     }
 
-    /// From now on, changes are reported to `watch` (`None`: to nobody).
-    pub(crate) fn watch(&self, watch: Option<Arc<Watch>>) {
-        self.watch.store(watch);
+    /// From now on, changes are reported to `watch`. The caller (an index, under its
+    /// service's lock) re-reads the destination afterwards: a change made before the switch
+    /// is seen by that read, one made after it is reported to `watch`.
+    pub(crate) fn watch(&self, watch: Arc<Watch>) {
+        self.watch.store(Some(watch));
+        self.ever_watched.store(true, SeqCst);
     }
 
     /// Stops reporting to `feed`, unless another index has taken the destination since.
@@ -289,6 +299,9 @@ impl Destination {
 
     /// Tells the watching index, if any, that this destination changed.
     fn changed(&self) {
+        if !self.ever_watched.load(SeqCst) {
+            return;
+        }
         if let Some(watch) = &*self.watch.load() {
             watch.feed.mark(watch.slot);
         }

@@ -76,10 +76,10 @@ impl<R: LoadRule> LoadIndex<R> {
         self.next_seq += 1;
         self.list.insert(0, slot);
         self.reposition();
-        dest.watch(Some(Arc::new(Watch {
+        dest.watch(Arc::new(Watch {
             feed: Arc::clone(&self.feed),
             slot,
-        })));
+        }));
         self.refresh(slot);
     }
 
@@ -126,10 +126,10 @@ impl<R: LoadRule> LoadIndex<R> {
     fn watch_all(&mut self) {
         for (slot, dest) in self.slots.dests.iter().enumerate() {
             if let Some(dest) = dest {
-                dest.watch(Some(Arc::new(Watch {
+                dest.watch(Arc::new(Watch {
                     feed: Arc::clone(&self.feed),
                     slot: slot as u32,
-                })));
+                }));
             }
         }
         for slot in 0..self.slots.dests.len() as u32 {

@@ -19,32 +19,26 @@ pub(crate) struct Contender {
 }
 
 impl Contender {
-    /// No contender: an empty slot, or a destination that cannot take a connection.
+    /// No contender: an empty slot, or a destination that cannot take a connection. Its
+    /// load `1 / 0` is infinite under cross-multiplication, so every real load beats it
+    /// and the matches need no special case.
     const NONE: Contender = Contender {
-        load: Load { num: 0, den: 0 },
+        load: Load { num: 1, den: 0 },
         seq: 0,
         slot: u32::MAX,
     };
 
     fn is_none(&self) -> bool {
-        self.slot == u32::MAX
+        self.load.den == 0
     }
 
-    /// The kernel's winner of `a` and `b`, the same whichever is which (`seq` differs
-    /// between destinations).
-    fn better(a: Contender, b: Contender) -> Contender {
-        if b.is_none() {
-            return a;
-        }
-        if a.is_none() {
-            return b;
-        }
-        match a.load.cmp_load(&b.load) {
-            std::cmp::Ordering::Less => a,
-            std::cmp::Ordering::Greater => b,
-            std::cmp::Ordering::Equal if a.seq > b.seq => a,
-            std::cmp::Ordering::Equal => b,
-        }
+    /// Whether `self` wins against `other`: a smaller load, or an equal one and newer.
+    /// Never true both ways (`seq` differs between destinations), so a match does not
+    /// depend on which side is which.
+    fn beats(&self, other: &Contender) -> bool {
+        let lhs = u128::from(self.load.num) * u128::from(other.load.den);
+        let rhs = u128::from(other.load.num) * u128::from(self.load.den);
+        lhs < rhs || (lhs == rhs && self.seq > other.seq)
     }
 }
 
@@ -93,9 +87,11 @@ impl Tournament {
         *self.node(k) = winner;
         while k > 1 {
             // The node just written is carried in `winner`, not read back: only its
-            // sibling comes from memory. `better` does not depend on the order.
+            // sibling comes from memory.
             let sibling = *self.node(k ^ 1);
-            winner = Contender::better(winner, sibling);
+            if sibling.beats(&winner) {
+                winner = sibling;
+            }
             k /= 2;
             let node = self.node(k);
             if *node == winner {
