@@ -46,7 +46,9 @@ pub const INDEX_FROM: usize = 64;
 /// exactly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Load {
+    /// Numerator: connections, as the rule counts them.
     pub num: u64,
+    /// Denominator: the weight (1 for `lc`, which ignores it).
     pub den: u64,
 }
 
@@ -133,7 +135,7 @@ pub fn create(
 }
 
 /// The kernel's walk: the first destination of least load among those `R` accepts.
-pub fn walk<R: LoadRule>(dests: &[Arc<Destination>]) -> Option<usize> {
+fn walk<R: LoadRule>(dests: &[Arc<Destination>]) -> Option<usize> {
     let mut least: Option<(usize, Load)> = None;
     for (i, dest) in dests.iter().enumerate() {
         let Some(load) = R::load(dest) else {
@@ -171,7 +173,7 @@ impl<R: LoadRule> Scheduler for Least<R> {
 
 /// The weight of a destination that may take new connections: not overloaded and not
 /// quiesced (weight 0; the control plane refuses negative weights, as the kernel does).
-pub fn open_weight(dest: &Destination) -> Option<u64> {
+pub(crate) fn open_weight(dest: &Destination) -> Option<u64> {
     let weight = u64::try_from(dest.weight()).ok().filter(|&w| w > 0)?;
     (!dest.is_overloaded()).then_some(weight)
 }

@@ -12,7 +12,7 @@ use super::oracle;
 use crate::control::DestParams;
 use crate::dest::Destination;
 use crate::dest_list::DestList;
-use crate::sched::testutil::from;
+use crate::sched::testutil::{from, Conn, Lab};
 use crate::sched::Scheduler;
 
 const NAMES: [&str; 5] = ["lc", "wlc", "sed", "nq", "ovf"];
@@ -210,6 +210,30 @@ proptest! {
             service.run(step)?;
         }
         service.run(&Step::Pick { held: true })?;
+    }
+}
+
+#[test]
+fn the_index_replays_the_kernels_observed_picks() {
+    // c-leastconn.txt's sequences (the walk's tests in lc.rs, wlc.rs, ...), with the index
+    // on from the first destination.
+    let cases = [
+        ("lc", Conn::Held, "11 9 7 11 9 7 11 9 7"),
+        ("lc", Conn::Closed, "11 9 7 11 9 7 11 9 7"),
+        ("wlc", Conn::Held, "11 9 7 7 11 7 11 9 7"),
+        ("wlc", Conn::Closed, "11 9 7 7 11 7 11 9 7"),
+        ("sed", Conn::Held, "7 11 7 11 9 7 7 11 7"),
+        ("sed", Conn::Closed, "7 7 7 7 7 7 7 7 7"),
+        ("nq", Conn::Held, "11 9 7 7 11 7 7 11 7"),
+        ("nq", Conn::Closed, "11 11 11 11 11 11 11 11 11"),
+        ("ovf", Conn::Held, "7 7 7 7 11 11 11 9 9 -"),
+    ];
+    for (name, conn, picks) in cases {
+        let mut lab = Lab::new(name);
+        lab.sched = least(name, &[], 0);
+        lab.add(7, 3).add(9, 1).add(11, 2);
+        let n = picks.split(' ').count();
+        assert_eq!(lab.picks(n, conn), picks, "{name} {conn:?}");
     }
 }
 
