@@ -31,10 +31,15 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use masq::core::control::{DestKey, DestParams, FwdMethod, SchedFlags};
 use masq::core::dest::Destination;
 use masq::core::dest_list::DestList;
-use masq::core::sched::{self, mh::MaglevHashing, twos::PowerOfTwoChoices, SchedInput, Scheduler};
+use masq::core::sched::{
+    self, least, mh::MaglevHashing, twos::PowerOfTwoChoices, SchedInput, Scheduler,
+};
 use masq::core::Timestamp;
 
 const SIZES: [usize; 4] = [2, 16, 256, 4096];
+/// Sizes of the linear-against-indexed comparison.
+const LEAST_SIZES: [usize; 4] = [8, 64, 512, 4096];
+const LEAST_NAMES: [&str; 5] = ["lc", "wlc", "sed", "nq", "ovf"];
 const WEIGHTS: [i32; 4] = [10, 20, 50, 100];
 /// Connections kept open: each decision opens one and ends the one from this many
 /// decisions ago.
@@ -93,6 +98,18 @@ fn scheduler(name: &str, n: usize) -> Box<dyn Scheduler> {
     }
 }
 
+/// A new connection to the service's VIP, from nowhere yet.
+fn to_the_vip() -> SchedInput {
+    SchedInput {
+        src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        sport: 0,
+        dst: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 10)),
+        dport: 80,
+        flags: SchedFlags::default(),
+        now: Timestamp::ZERO,
+    }
+}
+
 /// One service under load: its destinations, the scheduler (or the baseline's trivial
 /// pick), the ring of open connections.
 struct Bench {
@@ -107,11 +124,17 @@ struct Bench {
 
 impl Bench {
     fn new(name: Option<&str>, n: usize) -> Self {
-        let mut rng = Xorshift(0x9E37_79B9);
         // The baseline's list is built under `none`, which keeps no state.
-        let mut sched = scheduler(name.unwrap_or("none"), n);
+        let sched = scheduler(name.unwrap_or("none"), n);
+        Bench::with(sched, name.is_some(), n)
+    }
+
+    /// A bench of `n` destinations added to `sched`; `decide` uses it when `picks`, else
+    /// the baseline's trivial pick.
+    fn with(mut sched: Box<dyn Scheduler>, picks: bool, n: usize) -> Self {
+        let mut rng = Xorshift(0x9E37_79B9);
         let dests = pool(n, &mut rng, sched.as_mut());
-        let sched = name.map(|_| sched);
+        let sched = picks.then_some(sched);
         let mut bench = Bench {
             dests,
             sched,
@@ -119,14 +142,7 @@ impl Bench {
             ring: vec![u32::MAX; LIVE],
             pos: 0,
             ticks: 0,
-            input: SchedInput {
-                src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                sport: 0,
-                dst: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 10)),
-                dport: 80,
-                flags: SchedFlags::default(),
-                now: Timestamp::ZERO,
-            },
+            input: to_the_vip(),
         };
         // Fill the ring, and let lblc/lblcr meet every destination address once, so the
         // measured loop runs in a steady state and allocates nothing.
@@ -178,6 +194,49 @@ fn group(c: &mut Criterion, label: &str, name: Option<&str>) {
     g.finish();
 }
 
+/// Linear walk against index for the least-load scheduler `name`.
+fn least_group(c: &mut Criterion, name: &str) {
+    let mut g = c.benchmark_group(format!("least/{name}"));
+    g.throughput(Throughput::Elements(1));
+    for n in LEAST_SIZES {
+        for (way, index_from) in [("linear", usize::MAX), ("indexed", 0)] {
+            let sched = least::create(name, &[], index_from).expect("a least-load scheduler");
+            let mut bench = Bench::with(sched, true, n);
+            g.bench_with_input(BenchmarkId::new(way, n), &n, |b, _| {
+                b.iter(|| black_box(bench.decide()))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// One connection's counter changes and a pick, on destinations watched by an index or
+/// not.
+fn lifecycle_group(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dest/lifecycle");
+    g.throughput(Throughput::Elements(1));
+    for (label, scheduler) in [("unwatched", "none"), ("watched", "wlc")] {
+        let mut rng = Xorshift(0x9E37_79B9);
+        let mut sched = sched::create(scheduler, &[]).expect("a known scheduler");
+        // 4096 destinations: an index, whatever INDEX_FROM is.
+        let dests = pool(4096, &mut rng, sched.as_mut());
+        let mut k = 0;
+        let mut input = to_the_vip();
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                let dest = &dests[k & 4095];
+                k += 1;
+                dest.bind_conn();
+                dest.conn_became_active(true);
+                dest.unbind_conn(true);
+                input.sport = k as u16;
+                black_box(sched.schedule(&dests, black_box(&input)))
+            })
+        });
+    }
+    g.finish();
+}
+
 fn schedulers(c: &mut Criterion) {
     group(c, "baseline", None);
     for &name in sched::SCHEDULER_NAMES {
@@ -186,6 +245,10 @@ fn schedulers(c: &mut Criterion) {
             group(c, name, Some(name));
         }
     }
+    for name in LEAST_NAMES {
+        least_group(c, name);
+    }
+    lifecycle_group(c);
 }
 
 criterion_group! {

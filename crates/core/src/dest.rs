@@ -5,12 +5,23 @@
 //! control plane edits weights and thresholds. A connection holds an `Arc<Destination>`, so a
 //! deleted destination lives on with its counters while connections still reference it —
 //! which is how the kernel's "trash" brings old counters back when it is re-added.
+//!
+//! What the least-load schedulers read — ActiveConn, InActConn, the weight, OVERLOAD — is
+//! written with `SeqCst`, and each change ends by telling the scheduler's index, if one
+//! watches this destination (`sched/least/feed.rs` says why that keeps every pick exact).
+//! On x86 a `SeqCst` read-modify-write or load costs what a `Relaxed` one does.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8,
+    Ordering::{Relaxed, SeqCst},
+};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwapOption;
 
 use crate::control::{DestKey, DestParams, FwdMethod, TunnelKind};
+use crate::sched::least::feed::{ChangeFeed, Watch};
 use crate::stats::Stats;
 
 /// A real server of one service.
@@ -36,6 +47,14 @@ pub struct Destination {
     pub stats: Stats,
     /// Health signals for diagnosis; see [`DestHealth::unanswered`].
     pub health: DestHealth,
+    /// The least-load index that wants to hear of this destination's changes, if any.
+    watch: ArcSwapOption<Watch>,
+    /// Whether `watch` was ever set: one plain load spares the destinations that no index
+    /// ever watched (under every scheduler but the least-load ones) the cost of loading
+    /// `watch`. Never cleared: an index may let go of a destination on another thread
+    /// while a new one takes it (a service dropped with its last snapshot, its destination
+    /// back from the trash in a new one), and only `watch`'s compare-and-swap settles that.
+    ever_watched: AtomicBool,
 }
 
 /// The forwarding methods by their index in [`Destination`]'s atomic.
@@ -127,6 +146,8 @@ impl Destination {
             tunnel: Mutex::new(params.tunnel),
             stats: Stats::default(),
             health: DestHealth::default(),
+            watch: ArcSwapOption::empty(),
+            ever_watched: AtomicBool::new(false),
         }
     }
 
@@ -156,7 +177,7 @@ impl Destination {
 
     /// Current weight (`-w`); 0 means quiesced.
     pub fn weight(&self) -> i32 {
-        self.weight.load(Relaxed)
+        self.weight.load(SeqCst)
     }
 
     /// The latest non-zero weight (kernel `last_weight`, used by `mh`).
@@ -166,12 +187,12 @@ impl Destination {
 
     /// ActiveConn.
     pub fn active_conns(&self) -> u32 {
-        self.active.load(Relaxed)
+        self.active.load(SeqCst)
     }
 
     /// InActConn.
     pub fn inact_conns(&self) -> u32 {
-        self.inactive.load(Relaxed)
+        self.inactive.load(SeqCst)
     }
 
     /// PersistConn: persistence templates pointing here.
@@ -186,7 +207,7 @@ impl Destination {
 
     /// The OVERLOAD flag: set when connections reach the upper threshold.
     pub fn is_overloaded(&self) -> bool {
-        self.overloaded.load(Relaxed)
+        self.overloaded.load(SeqCst)
     }
 
     /// Whether the destination is still linked in its service (cleared on delete).
@@ -225,17 +246,18 @@ impl Destination {
     /// the upper threshold clears OVERLOAD at once.
     pub fn update(&self, params: &DestParams) {
         let old_upper = self.u_threshold.load(Relaxed);
-        self.weight.store(params.weight, Relaxed);
+        self.weight.store(params.weight, SeqCst);
         if params.weight != 0 {
             self.last_weight.store(params.weight, Relaxed);
         }
         self.u_threshold.store(params.u_threshold, Relaxed);
         self.l_threshold.store(params.l_threshold, Relaxed);
         if params.u_threshold == 0 || params.u_threshold > old_upper {
-            self.overloaded.store(false, Relaxed);
+            self.overloaded.store(false, SeqCst);
         }
         self.fwd.store(fwd_index(params.fwd), Relaxed);
         *self.tunnel.lock().unwrap_or_else(|e| e.into_inner()) = params.tunnel;
+        self.changed();
     }
 
     /// Marks the destination linked (`-a`, or resurrected from the trash) or unlinked (`-d`).
@@ -245,14 +267,16 @@ impl Destination {
 
     /// A new connection was bound here (kernel `ip_vs_bind_dest`): it starts inactive.
     pub fn bind_conn(&self) {
-        self.inactive.fetch_add(1, Relaxed);
+        self.inactive.fetch_add(1, SeqCst);
         self.check_overload_on_bind();
+        self.changed();
     }
 
     /// A persistence template was bound here.
     pub fn bind_template(&self) {
         self.persist.fetch_add(1, Relaxed);
         self.check_overload_on_bind();
+        self.changed();
     }
 
     /// A connection left (`ip_vs_unbind_dest`); `active` tells which counter it was in.
@@ -263,29 +287,58 @@ impl Destination {
             saturating_dec(&self.inactive);
         }
         self.check_overload_on_unbind();
+        self.changed();
     }
 
     /// A persistence template left.
     pub fn unbind_template(&self) {
         saturating_dec(&self.persist);
         self.check_overload_on_unbind();
+        self.changed();
     }
 
     /// A connection moved between active and inactive states.
     pub fn conn_became_active(&self, active: bool) {
         if active {
             saturating_dec(&self.inactive);
-            self.active.fetch_add(1, Relaxed);
+            self.active.fetch_add(1, SeqCst);
         } else {
             saturating_dec(&self.active);
-            self.inactive.fetch_add(1, Relaxed);
+            self.inactive.fetch_add(1, SeqCst);
+        }
+        self.changed();
+    }
+
+    /// From now on, changes are reported to `watch`. The caller (an index, under its
+    /// service's lock) re-reads the destination afterwards: a change made before the switch
+    /// is seen by that read, one made after it is reported to `watch`.
+    pub(crate) fn watch(&self, watch: Arc<Watch>) {
+        self.watch.store(Some(watch));
+        self.ever_watched.store(true, SeqCst);
+    }
+
+    /// Stops reporting to `feed`, unless another index has taken the destination since.
+    pub(crate) fn unwatch(&self, feed: &Arc<ChangeFeed>) {
+        let current = self.watch.load();
+        if current.as_ref().is_some_and(|w| Arc::ptr_eq(&w.feed, feed)) {
+            self.watch.compare_and_swap(&*current, None);
+        }
+    }
+
+    /// Tells the watching index, if any, that this destination changed.
+    fn changed(&self) {
+        if !self.ever_watched.load(SeqCst) {
+            return;
+        }
+        if let Some(watch) = &*self.watch.load() {
+            watch.feed.mark(watch.slot);
         }
     }
 
     fn check_overload_on_bind(&self) {
         let upper = self.u_threshold.load(Relaxed);
         if upper != 0 && self.active_conns() + self.inact_conns() >= upper {
-            self.overloaded.store(true, Relaxed);
+            self.overloaded.store(true, SeqCst);
         }
     }
 
@@ -300,26 +353,28 @@ impl Destination {
             true
         };
         if clear {
-            self.overloaded.store(false, Relaxed);
+            self.overloaded.store(false, SeqCst);
         }
     }
 
     /// Test helper: sets the connection counters directly.
     pub fn set_conns_for_test(&self, active: u32, inactive: u32) {
-        self.active.store(active, Relaxed);
-        self.inactive.store(inactive, Relaxed);
+        self.active.store(active, SeqCst);
+        self.inactive.store(inactive, SeqCst);
+        self.changed();
     }
 
     /// Test helper: sets the OVERLOAD flag directly.
     pub fn set_overloaded_for_test(&self, overloaded: bool) {
-        self.overloaded.store(overloaded, Relaxed);
+        self.overloaded.store(overloaded, SeqCst);
+        self.changed();
     }
 }
 
 fn saturating_dec(counter: &AtomicU32) {
     // Counters never go below zero even if a bug unbinds twice; a wrapped ActiveConn of
     // 4294967295 would be a far worse symptom than an off-by-one.
-    let _ = counter.fetch_update(Relaxed, Relaxed, |v| v.checked_sub(1));
+    let _ = counter.fetch_update(SeqCst, SeqCst, |v| v.checked_sub(1));
 }
 
 #[cfg(test)]

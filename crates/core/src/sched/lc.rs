@@ -6,45 +6,31 @@
 //! Weights are otherwise ignored.
 //!
 //! Invariants: the comparison is strict, so ties go to the earliest entry in list order —
-//! the newest server. No state between calls; the list hooks are not used.
+//! the newest server. No state between calls but the shared least-load index
+//! (`least/mod.rs`), which gives the same pick.
 
-use std::sync::Arc;
-
-use super::{DestChange, SchedInput, Scheduler};
+use super::least::{open_weight, Least, Load, LoadRule};
 use crate::dest::Destination;
 
+/// lc's view of a destination: its connection overhead, weight aside.
+#[derive(Debug)]
+pub struct Lc;
+
+impl LoadRule for Lc {
+    const NAME: &'static str = "lc";
+
+    fn load(dest: &Destination) -> Option<Load> {
+        open_weight(dest)?;
+        Some(Load {
+            // The overhead is never negative: two unsigned counters.
+            num: dest.overhead().unsigned_abs(),
+            den: 1,
+        })
+    }
+}
+
 /// The `lc` scheduler.
-#[derive(Debug, Default)]
-pub struct LeastConnection;
-
-impl LeastConnection {
-    /// init_service: nothing to build.
-    pub fn new(_dests: &[Arc<Destination>]) -> Self {
-        LeastConnection
-    }
-}
-
-impl Scheduler for LeastConnection {
-    fn name(&self) -> &'static str {
-        "lc"
-    }
-
-    fn dests_changed(&mut self, _dests: &[Arc<Destination>], _change: DestChange) {}
-
-    fn schedule(&mut self, dests: &[Arc<Destination>], _input: &SchedInput) -> Option<usize> {
-        let mut least: Option<(usize, i64)> = None;
-        for (i, dest) in dests.iter().enumerate() {
-            if dest.is_overloaded() || dest.weight() == 0 {
-                continue;
-            }
-            let doh = dest.overhead();
-            if least.is_none_or(|(_, loh)| doh < loh) {
-                least = Some((i, doh));
-            }
-        }
-        least.map(|(i, _)| i)
-    }
-}
+pub type LeastConnection = Least<Lc>;
 
 #[cfg(test)]
 mod tests {

@@ -64,6 +64,7 @@ pub mod fo;
 pub mod lblc;
 pub mod lblcr;
 pub mod lc;
+pub mod least;
 pub mod mh;
 pub mod none;
 pub mod nq;

@@ -5,56 +5,36 @@
 //! is busy, fall back to sed: least `(active + 1) / weight`, compared as
 //! `loh * w(d) > doh * w(least)` in 64-bit.
 //!
+//! As a least-load rule: an idle server's load is 0, below any busy one's `(active + 1) /
+//! weight`, and among idle servers the first in list order wins — the kernel's early
+//! return.
+//!
 //! Invariants: overloaded and quiesced (weight 0) destinations are skipped; ties keep the
-//! earlier (newer) entry; no state. With connections that close at once every server stays
+//! earlier (newer) entry; no state but the shared least-load index (`least/mod.rs`). With connections that close at once every server stays
 //! idle, so the newest one takes everything (c-leastconn.txt, `c-nq-closed`).
 
-use std::sync::Arc;
-
-use super::{DestChange, SchedInput, Scheduler};
+use super::least::{open_weight, Least, Load, LoadRule};
 use crate::dest::Destination;
 
+/// nq's view of a destination: idle first, then sed's expected delay.
+#[derive(Debug)]
+pub struct Nq;
+
+impl LoadRule for Nq {
+    const NAME: &'static str = "nq";
+
+    fn load(dest: &Destination) -> Option<Load> {
+        let weight = open_weight(dest)?;
+        let active = u64::from(dest.active_conns());
+        Some(Load {
+            num: if active == 0 { 0 } else { active + 1 },
+            den: weight,
+        })
+    }
+}
+
 /// The `nq` scheduler.
-#[derive(Debug, Default)]
-pub struct NeverQueue;
-
-impl NeverQueue {
-    /// init_service: nothing to build.
-    pub fn new(_dests: &[Arc<Destination>]) -> Self {
-        NeverQueue
-    }
-}
-
-impl Scheduler for NeverQueue {
-    fn name(&self) -> &'static str {
-        "nq"
-    }
-
-    fn dests_changed(&mut self, _dests: &[Arc<Destination>], _change: DestChange) {}
-
-    fn schedule(&mut self, dests: &[Arc<Destination>], _input: &SchedInput) -> Option<usize> {
-        let mut least: Option<(usize, i64)> = None;
-        for (i, dest) in dests.iter().enumerate() {
-            if dest.is_overloaded() || dest.weight() == 0 {
-                continue;
-            }
-            if dest.active_conns() == 0 {
-                return Some(i);
-            }
-            let doh = i64::from(dest.active_conns()) + 1;
-            let wins = match least {
-                None => true,
-                Some((l, loh)) => {
-                    loh * i64::from(dest.weight()) > doh * i64::from(dests[l].weight())
-                }
-            };
-            if wins {
-                least = Some((i, doh));
-            }
-        }
-        least.map(|(i, _)| i)
-    }
-}
+pub type NeverQueue = Least<Nq>;
 
 #[cfg(test)]
 mod tests {

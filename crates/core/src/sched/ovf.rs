@@ -5,49 +5,34 @@
 //! eligible while `active <= weight`, it is not overloaded and its weight is not 0. When
 //! every destination is full, the connection is refused.
 //!
+//! As a least-load rule the load is `1 / weight`: the least load is the highest weight.
+//!
 //! Invariants: strict `w > highest`, so among equal weights the earliest entry (the newest
-//! server) wins; inactive connections never count; no state. A server of weight `w` takes
+//! server) wins; inactive connections never count; no state but the shared least-load
+//! index (`least/mod.rs`). A server of weight `w` takes
 //! `w + 1` held connections before it overflows (c-leastconn.txt, `c-ovf-held`).
 
-use std::sync::Arc;
-
-use super::{DestChange, SchedInput, Scheduler};
+use super::least::{open_weight, Least, Load, LoadRule};
 use crate::dest::Destination;
 
+/// ovf's view of a destination: the heavier the better, until it is full.
+#[derive(Debug)]
+pub struct Ovf;
+
+impl LoadRule for Ovf {
+    const NAME: &'static str = "ovf";
+
+    fn load(dest: &Destination) -> Option<Load> {
+        let weight = open_weight(dest)?;
+        (u64::from(dest.active_conns()) <= weight).then_some(Load {
+            num: 1,
+            den: weight,
+        })
+    }
+}
+
 /// The `ovf` scheduler.
-#[derive(Debug, Default)]
-pub struct WeightedOverflow;
-
-impl WeightedOverflow {
-    /// init_service: nothing to build.
-    pub fn new(_dests: &[Arc<Destination>]) -> Self {
-        WeightedOverflow
-    }
-}
-
-impl Scheduler for WeightedOverflow {
-    fn name(&self) -> &'static str {
-        "ovf"
-    }
-
-    fn dests_changed(&mut self, _dests: &[Arc<Destination>], _change: DestChange) {}
-
-    fn schedule(&mut self, dests: &[Arc<Destination>], _input: &SchedInput) -> Option<usize> {
-        let mut highest: Option<usize> = None;
-        let mut hw = 0;
-        for (i, dest) in dests.iter().enumerate() {
-            let w = dest.weight();
-            if dest.is_overloaded() || i64::from(dest.active_conns()) > i64::from(w) || w == 0 {
-                continue;
-            }
-            if highest.is_none() || w > hw {
-                highest = Some(i);
-                hw = w;
-            }
-        }
-        highest
-    }
-}
+pub type WeightedOverflow = Least<Ovf>;
 
 #[cfg(test)]
 mod tests {

@@ -7,41 +7,29 @@
 //!
 //! Invariants: as wlc — the first candidate is the first entry neither overloaded nor
 //! quiesced, `loh * w(d) > doh * w(least)` in 64-bit, ties keep the earlier (newer) entry.
-//! No state.
+//! No state but the shared least-load index (`least/mod.rs`), which gives the same pick.
 
-use std::sync::Arc;
-
-use super::wlc::least_loaded;
-use super::{DestChange, SchedInput, Scheduler};
+use super::least::{open_weight, Least, Load, LoadRule};
 use crate::dest::Destination;
 
+/// sed's view of a destination: `ip_vs_sed_dest_overhead`, the active connections once
+/// this one is added, per unit of weight.
+#[derive(Debug)]
+pub struct Sed;
+
+impl LoadRule for Sed {
+    const NAME: &'static str = "sed";
+
+    fn load(dest: &Destination) -> Option<Load> {
+        Some(Load {
+            num: u64::from(dest.active_conns()) + 1,
+            den: open_weight(dest)?,
+        })
+    }
+}
+
 /// The `sed` scheduler.
-#[derive(Debug, Default)]
-pub struct ShortestExpectedDelay;
-
-impl ShortestExpectedDelay {
-    /// init_service: nothing to build.
-    pub fn new(_dests: &[Arc<Destination>]) -> Self {
-        ShortestExpectedDelay
-    }
-}
-
-/// `ip_vs_sed_dest_overhead`: the connection count once this one is added.
-fn expected_delay(dest: &Destination) -> i64 {
-    i64::from(dest.active_conns()) + 1
-}
-
-impl Scheduler for ShortestExpectedDelay {
-    fn name(&self) -> &'static str {
-        "sed"
-    }
-
-    fn dests_changed(&mut self, _dests: &[Arc<Destination>], _change: DestChange) {}
-
-    fn schedule(&mut self, dests: &[Arc<Destination>], _input: &SchedInput) -> Option<usize> {
-        least_loaded(dests, expected_delay)
-    }
-}
+pub type ShortestExpectedDelay = Least<Sed>;
 
 #[cfg(test)]
 mod tests {

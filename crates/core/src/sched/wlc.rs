@@ -10,26 +10,36 @@
 //!   win (`loh * 0 > doh * w` is false).
 //! * Strict comparison: ties keep the earlier entry, the newest server, so idle equal
 //!   servers added R1, R2, R3 are used R3, R2, R1.
-//! * No state between calls. `lblc`, `lblcr` and `sed` reuse `least_loaded`.
+//! * No state between calls but the shared least-load index (`least/mod.rs`), which gives
+//!   the same pick. `lblc` and `lblcr` walk the list with `least_loaded`, the kernel's loop.
 
 use std::sync::Arc;
 
-use super::{DestChange, SchedInput, Scheduler};
+use super::least::{open_weight, Least, Load, LoadRule};
 use crate::dest::Destination;
 
-/// The `wlc` scheduler.
-#[derive(Debug, Default)]
-pub struct WeightedLeastConnection;
+/// wlc's view of a destination: overhead per unit of weight.
+#[derive(Debug)]
+pub struct Wlc;
 
-impl WeightedLeastConnection {
-    /// init_service: nothing to build.
-    pub fn new(_dests: &[Arc<Destination>]) -> Self {
-        WeightedLeastConnection
+impl LoadRule for Wlc {
+    const NAME: &'static str = "wlc";
+
+    fn load(dest: &Destination) -> Option<Load> {
+        Some(Load {
+            // The overhead is never negative: two unsigned counters.
+            num: dest.overhead().unsigned_abs(),
+            den: open_weight(dest)?,
+        })
     }
 }
 
+/// The `wlc` scheduler.
+pub type WeightedLeastConnection = Least<Wlc>;
+
 /// The wlc selection loop over `dests` with the load measure `overhead` (the kernel
 /// repeats it in wlc, sed, lblc and lblcr): index of the least loaded destination.
+/// lblc and lblcr use it; the tests hold wlc and sed to it.
 pub(crate) fn least_loaded(
     dests: &[Arc<Destination>],
     overhead: impl Fn(&Destination) -> i64,
@@ -50,18 +60,6 @@ pub(crate) fn least_loaded(
         }
     }
     Some(least)
-}
-
-impl Scheduler for WeightedLeastConnection {
-    fn name(&self) -> &'static str {
-        "wlc"
-    }
-
-    fn dests_changed(&mut self, _dests: &[Arc<Destination>], _change: DestChange) {}
-
-    fn schedule(&mut self, dests: &[Arc<Destination>], _input: &SchedInput) -> Option<usize> {
-        least_loaded(dests, Destination::overhead)
-    }
 }
 
 #[cfg(test)]
