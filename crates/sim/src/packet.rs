@@ -1,0 +1,209 @@
+//! The frames simulated hosts send, built byte by byte with full checksums, and what a host
+//! reads back out of a frame it receives.
+//!
+//! Every IPv4 packet is what a Linux host would put on the wire for it: a 20-byte header
+//! without options, DF set, TTL 64, an identification that counts up per host; TCP
+//! segments carry a 20-byte header (no options) and a 64240-byte window. The checksums are
+//! computed over the whole packet, so a frame the director rewrote is checked by the host
+//! that receives it exactly as a real stack would check it.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use masq_wire::checksum;
+use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
+use masq_wire::icmp::{self, IcmpPacket};
+use masq_wire::ipv4::{self, Ipv4Packet, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use masq_wire::tcp::{self, TcpSegment};
+use masq_wire::udp::{self, UdpDatagram};
+
+/// The TTL simulated hosts send with (Linux's default).
+pub const TTL: u8 = 64;
+/// The receive window simulated TCP endpoints advertise.
+const WINDOW: u16 = 64240;
+/// ICMP echo request and reply types.
+pub const ICMP_ECHO_REQUEST: u8 = 8;
+pub const ICMP_ECHO_REPLY: u8 = 0;
+
+/// One TCP segment's header fields, as a host sends or receives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpHeader {
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub seq: u32,
+    pub ack: u32,
+    /// Of [`masq_wire::tcp::flags`].
+    pub flags: u8,
+}
+
+/// An IPv4 packet's transport, as a host reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    Tcp(TcpHeader, Vec<u8>),
+    Udp {
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: Vec<u8>,
+    },
+    /// An ICMP message: its type, code and everything after the 4-byte type/code/checksum.
+    Icmp {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        kind: u8,
+        code: u8,
+        rest: Vec<u8>,
+    },
+}
+
+/// Builds the Ethernet frame of one IPv4 packet from `macs.0` to `macs.1`, with `ident` as
+/// its identification; `l4` is the transport header and payload, whose checksum field
+/// (at `checksum_at`, if any) is filled over the pseudo-header.
+fn ipv4_frame(
+    macs: (MacAddr, MacAddr),
+    addrs: (Ipv4Addr, Ipv4Addr),
+    protocol: u8,
+    ident: u16,
+    mut l4: Vec<u8>,
+    checksum_at: Option<usize>,
+) -> Vec<u8> {
+    let l4_len = l4.len() as u16;
+    if let Some(at) = checksum_at {
+        let sum = checksum::pseudo_header_sum(addrs.0, addrs.1, protocol, l4_len);
+        let check = !checksum::fold(checksum::accumulate(sum, &l4));
+        // A computed UDP checksum of 0 is sent as all ones (RFC 768).
+        let check = if protocol == PROTO_UDP && check == 0 {
+            0xffff
+        } else {
+            check
+        };
+        l4[at..at + 2].copy_from_slice(&check.to_be_bytes());
+    }
+    let mut frame = vec![0u8; ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN];
+    {
+        let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+        eth.set_dst_addr(macs.1);
+        eth.set_src_addr(macs.0);
+        eth.set_ethertype(ethernet::ETHERTYPE_IPV4);
+    }
+    let ip = &mut frame[ethernet::HEADER_LEN..];
+    ipv4::write_header(ip, addrs.0, addrs.1, protocol, l4_len, TTL);
+    ip[4..6].copy_from_slice(&ident.to_be_bytes());
+    // Don't fragment, as Linux sends with path MTU discovery on.
+    ip[6] = 0x40;
+    Ipv4Packet::new_unchecked(&mut ip[..]).fill_checksum();
+    frame.extend_from_slice(&l4);
+    frame
+}
+
+/// A TCP segment in an Ethernet frame.
+pub fn tcp_frame(macs: (MacAddr, MacAddr), ident: u16, h: &TcpHeader, payload: &[u8]) -> Vec<u8> {
+    let mut l4 = vec![0u8; tcp::MIN_HEADER_LEN];
+    l4[0..2].copy_from_slice(&h.src.port().to_be_bytes());
+    l4[2..4].copy_from_slice(&h.dst.port().to_be_bytes());
+    l4[4..8].copy_from_slice(&h.seq.to_be_bytes());
+    l4[8..12].copy_from_slice(&h.ack.to_be_bytes());
+    l4[12] = (tcp::MIN_HEADER_LEN as u8 / 4) << 4;
+    l4[13] = h.flags;
+    l4[14..16].copy_from_slice(&WINDOW.to_be_bytes());
+    l4.extend_from_slice(payload);
+    let addrs = (*h.src.ip(), *h.dst.ip());
+    ipv4_frame(
+        macs,
+        addrs,
+        PROTO_TCP,
+        ident,
+        l4,
+        Some(tcp::CHECKSUM_OFFSET),
+    )
+}
+
+/// A UDP datagram in an Ethernet frame.
+pub fn udp_frame(
+    macs: (MacAddr, MacAddr),
+    ident: u16,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut l4 = vec![0u8; udp::HEADER_LEN];
+    l4[0..2].copy_from_slice(&src.port().to_be_bytes());
+    l4[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    l4[4..6].copy_from_slice(&((udp::HEADER_LEN + payload.len()) as u16).to_be_bytes());
+    l4.extend_from_slice(payload);
+    let addrs = (*src.ip(), *dst.ip());
+    ipv4_frame(
+        macs,
+        addrs,
+        PROTO_UDP,
+        ident,
+        l4,
+        Some(udp::CHECKSUM_OFFSET),
+    )
+}
+
+/// An ICMP message in an Ethernet frame: `rest` follows the type, code and checksum.
+pub fn icmp_frame(
+    macs: (MacAddr, MacAddr),
+    ident: u16,
+    addrs: (Ipv4Addr, Ipv4Addr),
+    kind: u8,
+    code: u8,
+    rest: &[u8],
+) -> Vec<u8> {
+    let mut l4 = vec![kind, code, 0, 0];
+    l4.extend_from_slice(rest);
+    icmp::fill_checksum(&mut l4);
+    ipv4_frame(macs, addrs, PROTO_ICMP, ident, l4, None)
+}
+
+/// Reads an IPv4 packet addressed to a host: `None` for anything a host's stack would
+/// discard — a truncated header, a fragment, or a bad IP, TCP, UDP or ICMP checksum.
+pub fn read_ipv4(ip: &[u8]) -> Option<Transport> {
+    let packet = Ipv4Packet::new_checked(ip).ok()?;
+    if !packet.verify_checksum() || packet.is_fragment() {
+        return None;
+    }
+    let (src, dst) = (packet.src_addr(), packet.dst_addr());
+    let l4 = packet.payload();
+    let l4_sum_ok = |protocol: u8| {
+        let sum = checksum::pseudo_header_sum(src, dst, protocol, l4.len() as u16);
+        checksum::fold(checksum::accumulate(sum, l4)) == 0xffff
+    };
+    match packet.protocol() {
+        PROTO_TCP if l4_sum_ok(PROTO_TCP) => {
+            let seg = TcpSegment::new_checked(l4).ok()?;
+            let header = TcpHeader {
+                src: SocketAddrV4::new(src, seg.src_port()),
+                dst: SocketAddrV4::new(dst, seg.dst_port()),
+                seq: seg.seq(),
+                ack: seg.ack_number(),
+                flags: seg.flags(),
+            };
+            Some(Transport::Tcp(header, l4[seg.header_len()..].to_vec()))
+        }
+        PROTO_UDP => {
+            let datagram = UdpDatagram::new_checked(l4).ok()?;
+            if datagram.checksum() != 0 && !l4_sum_ok(PROTO_UDP) {
+                return None;
+            }
+            Some(Transport::Udp {
+                src: SocketAddrV4::new(src, datagram.src_port()),
+                dst: SocketAddrV4::new(dst, datagram.dst_port()),
+                payload: datagram.datagram()[udp::HEADER_LEN..].to_vec(),
+            })
+        }
+        PROTO_ICMP => {
+            let message = IcmpPacket::new_checked(l4).ok()?;
+            if !message.verify_checksum() {
+                return None;
+            }
+            Some(Transport::Icmp {
+                src,
+                dst,
+                kind: message.msg_type(),
+                code: message.code(),
+                rest: l4[4..].to_vec(),
+            })
+        }
+        _ => None,
+    }
+}
