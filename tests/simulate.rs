@@ -1,0 +1,321 @@
+//! The simulated lab end to end, without root: `masqd --simulate seed` and `masqadm`
+//! (unchanged) on its control socket. The seed sequence of docs/lab.md gives the real
+//! lab's picks and listings, byte for byte (the same texts as tests/lab_nat.rs, from
+//! real ipvsadm); the same commands give the same connection listing on every run; and
+//! masqd runs as an unprivileged user without ever opening a packet socket.
+//!
+//! Needs the binaries of this target directory: `cargo build --workspace --bins` first.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const SERVICE: &str = "192.168.0.10:80";
+const RS1: &str = "RS1 192.168.100.7";
+const RS2: &str = "RS2 192.168.100.9";
+/// The uid and gid of `nobody`, whom masqd runs as when the test runs as root.
+const NOBODY: u32 = 65534;
+
+/// a.txt: `ipvsadm -L -n` after the six rr connections, all closed.
+const RR_LISTING: &str = concat!(
+    "IP Virtual Server version 1.2.1 (size=4096)\n",
+    "Prot LocalAddress:Port Scheduler Flags\n",
+    "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+    "TCP  192.168.0.10:80 rr\n",
+    "  -> 192.168.100.7:80             Masq    1      0          3         \n",
+    "  -> 192.168.100.9:80             Masq    1      0          3         \n",
+);
+
+/// a.txt and e1-listings.txt: `ipvsadm -L -n` after the eight wrr connections more.
+const WRR_LISTING: &str = concat!(
+    "IP Virtual Server version 1.2.1 (size=4096)\n",
+    "Prot LocalAddress:Port Scheduler Flags\n",
+    "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
+    "TCP  192.168.0.10:80 wrr\n",
+    "  -> 192.168.100.7:80             Masq    3      0          9         \n",
+    "  -> 192.168.100.9:80             Masq    1      0          5         \n",
+);
+
+/// e1-listings.txt: `ipvsadm -S -n` of the same table.
+const WRR_RULES: &str = concat!(
+    "-A -t 192.168.0.10:80 -s wrr\n",
+    "-a -t 192.168.0.10:80 -r 192.168.100.7:80 -m -w 3\n",
+    "-a -t 192.168.0.10:80 -r 192.168.100.9:80 -m -w 1\n",
+);
+
+static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
+
+/// A `masqd --simulate seed` of this test's own, in a directory of its own; stopped and
+/// removed when dropped.
+struct SimulatedLab {
+    masqd: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl SimulatedLab {
+    /// Starts masqd as this test's user.
+    fn start() -> SimulatedLab {
+        SimulatedLab::start_as(&[], None)
+    }
+
+    /// Starts masqd through `wrapper` (a command that runs the rest of its arguments),
+    /// with its directory owned by `owner` if given, and waits (up to 5 s) for its
+    /// control socket.
+    fn start_as(wrapper: &[&str], owner: Option<u32>) -> SimulatedLab {
+        let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("masq-sim-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for the socket");
+        if let Some(uid) = owner {
+            std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).expect("chown");
+        }
+        let socket = dir.join("masqd.sock");
+        let log = std::fs::File::create(dir.join("masqd.log")).expect("masqd's log");
+        let masqd = common::bin_dir().join("masqd");
+        let mut argv: Vec<&str> = wrapper.to_vec();
+        let socket_arg = socket.to_str().expect("a UTF-8 path");
+        argv.extend([
+            masqd.to_str().expect("a UTF-8 path"),
+            "--simulate",
+            "seed",
+            "--socket",
+            socket_arg,
+        ]);
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
+            .env("MASQ_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting masqd --simulate");
+        let lab = SimulatedLab {
+            masqd: child,
+            dir,
+            socket,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !lab.socket.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "masqd --simulate did not bind its socket within 5 s:\n{}",
+                lab.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        lab
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("masqd.log")).unwrap_or_default()
+    }
+
+    fn masqadm(&self, args: &[&str]) -> (String, String, i32) {
+        let out = Command::new(common::bin_dir().join("masqadm"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("running masqadm");
+        (
+            String::from_utf8(out.stdout).expect("UTF-8"),
+            String::from_utf8(out.stderr).expect("UTF-8"),
+            out.status.code().unwrap_or(-1),
+        )
+    }
+
+    /// `masqadm ARGS`, which must succeed and say nothing on stderr: its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let (stdout, stderr, code) = self.masqadm(args);
+        assert_eq!(
+            (stderr.as_str(), code),
+            ("", 0),
+            "masqadm {}\nmasqd's log:\n{}",
+            args.join(" "),
+            self.log()
+        );
+        stdout
+    }
+
+    /// The answers of `--sim-request --count N`, one per connection.
+    fn requests(&self, count: usize) -> Vec<String> {
+        self.ok(&["--sim-request", "--count", &count.to_string()])
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn pid(&self) -> u32 {
+        self.masqd.id()
+    }
+}
+
+impl Drop for SimulatedLab {
+    fn drop(&mut self) {
+        // SIGTERM, as a service manager stops masqd; it removes its socket.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.masqd.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.masqd.kill();
+        let _ = self.masqd.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The seed: `-A -t VIP:80 -s rr`, then RS1 and RS2 with `-m`, in that order.
+fn seed_rr(lab: &SimulatedLab) {
+    lab.ok(&["-A", "-t", SERVICE, "-s", "rr"]);
+    lab.ok(&["-a", "-t", SERVICE, "-r", "192.168.100.7", "-m"]);
+    lab.ok(&["-a", "-t", SERVICE, "-r", "192.168.100.9", "-m"]);
+}
+
+/// docs/lab.md's seed sequence, checked against the real lab's answers and listings.
+fn seed_sequence(lab: &SimulatedLab) {
+    seed_rr(lab);
+    assert_eq!(lab.requests(4), [RS2, RS1, RS2, RS1], "rr picks");
+    assert_eq!(lab.requests(2), [RS2, RS1], "rr picks");
+    assert_eq!(lab.ok(&["-L", "-n"]), RR_LISTING, "-L -n after rr");
+
+    lab.ok(&["-E", "-t", SERVICE, "-s", "wrr"]);
+    lab.ok(&["-e", "-t", SERVICE, "-r", "192.168.100.7", "-m", "-w", "3"]);
+    assert_eq!(
+        lab.requests(8),
+        [RS2, RS1, RS1, RS1, RS2, RS1, RS1, RS1],
+        "wrr picks with RS1 at weight 3"
+    );
+    assert_eq!(lab.ok(&["-L", "-n"]), WRR_LISTING, "-L -n after wrr");
+    assert_eq!(lab.ok(&["-S", "-n"]), WRR_RULES, "-S -n");
+}
+
+#[test]
+fn the_seed_sequence_gives_the_real_labs_picks_and_listings() {
+    let lab = SimulatedLab::start();
+    seed_sequence(&lab);
+    // Every closed connection waits in TIME_WAIT, where -L -c shows it.
+    let conns = lab.ok(&["-L", "-c", "-n"]);
+    assert_eq!(
+        conns.matches(" TIME_WAIT ").count(),
+        14,
+        "-L -c -n:\n{conns}"
+    );
+}
+
+#[test]
+fn the_same_commands_give_the_same_connection_listing() {
+    let listing = || {
+        let lab = SimulatedLab::start();
+        seed_sequence(&lab);
+        lab.ok(&["-L", "-c", "-n"])
+    };
+    let (first, second) = (listing(), listing());
+    assert_eq!(first, second, "two runs of the same commands");
+    assert!(first.starts_with("IPVS connection entries\n"), "{first}");
+}
+
+#[test]
+fn a_request_the_lab_cannot_make_is_refused_with_a_reason() {
+    let lab = SimulatedLab::start();
+    seed_rr(&lab);
+    let (stdout, stderr, code) = lab.masqadm(&["--sim-request", "--from", "192.168.0.7"]);
+    assert_eq!(stdout, "");
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no simulated client has the address 192.168.0.7"),
+        "{stderr}"
+    );
+    let (_, stderr, code) = lab.masqadm(&["--sim-request", "--count", "0"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--count wants a number from 1 to"),
+        "{stderr}"
+    );
+    // A service the director does not have: the VIP's port is not answered.
+    let answers = lab.ok(&["--sim-request", "-t", "192.168.0.10:8080"]);
+    assert_eq!(answers, "timed out after 2 s without an answer\n");
+}
+
+/// The inodes of every packet socket open in this network namespace.
+fn packet_socket_inodes() -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/packet").expect("/proc/net/packet");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_whitespace().last().map(String::from))
+        .collect()
+}
+
+/// The inodes of the sockets process `pid` holds.
+fn socket_inodes(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("masqd's descriptors")
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            target
+                .strip_prefix("socket:[")
+                .and_then(|s| s.strip_suffix(']'))
+                .map(String::from)
+        })
+        .collect()
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}
+
+#[test]
+fn masqd_simulates_the_lab_as_an_unprivileged_user_without_a_packet_socket() {
+    // Run as root, the test runs masqd as nobody; run as anyone else, as that user.
+    let as_nobody = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+    ];
+    let lab = if is_root() {
+        SimulatedLab::start_as(&as_nobody, Some(NOBODY))
+    } else {
+        SimulatedLab::start()
+    };
+    seed_sequence(&lab);
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", lab.pid())).expect("masqd's status");
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .expect("a Uid line");
+    if is_root() {
+        assert!(
+            uid_line.split_whitespace().nth(1) == Some("65534"),
+            "masqd should run as nobody: {uid_line}"
+        );
+    }
+    let capabilities = status
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .expect("a CapEff line");
+    assert!(
+        capabilities.ends_with("0000000000000000"),
+        "masqd --simulate runs without capabilities: {capabilities}"
+    );
+    let packet = packet_socket_inodes();
+    let held: Vec<String> = socket_inodes(lab.pid())
+        .into_iter()
+        .filter(|inode| packet.contains(inode))
+        .collect();
+    assert!(
+        held.is_empty(),
+        "masqd --simulate holds packet sockets {held:?}"
+    );
+}
