@@ -24,7 +24,7 @@ _masqadm() {
         --persistent-conn --tun-info --nosort --sort -o --ops -n --numeric -b --sched-flags
         --syncid --sync-maxlen --mcast-interface --mcast-group --mcast-port --mcast-ttl"
     local trace_options="-t --tcp-service -u --udp-service --count -n --packets --json"
-    local sim_request_options="-t --tcp-service --from --count -n"
+    local sim_request_options="-t --tcp-service -u --udp-service --from --count -n"
     local schedulers="rr wrr lc wlc sed nq fo ovf sh dh mh lblc lblcr twos none"
     local sched_flags="sh-fallback sh-port mh-fallback mh-port flag-1 flag-2 flag-3"
 

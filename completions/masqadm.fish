@@ -125,5 +125,6 @@ complete -c masqadm $trace -l json -d 'one JSON object a line (--trace only)'
 # masq's --sim-request options.
 set -l sim -n __masqadm_sim_requests
 complete -c masqadm $sim -s t -l tcp-service -x -d 'to this TCP service (VIP:PORT)'
+complete -c masqadm $sim -s u -l udp-service -x -d 'to this UDP service (VIP:PORT)'
 complete -c masqadm $sim -l from -x -d 'from this simulated client (CIP)'
 complete -c masqadm $sim -s n -l count -x -d 'open N connections'

@@ -1,8 +1,9 @@
 //! The simulated lab end to end, without root: `masqd --simulate seed` and `masqadm`
 //! (unchanged) on its control socket. The seed sequence of docs/lab.md gives the real
 //! lab's picks and listings, byte for byte (the same texts as tests/lab_nat.rs, from
-//! real ipvsadm); the same commands give the same connection listing on every run; and
-//! masqd runs as an unprivileged user without ever opening a packet socket.
+//! real ipvsadm); `--trace` shows the four stages; the same commands give the same
+//! connection listing on every run; and masqd runs as an unprivileged user without ever
+//! opening a packet socket.
 //!
 //! Needs the binaries of this target directory: `cargo build --workspace --bins` first.
 
@@ -239,6 +240,56 @@ fn a_request_the_lab_cannot_make_is_refused_with_a_reason() {
     // A service the director does not have: the VIP's port is not answered.
     let answers = lab.ok(&["--sim-request", "-t", "192.168.0.10:8080"]);
     assert_eq!(answers, "timed out after 2 s without an answer\n");
+}
+
+#[test]
+fn the_trace_shows_the_four_stages_with_the_labs_addresses() {
+    let lab = SimulatedLab::start();
+    seed_rr(&lab);
+    let mut trace = Command::new(common::bin_dir().join("masqadm"))
+        .arg("--socket")
+        .arg(&lab.socket)
+        .args(["--trace", "-t", SERVICE, "--count", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("masqadm --trace");
+    // The trace may attach after the first request: ask again until it has shown one
+    // connection through its fourth stage and ended (at most 50 times).
+    let mut asked = 0;
+    while trace.try_wait().expect("the trace's status").is_none() {
+        assert!(asked < 50, "masqadm --trace showed no whole connection");
+        lab.requests(1);
+        asked += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = trace.wait_with_output().expect("the trace's output");
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    for stage in [
+        "1 client→VIP       SIP=192.168.0.101:",
+        "2 director→RS      SIP=192.168.0.101:",
+        "3 RS→director      SIP=192.168.100.",
+        "4 director→client  SIP=192.168.0.10:80",
+    ] {
+        assert!(text.contains(stage), "no `{stage}' in the trace:\n{text}");
+    }
+    assert!(text.contains("state NONE → SYN_RECV"), "{text}");
+}
+
+#[test]
+fn a_udp_service_is_echoed_through_the_director() {
+    let lab = SimulatedLab::start();
+    lab.ok(&["-A", "-u", SERVICE, "-s", "rr"]);
+    lab.ok(&["-a", "-u", SERVICE, "-r", "192.168.100.7", "-m"]);
+    assert_eq!(
+        lab.ok(&["--sim-request", "-u", SERVICE, "--count", "2"]),
+        "RS1 ping\nRS1 ping\n"
+    );
+    let stats = lab.ok(&["-L", "-n", "--stats", "-u", SERVICE]);
+    assert!(
+        stats.contains("UDP  192.168.0.10:80                     2        2        2"),
+        "{stats}"
+    );
 }
 
 /// The inodes of every packet socket open in this network namespace.

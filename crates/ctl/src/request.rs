@@ -8,6 +8,7 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
+use masq_core::control::Protocol;
 use serde::{Deserialize, Serialize};
 
 /// Largest request the daemon reads (a `-R` of a large rules file fits comfortably).
@@ -63,10 +64,13 @@ pub const SIM_REQUEST: &str = "--sim-request";
 /// the control plane, so a request is bounded in the work it asks for.
 pub const MAX_SIM_CONNECTIONS: u32 = 10_000;
 
-/// `masqadm --sim-request [-t VIP:PORT] [--from CIP] [--count N]`: simulated clients open
-/// `count` connections to `service`, one after the other, and each prints who answered.
+/// `masqadm --sim-request [-t|-u VIP:PORT] [--from CIP] [--count N]`: a simulated client
+/// opens `count` connections to `service` (or sends as many datagrams), one after the
+/// other, and each prints who answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimRequest {
+    /// TCP or UDP.
+    pub protocol: Protocol,
     pub service: SocketAddrV4,
     /// The simulated client that connects.
     pub from: Ipv4Addr,
@@ -77,6 +81,7 @@ impl Default for SimRequest {
     /// The seed lab's client asking its web service once.
     fn default() -> Self {
         SimRequest {
+            protocol: Protocol::Tcp,
             service: SocketAddrV4::new(Ipv4Addr::new(192, 168, 0, 10), 80),
             from: Ipv4Addr::new(192, 168, 0, 101),
             count: 1,
@@ -106,9 +111,14 @@ impl SimRequest {
                 format!("{SIM_REQUEST}: {arg} wants {wants}, not `{value}'")
             };
             match arg.as_str() {
-                "-t" | "--tcp-service" => {
+                "-t" | "--tcp-service" | "-u" | "--udp-service" => {
                     let v = value()?;
                     out.service = v.parse().map_err(|_| bad("VIP:PORT (IPv4)", v))?;
+                    out.protocol = if arg.starts_with("-t") || arg == "--tcp-service" {
+                        Protocol::Tcp
+                    } else {
+                        Protocol::Udp
+                    };
                 }
                 "--from" => {
                     let v = value()?;
@@ -153,11 +163,14 @@ mod tests {
         assert_eq!(
             asked,
             Ok(SimRequest {
+                protocol: Protocol::Tcp,
                 service: "192.168.0.10:8080".parse().unwrap(),
                 from: Ipv4Addr::new(192, 168, 0, 102),
                 count: 4,
             })
         );
+        let udp = SimRequest::parse(&args("--sim-request -u 192.168.0.10:53"));
+        assert_eq!(udp.map(|r| r.protocol), Ok(Protocol::Udp));
     }
 
     #[test]

@@ -45,7 +45,7 @@ masq's own commands (not in ipvsadm):\n\
 \x20 masqadm --check\n\
 \x20 masqadm --trace [-t|-u service-address] [--count N] [--packets] [--json]\n\
 \x20 masqadm --capture FILE [-t|-u service-address] [--count N] [--packets]\n\
-\x20 masqadm --sim-request [-t service-address] [--from CIP] [--count N]\n\
+\x20 masqadm --sim-request [-t|-u service-address] [--from CIP] [--count N]\n\
 \x20 masqadm --socket PATH command [options]\n\
 \n\
 \x20 --check                             check the host and what the data path\n\
@@ -68,9 +68,12 @@ masq's own commands (not in ipvsadm):\n\
 --sim-request options:\n\
 \x20 --tcp-service|-t service-address    to this TCP service (default\n\
 \x20                                     192.168.0.10:80)\n\
+\x20 --udp-service|-u service-address    to this UDP service, whose real servers\n\
+\x20                                     echo a datagram after their name\n\
 \x20 --from CIP                          from this simulated client (default\n\
 \x20                                     192.168.0.101)\n\
-\x20 --count|-n N                        open N connections (default 1)\n\
+\x20 --count|-n N                        open N connections, or send N\n\
+\x20                                     datagrams (default 1)\n\
 ";
 
 #[cfg(test)]

@@ -67,12 +67,19 @@ impl Simulation {
         self.lab.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `--sim-request`: one line per connection, the answer of the real server
-    /// that served it.
+    /// Runs `--sim-request`: one line per connection (or datagram), the answer of the
+    /// real server that served it.
     fn request(&self, program: &str, asked: &SimRequest) -> Outcome {
+        let protocol = match asked.protocol {
+            masq_core::control::Protocol::Tcp => masq_sim::Protocol::Tcp,
+            masq_core::control::Protocol::Udp => masq_sim::Protocol::Udp,
+            masq_core::control::Protocol::Sctp => {
+                return error_outcome(&format!("{program}: the simulated lab has no SCTP"), 2)
+            }
+        };
         let mut lab = self.lock();
         let count = asked.count as usize;
-        let replies = lab.request(asked.service, asked.from, count);
+        let replies = lab.request(protocol, asked.service, asked.from, count);
         SIMULATED_MILLIS.store(lab.now().as_millis(), Relaxed);
         match replies {
             Ok(replies) => Outcome {

@@ -3,8 +3,8 @@
 //! real server running the lab's web server on port 80 and its UDP echo.
 //!
 //! A host takes in the frames its link delivers and hands back the frames it sends. It
-//! answers as a Linux host does: ARP requests for its address; ICMP echo; a TCP segment
-//! no socket takes with a RST; a packet it cannot route to its next hop waits for the ARP
+//! answers as a Linux host does: ARP requests for its address; a TCP segment no socket
+//! takes with a RST, a datagram to a closed port with ICMP port unreachable; a packet it cannot route to its next hop waits for the ARP
 //! answer.
 
 use std::collections::BTreeMap;
@@ -14,9 +14,11 @@ use std::time::Duration;
 use masq_core::Timestamp;
 use masq_wire::arp::{self, ArpPacket};
 use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
+use masq_wire::icmp;
+use masq_wire::ipv4::PROTO_UDP;
 
 use crate::http;
-use crate::packet::{self, TcpHeader, Transport, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST};
+use crate::packet::{self, TcpHeader, Transport};
 use crate::tcp::{self, Segment, State, TcpSocket};
 
 /// The port of the real servers' web server and UDP echo.
@@ -67,6 +69,8 @@ pub struct Host {
     sockets: Vec<TcpSocket>,
     /// The local ports of the client's connections that sent their request.
     requested: Vec<u16>,
+    /// The client's datagrams by local port, with their answer once it came.
+    datagrams: Vec<(u16, Option<Outcome>)>,
     next_ident: u16,
     next_isn: u32,
     next_port: u16,
@@ -82,6 +86,7 @@ impl Host {
             waiting: Vec::new(),
             sockets: Vec::new(),
             requested: Vec::new(),
+            datagrams: Vec::new(),
             next_ident: 1,
             next_isn,
             next_port: FIRST_CLIENT_PORT,
@@ -91,8 +96,7 @@ impl Host {
     /// Opens a connection to `remote` and sends `GET /` once it is up; returns its local
     /// port. The frames to send are appended to `out`.
     pub fn open(&mut self, remote: SocketAddrV4, out: &mut Vec<Vec<u8>>) -> u16 {
-        let port = self.next_port;
-        self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_CLIENT_PORT);
+        let port = self.local_port();
         let local = SocketAddrV4::new(self.config.addr, port);
         let isn = self.isn();
         let (socket, syn) = TcpSocket::connect(local, remote, isn);
@@ -100,6 +104,45 @@ impl Host {
         self.requested.retain(|&p| p != port);
         self.sockets.push(socket);
         self.send_segment(syn, out);
+        port
+    }
+
+    /// Sends `payload` to `remote` from a port of its own; returns that port.
+    pub fn send_datagram(
+        &mut self,
+        remote: SocketAddrV4,
+        payload: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) -> u16 {
+        let port = self.local_port();
+        let local = SocketAddrV4::new(self.config.addr, port);
+        self.datagrams.retain(|(p, _)| *p != port);
+        self.datagrams.push((port, None));
+        self.send_ip(*remote.ip(), out, |macs, ident| {
+            packet::udp_frame(macs, ident, local, remote, payload)
+        });
+        port
+    }
+
+    /// What answered the datagram sent from local `port`, once something has: the echo,
+    /// or ICMP port unreachable (as [`Outcome::Reset`]).
+    pub fn datagram_outcome(&self, port: u16) -> Option<Outcome> {
+        self.datagrams
+            .iter()
+            .find(|(p, _)| *p == port)
+            .and_then(|(_, answer)| answer.clone())
+    }
+
+    /// Stops waiting for an answer to the datagram sent from local `port`.
+    pub fn forget_datagram(&mut self, port: u16) {
+        self.datagrams.retain(|(p, _)| *p != port);
+    }
+
+    /// The next local port, as Linux hands out ephemeral ports (here in order, so that
+    /// runs repeat).
+    fn local_port(&mut self) -> u16 {
+        let port = self.next_port;
+        self.next_port = self.next_port.checked_add(1).unwrap_or(FIRST_CLIENT_PORT);
         port
     }
 
@@ -144,8 +187,9 @@ impl Host {
             ethernet::ETHERTYPE_ARP => self.receive_arp(eth.payload(), out),
             ethernet::ETHERTYPE_IPV4 => {
                 // A packet a host's stack would discard reads as nothing.
-                if let Some(transport) = packet::read_ipv4(eth.payload()) {
-                    self.receive_ipv4(now, transport, out);
+                let ip = eth.payload();
+                if let Some(transport) = packet::read_ipv4(ip) {
+                    self.receive_ipv4(now, ip, transport, out);
                 }
             }
             _ => {}
@@ -181,16 +225,50 @@ impl Host {
         }
     }
 
-    fn receive_ipv4(&mut self, now: Timestamp, transport: Transport, out: &mut Vec<Vec<u8>>) {
+    /// An IPv4 packet `ip` for this host, read as `transport`.
+    fn receive_ipv4(
+        &mut self,
+        now: Timestamp,
+        ip: &[u8],
+        transport: Transport,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        let me = self.config.addr;
         match transport {
-            Transport::Tcp(h, payload) if *h.dst.ip() == self.config.addr => {
+            Transport::Tcp(h, payload) if *h.dst.ip() == me => {
                 self.receive_tcp(now, &h, &payload, out)
             }
-            Transport::Udp { src, dst, payload }
-                if *dst.ip() == self.config.addr
-                    && dst.port() == SERVICE_PORT
-                    && self.config.role == Role::RealServer =>
-            {
+            Transport::Udp { src, dst, payload } if *dst.ip() == me => {
+                self.receive_udp(ip, src, dst, payload, out)
+            }
+            Transport::Icmp { dst, message } if dst == me => {
+                // Port unreachable about a datagram this client sent: refused.
+                let Ok(flow) = icmp::quoted_flow(&message) else {
+                    return;
+                };
+                let unreachable = message[0] == icmp::TYPE_DEST_UNREACHABLE
+                    && message[1] == icmp::CODE_PORT_UNREACHABLE;
+                if unreachable && flow.protocol == PROTO_UDP && flow.src == me {
+                    self.datagram_answered(flow.sport, Outcome::Reset);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A datagram: a real server echoes those to its port 80 prefixed with its name, and
+    /// answers any other port with ICMP port unreachable; a client takes the answer to a
+    /// datagram it sent.
+    fn receive_udp(
+        &mut self,
+        ip: &[u8],
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: Vec<u8>,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        match self.config.role {
+            Role::RealServer if dst.port() == SERVICE_PORT => {
                 let mut reply = self.config.name.clone().into_bytes();
                 reply.push(b' ');
                 reply.extend_from_slice(&payload);
@@ -198,18 +276,26 @@ impl Host {
                     packet::udp_frame(macs, ident, dst, src, &reply)
                 });
             }
-            Transport::Icmp {
-                src,
-                dst,
-                kind: ICMP_ECHO_REQUEST,
-                rest,
-                ..
-            } if dst == self.config.addr => {
-                self.send_ip(src, out, |macs, ident| {
-                    packet::icmp_frame(macs, ident, (dst, src), ICMP_ECHO_REPLY, 0, &rest)
+            Role::RealServer => {
+                let me = self.config.addr;
+                self.send_ip(*src.ip(), out, |macs, _| {
+                    packet::icmp_error_frame(
+                        macs,
+                        me,
+                        ip,
+                        icmp::TYPE_DEST_UNREACHABLE,
+                        icmp::CODE_PORT_UNREACHABLE,
+                    )
+                    .unwrap_or_default()
                 });
             }
-            _ => {}
+            Role::Client => self.datagram_answered(dst.port(), Outcome::Answered(payload)),
+        }
+    }
+
+    fn datagram_answered(&mut self, port: u16, outcome: Outcome) {
+        if let Some((_, answer)) = self.datagrams.iter_mut().find(|(p, _)| *p == port) {
+            answer.get_or_insert(outcome);
         }
     }
 

@@ -34,6 +34,16 @@ const ESTIMATOR_TICK: Duration = Duration::from_secs(2);
 /// computes backwards from `now` saturates.
 const START: Timestamp = Timestamp(1_000_000);
 
+/// What a client's datagram says; a real server echoes it after its name.
+pub const DATAGRAM: &[u8] = b"ping\n";
+
+/// The transport of a client's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
 /// What a lab is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Topology {
@@ -88,7 +98,8 @@ impl Ord for InFlight {
 pub enum Reply {
     /// The body of the real server's answer.
     Answered(String),
-    /// The connection was reset (nothing listening, or the director refused it).
+    /// The connection was reset, or the datagram answered with ICMP port unreachable:
+    /// nothing listens there.
     Refused,
     /// Nothing answered within [`CLIENT_TIMEOUT`].
     TimedOut,
@@ -100,7 +111,7 @@ impl std::fmt::Display for Reply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Reply::Answered(body) => f.write_str(body.trim_end_matches('\n')),
-            Reply::Refused => f.write_str("connection refused (reset)"),
+            Reply::Refused => f.write_str("refused: nothing listens on that port"),
             Reply::TimedOut => write!(
                 f,
                 "timed out after {} s without an answer",
@@ -175,14 +186,16 @@ impl Lab {
         self.now
     }
 
-    /// Opens `count` connections one after the other from the client `from` to
-    /// `service` and fetches `/` on each; returns what each got. The clock moves on as
-    /// far as each exchange needs: to the client's close, or to its timeout.
+    /// Makes `count` requests one after the other from the client `from` to `service`:
+    /// over TCP, a connection that fetches `/`; over UDP, a datagram ([`DATAGRAM`]) the
+    /// real server echoes. Returns what each got. The clock moves on as far as each
+    /// exchange needs: to the client's close or the echo, or to its timeout.
     ///
     /// # Errors
     /// When no client has the address `from`.
     pub fn request(
         &mut self,
+        protocol: Protocol,
         service: SocketAddrV4,
         from: Ipv4Addr,
         count: usize,
@@ -194,21 +207,30 @@ impl Lab {
             })
             .ok_or(SimError::NoSuchClient(from))?;
         Ok((0..count)
-            .map(|_| self.one_request(client, service))
+            .map(|_| self.one_request(client, protocol, service))
             .collect())
     }
 
-    fn one_request(&mut self, client: usize, service: SocketAddrV4) -> Reply {
+    fn one_request(&mut self, client: usize, protocol: Protocol, service: SocketAddrV4) -> Reply {
         let mut out = Vec::new();
-        let port = self.hosts[client].open(service, &mut out);
+        let host = &mut self.hosts[client];
+        let port = match protocol {
+            Protocol::Tcp => host.open(service, &mut out),
+            Protocol::Udp => host.send_datagram(service, DATAGRAM, &mut out),
+        };
         self.send_all(Station::Host(client), out);
         let deadline = self.now + CLIENT_TIMEOUT;
-        loop {
-            match self.hosts[client].outcome(port) {
+        let reply = loop {
+            let host = &self.hosts[client];
+            let outcome = match protocol {
+                Protocol::Tcp => host.outcome(port),
+                Protocol::Udp => host.datagram_outcome(port),
+            };
+            match outcome {
                 Some(Outcome::Answered(body)) => {
-                    return Reply::Answered(String::from_utf8_lossy(&body).into_owned())
+                    break Reply::Answered(String::from_utf8_lossy(&body).into_owned())
                 }
-                Some(Outcome::Reset) => return Reply::Refused,
+                Some(Outcome::Reset) => break Reply::Refused,
                 None => {}
             }
             match self.in_flight.peek().map(|f| f.at) {
@@ -218,10 +240,14 @@ impl Lab {
                 }
                 _ => {
                     self.advance_to(deadline);
-                    return Reply::TimedOut;
+                    break Reply::TimedOut;
                 }
             }
+        };
+        if protocol == Protocol::Udp {
+            self.hosts[client].forget_datagram(port);
         }
+        reply
     }
 
     /// Moves the clock to `t`, running the director's housekeeping and the hosts'

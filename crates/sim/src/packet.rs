@@ -20,9 +20,6 @@ use masq_wire::udp::{self, UdpDatagram};
 pub const TTL: u8 = 64;
 /// The receive window simulated TCP endpoints advertise.
 const WINDOW: u16 = 64240;
-/// ICMP echo request and reply types.
-pub const ICMP_ECHO_REQUEST: u8 = 8;
-pub const ICMP_ECHO_REPLY: u8 = 0;
 
 /// One TCP segment's header fields, as a host sends or receives them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +41,10 @@ pub enum Transport {
         dst: SocketAddrV4,
         payload: Vec<u8>,
     },
-    /// An ICMP message: its type, code and everything after the 4-byte type/code/checksum.
+    /// An ICMP message, whole.
     Icmp {
-        src: Ipv4Addr,
         dst: Ipv4Addr,
-        kind: u8,
-        code: u8,
-        rest: Vec<u8>,
+        message: Vec<u8>,
     },
 }
 
@@ -140,19 +134,31 @@ pub fn udp_frame(
     )
 }
 
-/// An ICMP message in an Ethernet frame: `rest` follows the type, code and checksum.
-pub fn icmp_frame(
+/// The Ethernet frame of the ICMP error `msg_type`/`code` about `offending` (an IPv4
+/// packet that arrived at `src`), quoting its header and 8 bytes as RFC 792 asks.
+pub fn icmp_error_frame(
     macs: (MacAddr, MacAddr),
-    ident: u16,
-    addrs: (Ipv4Addr, Ipv4Addr),
-    kind: u8,
+    src: Ipv4Addr,
+    offending: &[u8],
+    msg_type: u8,
     code: u8,
-    rest: &[u8],
-) -> Vec<u8> {
-    let mut l4 = vec![kind, code, 0, 0];
-    l4.extend_from_slice(rest);
-    icmp::fill_checksum(&mut l4);
-    ipv4_frame(macs, addrs, PROTO_ICMP, ident, l4, None)
+) -> Option<Vec<u8>> {
+    let offending = Ipv4Packet::new_checked(offending).ok()?;
+    let mut frame = vec![0u8; ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN + 68];
+    let len = icmp::write_error(
+        &mut frame[ethernet::HEADER_LEN..],
+        src,
+        &offending,
+        msg_type,
+        code,
+        0,
+    );
+    frame.truncate(ethernet::HEADER_LEN + len);
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    eth.set_dst_addr(macs.1);
+    eth.set_src_addr(macs.0);
+    eth.set_ethertype(ethernet::ETHERTYPE_IPV4);
+    Some(frame)
 }
 
 /// Reads an IPv4 packet addressed to a host: `None` for anything a host's stack would
@@ -193,15 +199,9 @@ pub fn read_ipv4(ip: &[u8]) -> Option<Transport> {
         }
         PROTO_ICMP => {
             let message = IcmpPacket::new_checked(l4).ok()?;
-            if !message.verify_checksum() {
-                return None;
-            }
-            Some(Transport::Icmp {
-                src,
+            message.verify_checksum().then(|| Transport::Icmp {
                 dst,
-                kind: message.msg_type(),
-                code: message.code(),
-                rest: l4[4..].to_vec(),
+                message: l4.to_vec(),
             })
         }
         _ => None,

@@ -10,6 +10,8 @@ use masq_core::control::{
 use crate::seed::{CLIENT, RS1, RS2, VIP};
 use crate::{Lab, Reply};
 
+const TCP: crate::Protocol = crate::Protocol::Tcp;
+
 const SERVICE: SocketAddrV4 = SocketAddrV4::new(VIP, 80);
 
 fn service_key() -> ServiceKey {
@@ -54,7 +56,7 @@ fn seeded() -> Lab {
 }
 
 fn answers(lab: &mut Lab, count: usize) -> Vec<String> {
-    lab.request(SERVICE, CLIENT, count)
+    lab.request(TCP, SERVICE, CLIENT, count)
         .unwrap()
         .iter()
         .map(Reply::to_string)
@@ -107,7 +109,10 @@ fn wrr_with_rs1_at_weight_3_answers_as_the_kernel_does() {
 fn without_a_service_the_vip_does_not_answer_and_the_client_times_out() {
     let mut lab = Lab::seed();
     let before = lab.now();
-    assert_eq!(lab.request(SERVICE, CLIENT, 1).unwrap(), [Reply::TimedOut]);
+    assert_eq!(
+        lab.request(TCP, SERVICE, CLIENT, 1).unwrap(),
+        [Reply::TimedOut]
+    );
     assert_eq!(lab.now().saturating_since(before), crate::CLIENT_TIMEOUT);
 }
 
@@ -132,7 +137,7 @@ fn a_real_server_with_nothing_on_the_port_resets_the_connection() {
     .unwrap();
     let mut lab = lab;
     let replies = lab
-        .request(SocketAddrV4::new(VIP, 8080), CLIENT, 1)
+        .request(TCP, SocketAddrV4::new(VIP, 8080), CLIENT, 1)
         .unwrap();
     assert_eq!(replies, [Reply::Refused]);
 }
@@ -150,6 +155,33 @@ fn the_same_requests_take_the_same_simulated_time() {
 #[test]
 fn a_client_the_lab_does_not_have_is_named() {
     let mut lab = seeded();
-    let err = lab.request(SERVICE, RS1, 1).unwrap_err();
+    let err = lab.request(TCP, SERVICE, RS1, 1).unwrap_err();
     assert_eq!(err, crate::SimError::NoSuchClient(RS1));
+}
+
+#[test]
+fn a_udp_service_is_echoed_by_the_real_server_and_a_closed_port_is_unreachable() {
+    let lab = seeded();
+    let ctl = lab.director().control(lab.now());
+    for port in [80, 53] {
+        let key = ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            addr: IpAddr::V4(VIP),
+            port,
+        };
+        ctl.add_service(key, scheduler("rr")).unwrap();
+        ctl.add_dest(key, DestKey { port, ..rs(RS2) }, masq(1))
+            .unwrap();
+    }
+    let mut lab = lab;
+    let udp = crate::Protocol::Udp;
+    let echoed = lab.request(udp, SERVICE, CLIENT, 2).unwrap();
+    let echo = Reply::Answered("RS2 ping\n".into());
+    assert_eq!(echoed, [echo.clone(), echo]);
+    // RS2's ICMP port unreachable comes back through the director, rewritten for the
+    // client, which takes it as the answer.
+    let closed = lab
+        .request(udp, SocketAddrV4::new(VIP, 53), CLIENT, 1)
+        .unwrap();
+    assert_eq!(closed, [Reply::Refused]);
 }
