@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::seed::WRR_RULES;
+
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,32 +22,42 @@ const RS2: &str = "RS2 192.168.100.9";
 /// The uid and gid of `nobody`, whom masqd runs as when the test runs as root.
 const NOBODY: u32 = 65534;
 
-/// a.txt: `ipvsadm -L -n` after the six rr connections, all closed.
-const RR_LISTING: &str = concat!(
-    "IP Virtual Server version 1.2.1 (size=4096)\n",
-    "Prot LocalAddress:Port Scheduler Flags\n",
-    "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
-    "TCP  192.168.0.10:80 rr\n",
-    "  -> 192.168.100.7:80             Masq    1      0          3         \n",
-    "  -> 192.168.100.9:80             Masq    1      0          3         \n",
-);
+/// The real lab's transcript of the seed sequence under kernel IPVS: the commands
+/// (`# ipvsadm …`), ipvsadm's output after each, and the real servers that answered
+/// (`PICKS NAME: 9 7 …`, by the last byte of their address).
+const TRANSCRIPT: &str = include_str!("../crates/ctl/tests/ipvsadm/data/a.txt");
 
-/// a.txt and e1-listings.txt: `ipvsadm -L -n` after the eight wrr connections more.
-const WRR_LISTING: &str = concat!(
-    "IP Virtual Server version 1.2.1 (size=4096)\n",
-    "Prot LocalAddress:Port Scheduler Flags\n",
-    "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n",
-    "TCP  192.168.0.10:80 wrr\n",
-    "  -> 192.168.100.7:80             Masq    3      0          9         \n",
-    "  -> 192.168.100.9:80             Masq    1      0          5         \n",
-);
+/// What real ipvsadm printed for the `nth` (from 0) `# ipvsadm COMMAND` of the transcript.
+fn ipvsadm_printed(command: &str, nth: usize) -> String {
+    let heading = format!("# ipvsadm {command}");
+    let mut lines = TRANSCRIPT.lines();
+    for _ in 0..=nth {
+        lines
+            .find(|l| *l == heading)
+            .unwrap_or_else(|| panic!("`{heading}' {} times in a.txt", nth + 1));
+    }
+    lines
+        .take_while(|l| !l.starts_with("# ") && !l.starts_with("conn ") && !l.starts_with("PICKS "))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
 
-/// e1-listings.txt: `ipvsadm -S -n` of the same table.
-const WRR_RULES: &str = concat!(
-    "-A -t 192.168.0.10:80 -s wrr\n",
-    "-a -t 192.168.0.10:80 -r 192.168.100.7:80 -m -w 3\n",
-    "-a -t 192.168.0.10:80 -r 192.168.100.9:80 -m -w 1\n",
-);
+/// The answers of the connections of `PICKS name` in the transcript, as the lab's web
+/// servers give them.
+fn real_picks(name: &str) -> Vec<&'static str> {
+    let prefix = format!("PICKS {name}: ");
+    let line = TRANSCRIPT
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in a.txt"));
+    line.split_whitespace()
+        .map(|last| match last {
+            "7" => RS1,
+            "9" => RS2,
+            other => panic!("a pick of .{other} in a.txt"),
+        })
+        .collect()
+}
 
 static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
 
@@ -180,18 +192,32 @@ fn seed_rr(lab: &SimulatedLab) {
 /// docs/lab.md's seed sequence, checked against the real lab's answers and listings.
 fn seed_sequence(lab: &SimulatedLab) {
     seed_rr(lab);
-    assert_eq!(lab.requests(4), [RS2, RS1, RS2, RS1], "rr picks");
-    assert_eq!(lab.requests(2), [RS2, RS1], "rr picks");
-    assert_eq!(lab.ok(&["-L", "-n"]), RR_LISTING, "-L -n after rr");
+    // rr starts from the most recently added real server, RS2.
+    let mut rr = lab.requests(4);
+    assert_eq!(rr, [RS2, RS1, RS2, RS1], "rr picks");
+    // The real lab made six connections before its listing.
+    rr.extend(lab.requests(2));
+    assert_eq!(rr, real_picks("a-rr"), "rr picks against the real lab's");
+    assert_eq!(
+        lab.ok(&["-L", "-n"]),
+        ipvsadm_printed("-L -n", 0),
+        "-L -n after rr"
+    );
 
     lab.ok(&["-E", "-t", SERVICE, "-s", "wrr"]);
     lab.ok(&["-e", "-t", SERVICE, "-r", "192.168.100.7", "-m", "-w", "3"]);
+    let wrr = lab.requests(8);
     assert_eq!(
-        lab.requests(8),
+        wrr,
         [RS2, RS1, RS1, RS1, RS2, RS1, RS1, RS1],
         "wrr picks with RS1 at weight 3"
     );
-    assert_eq!(lab.ok(&["-L", "-n"]), WRR_LISTING, "-L -n after wrr");
+    assert_eq!(wrr, real_picks("a-wrr"), "wrr picks against the real lab's");
+    assert_eq!(
+        lab.ok(&["-L", "-n"]),
+        ipvsadm_printed("-L -n", 1),
+        "-L -n after wrr"
+    );
     assert_eq!(lab.ok(&["-S", "-n"]), WRR_RULES, "-S -n");
 }
 

@@ -107,6 +107,12 @@ impl Host {
         port
     }
 
+    /// Gives up the connection from local `port` (a client that timed out), as a
+    /// process that closes a socket still connecting: nothing is sent.
+    pub fn abandon(&mut self, port: u16) {
+        self.sockets.retain(|s| s.local.port() != port);
+    }
+
     /// Sends `payload` to `remote` from a port of its own; returns that port.
     pub fn send_datagram(
         &mut self,
@@ -161,12 +167,13 @@ impl Host {
         }
     }
 
-    /// Forgets connections whose TIME_WAIT is over.
+    /// Forgets closed connections and those whose TIME_WAIT is over (the lab reads a
+    /// client's outcome as soon as its connection closes, before the next expiry).
     pub fn expire(&mut self, now: Timestamp) {
         self.sockets.retain(|s| {
-            s.time_wait_since
-                .is_none_or(|since| now.saturating_since(since) < TIME_WAIT)
-                && !(s.state == State::Closed && s.local.port() == SERVICE_PORT)
+            s.state != State::Closed
+                && s.time_wait_since
+                    .is_none_or(|since| now.saturating_since(since) < TIME_WAIT)
         });
         let sockets = &self.sockets;
         self.requested

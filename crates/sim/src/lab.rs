@@ -218,7 +218,7 @@ impl Lab {
             Protocol::Tcp => host.open(service, &mut out),
             Protocol::Udp => host.send_datagram(service, DATAGRAM, &mut out),
         };
-        self.send_all(Station::Host(client), out);
+        self.send_from_host(client, out);
         let deadline = self.now + CLIENT_TIMEOUT;
         let reply = loop {
             let host = &self.hosts[client];
@@ -244,8 +244,11 @@ impl Lab {
                 }
             }
         };
-        if protocol == Protocol::Udp {
-            self.hosts[client].forget_datagram(port);
+        let host = &mut self.hosts[client];
+        match protocol {
+            Protocol::Udp => host.forget_datagram(port),
+            Protocol::Tcp if reply == Reply::TimedOut => host.abandon(port),
+            Protocol::Tcp => {}
         }
         reply
     }
@@ -292,7 +295,7 @@ impl Lab {
             Station::Host(i) => {
                 let mut out = Vec::new();
                 self.hosts[i].receive(self.now, &frame, &mut out);
-                self.send_all(Station::Host(i), out);
+                self.send_from_host(i, out);
             }
         }
     }
@@ -308,13 +311,10 @@ impl Lab {
         }
     }
 
-    fn send_all(&mut self, from: Station, frames: Vec<Vec<u8>>) {
-        let Station::Host(i) = from else {
-            return;
-        };
-        let link = self.links[i];
+    /// Sends what host `i` had to send, on its link.
+    fn send_from_host(&mut self, i: usize, frames: Vec<Vec<u8>>) {
         for frame in frames {
-            self.send(from, link, frame);
+            self.send(Station::Host(i), self.links[i], frame);
         }
     }
 

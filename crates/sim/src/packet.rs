@@ -207,3 +207,89 @@ pub fn read_ipv4(ip: &[u8]) -> Option<Transport> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+    use masq_wire::tcp::flags::{ACK, PSH};
+
+    use super::*;
+
+    const MACS: (MacAddr, MacAddr) = (MacAddr([2, 0, 0, 0, 0, 1]), MacAddr([2, 0, 0, 0, 0, 2]));
+
+    fn addr(last: u8, port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::new(192, 168, 0, last), port)
+    }
+
+    /// Whether etherparse, the independent oracle, finds every checksum of `frame` right.
+    fn checksums_ok(frame: &[u8]) -> bool {
+        let p = SlicedPacket::from_ethernet(frame).expect("a frame etherparse reads");
+        let Some(NetSlice::Ipv4(ip)) = &p.net else {
+            return false;
+        };
+        let header = ip.header().to_header();
+        let l4_ok = match &p.transport {
+            Some(TransportSlice::Tcp(t)) => {
+                t.checksum()
+                    == t.to_header()
+                        .calc_checksum_ipv4(&header, t.payload())
+                        .unwrap()
+            }
+            Some(TransportSlice::Udp(u)) => {
+                u.checksum()
+                    == u.to_header()
+                        .calc_checksum_ipv4(&header, u.payload())
+                        .unwrap()
+            }
+            Some(TransportSlice::Icmpv4(i)) => {
+                i.checksum() == i.icmp_type().calc_checksum(i.payload())
+            }
+            _ => false,
+        };
+        l4_ok && header.header_checksum == header.calc_header_checksum()
+    }
+
+    #[test]
+    fn built_frames_carry_the_checksums_etherparse_computes_and_read_back() {
+        let h = TcpHeader {
+            src: addr(101, 40000),
+            dst: addr(10, 80),
+            seq: 7,
+            ack: 9,
+            flags: PSH | ACK,
+        };
+        let tcp = tcp_frame(MACS, 1, &h, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(checksums_ok(&tcp));
+        assert_eq!(
+            read_ipv4(&tcp[ethernet::HEADER_LEN..]),
+            Some(Transport::Tcp(h, b"GET / HTTP/1.1\r\n\r\n".to_vec()))
+        );
+
+        let udp = udp_frame(MACS, 2, addr(101, 40001), addr(10, 80), b"ping\n");
+        assert!(checksums_ok(&udp));
+        let unreachable = icmp_error_frame(
+            MACS,
+            Ipv4Addr::new(192, 168, 0, 10),
+            &udp[ethernet::HEADER_LEN..],
+            icmp::TYPE_DEST_UNREACHABLE,
+            icmp::CODE_PORT_UNREACHABLE,
+        )
+        .expect("an ICMP error");
+        assert!(checksums_ok(&unreachable));
+    }
+
+    #[test]
+    fn a_host_discards_a_segment_whose_checksum_is_wrong() {
+        let h = TcpHeader {
+            src: addr(101, 40000),
+            dst: addr(10, 80),
+            seq: 7,
+            ack: 0,
+            flags: masq_wire::tcp::flags::SYN,
+        };
+        let mut frame = tcp_frame(MACS, 1, &h, b"");
+        let last = frame.len() - 1;
+        frame[last] ^= 1;
+        assert_eq!(read_ipv4(&frame[ethernet::HEADER_LEN..]), None);
+    }
+}
