@@ -4,8 +4,8 @@
 //!
 //! A host takes in the frames its link delivers and hands back the frames it sends. It
 //! answers as a Linux host does: ARP requests for its address; a TCP segment no socket
-//! takes with a RST, a datagram to a closed port with ICMP port unreachable; a packet it cannot route to its next hop waits for the ARP
-//! answer.
+//! takes with a RST, a datagram to a closed port with ICMP port unreachable; a packet
+//! whose next hop is not resolved yet waits for the ARP answer.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -15,7 +15,7 @@ use masq_core::Timestamp;
 use masq_wire::arp::{self, ArpPacket};
 use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
 use masq_wire::icmp;
-use masq_wire::ipv4::PROTO_UDP;
+use masq_wire::ipv4::{Ipv4Packet, PROTO_UDP};
 
 use crate::http;
 use crate::packet::{self, TcpHeader, Transport};
@@ -25,6 +25,9 @@ use crate::tcp::{self, Segment, State, TcpSocket};
 pub const SERVICE_PORT: u16 = 80;
 /// How long a closed connection stays in TIME_WAIT on a host (Linux's 60 s).
 const TIME_WAIT: Duration = Duration::from_secs(60);
+/// Most frames that wait for ARP answers on a host, as Linux's `unres_qlen` bounds them;
+/// beyond it the oldest is dropped.
+const UNRESOLVED_QUEUE: usize = 100;
 /// The first local port a client uses; each connection takes the next one.
 const FIRST_CLIENT_PORT: u16 = 40000;
 
@@ -285,15 +288,18 @@ impl Host {
             }
             Role::RealServer => {
                 let me = self.config.addr;
+                // The ICMP error quotes the datagram it is about.
+                let Ok(offending) = Ipv4Packet::new_checked(ip) else {
+                    return;
+                };
                 self.send_ip(*src.ip(), out, |macs, _| {
                     packet::icmp_error_frame(
                         macs,
                         me,
-                        ip,
+                        &offending,
                         icmp::TYPE_DEST_UNREACHABLE,
                         icmp::CODE_PORT_UNREACHABLE,
                     )
-                    .unwrap_or_default()
                 });
             }
             Role::Client => self.datagram_answered(dst.port(), Outcome::Answered(payload)),
@@ -409,19 +415,21 @@ impl Host {
         match self.neighbours.get(&hop) {
             Some(&mac) => out.push(build((self.config.mac, mac), ident)),
             None => {
-                let asked = self.waiting.iter().any(|(h, _)| *h == hop);
+                if self.waiting.len() == UNRESOLVED_QUEUE {
+                    self.waiting.remove(0);
+                }
                 self.waiting
                     .push((hop, build((self.config.mac, MacAddr::ZERO), ident)));
-                if !asked {
-                    let mut request = vec![0u8; arp::FRAME_LEN];
-                    arp::write_frame(
-                        &mut request,
-                        arp::OP_REQUEST,
-                        (self.config.mac, self.config.addr),
-                        (MacAddr::ZERO, hop),
-                    );
-                    out.push(request);
-                }
+                // Asked again for each packet: a host that did not answer may have come
+                // up since (Linux retries too, once a second).
+                let mut request = vec![0u8; arp::FRAME_LEN];
+                arp::write_frame(
+                    &mut request,
+                    arp::OP_REQUEST,
+                    (self.config.mac, self.config.addr),
+                    (MacAddr::ZERO, hop),
+                );
+                out.push(request);
             }
         }
     }

@@ -139,16 +139,15 @@ pub fn udp_frame(
 pub fn icmp_error_frame(
     macs: (MacAddr, MacAddr),
     src: Ipv4Addr,
-    offending: &[u8],
+    offending: &Ipv4Packet<&[u8]>,
     msg_type: u8,
     code: u8,
-) -> Option<Vec<u8>> {
-    let offending = Ipv4Packet::new_checked(offending).ok()?;
+) -> Vec<u8> {
     let mut frame = vec![0u8; ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + icmp::HEADER_LEN + 68];
     let len = icmp::write_error(
         &mut frame[ethernet::HEADER_LEN..],
         src,
-        &offending,
+        offending,
         msg_type,
         code,
         0,
@@ -158,7 +157,7 @@ pub fn icmp_error_frame(
     eth.set_dst_addr(macs.1);
     eth.set_src_addr(macs.0);
     eth.set_ethertype(ethernet::ETHERTYPE_IPV4);
-    Some(frame)
+    frame
 }
 
 /// Reads an IPv4 packet addressed to a host: `None` for anything a host's stack would
@@ -267,14 +266,14 @@ mod tests {
 
         let udp = udp_frame(MACS, 2, addr(101, 40001), addr(10, 80), b"ping\n");
         assert!(checksums_ok(&udp));
+        let offending = Ipv4Packet::new_checked(&udp[ethernet::HEADER_LEN..]).unwrap();
         let unreachable = icmp_error_frame(
             MACS,
             Ipv4Addr::new(192, 168, 0, 10),
-            &udp[ethernet::HEADER_LEN..],
+            &offending,
             icmp::TYPE_DEST_UNREACHABLE,
             icmp::CODE_PORT_UNREACHABLE,
-        )
-        .expect("an ICMP error");
+        );
         assert!(checksums_ok(&unreachable));
     }
 
