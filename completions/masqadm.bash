@@ -1,5 +1,5 @@
 # bash completion for masqadm(8): ipvsadm 1.31's commands and options, and masq's own
-# (--check, --trace, --capture, --socket). A command comes first (after --socket PATH),
+# (--check, --trace, --capture, --sim-request, --socket). A command comes first (after --socket PATH),
 # then its options, as with ipvsadm. crates/masqadm/tests/docs.rs checks that every
 # option of the grammar is offered here.
 
@@ -15,7 +15,7 @@ _masqadm() {
     local ipvsadm_commands="-A --add-service -E --edit-service -D --delete-service -C --clear
         -R --restore -S --save -a --add-server -e --edit-server -d --delete-server
         -L -l --list -Z --zero --set --start-daemon --stop-daemon -h --help -v --version"
-    local masq_commands="--check --trace --capture"
+    local masq_commands="--check --trace --capture --sim-request"
     local ipvsadm_options="-t --tcp-service -u --udp-service --sctp-service -f --fwmark-service
         -6 --ipv6 -s --scheduler --pe -p --persistent -M --netmask -r --real-server
         -g --gatewaying -i --ipip -m --masquerading --tun-type --tun-port --tun-nocsum
@@ -24,6 +24,7 @@ _masqadm() {
         --persistent-conn --tun-info --nosort --sort -o --ops -n --numeric -b --sched-flags
         --syncid --sync-maxlen --mcast-interface --mcast-group --mcast-port --mcast-ttl"
     local trace_options="-t --tcp-service -u --udp-service --count -n --packets --json"
+    local sim_request_options="-t --tcp-service -u --udp-service --from --count -n"
     local schedulers="rr wrr lc wlc sed nq fo ovf sh dh mh lblc lblcr twos none"
     local sched_flags="sh-fallback sh-port mh-fallback mh-port flag-1 flag-2 flag-3"
 
@@ -78,6 +79,9 @@ _masqadm() {
     case ${COMP_WORDS[at]} in
         --trace | --capture)
             mapfile -t COMPREPLY < <(compgen -W "$trace_options" -- "$cur")
+            ;;
+        --sim-request)
+            mapfile -t COMPREPLY < <(compgen -W "$sim_request_options" -- "$cur")
             ;;
         --check | -h | --help | -v | --version) ;;
         *)

@@ -1,5 +1,5 @@
 # fish completion for masqadm(8): ipvsadm 1.31's commands and options, and masq's own
-# (--check, --trace, --capture, --socket). A command comes first (after --socket PATH),
+# (--check, --trace, --capture, --sim-request, --socket). A command comes first (after --socket PATH),
 # then its options, as with ipvsadm. crates/masqadm/tests/docs.rs checks that every
 # option of the grammar is offered here.
 
@@ -27,9 +27,13 @@ function __masqadm_traces
     contains -- (__masqadm_command) --trace --capture
 end
 
+function __masqadm_sim_requests
+    contains -- (__masqadm_command) --sim-request
+end
+
 function __masqadm_ipvsadm_options
     set -l command (__masqadm_command); or return 1
-    not contains -- $command --trace --capture --check -h --help -v --version
+    not contains -- $command --trace --capture --sim-request --check -h --help -v --version
 end
 
 # Whether the word before the cursor is $argv[1].
@@ -63,6 +67,7 @@ complete -c masqadm $first -s v -l version -d 'display the version'
 complete -c masqadm $first -l check -d '(masq) check the host and the lab, with fixes'
 complete -c masqadm $first -l trace -d "(masq) show each new connection's NAT stages"
 complete -c masqadm $first -l capture -r -F -d "(masq) write those stages' frames to a pcapng file"
+complete -c masqadm $first -l sim-request -d "(masq) open connections from the simulated lab's client"
 complete -c masqadm -n 'test (count (commandline -opc)) -eq 1' -l socket -r -F -d "(masq) masqd's control socket, before the command"
 
 # ipvsadm's options, after one of its commands.
@@ -116,3 +121,10 @@ complete -c masqadm $trace -s u -l udp-service -x -d 'only this UDP service (VIP
 complete -c masqadm $trace -s n -l count -x -d 'stop after N connections'
 complete -c masqadm $trace -l packets -d 'every packet, not only the first ones'
 complete -c masqadm $trace -l json -d 'one JSON object a line (--trace only)'
+
+# masq's --sim-request options.
+set -l sim -n __masqadm_sim_requests
+complete -c masqadm $sim -s t -l tcp-service -x -d 'to this TCP service (VIP:PORT)'
+complete -c masqadm $sim -s u -l udp-service -x -d 'to this UDP service (VIP:PORT)'
+complete -c masqadm $sim -l from -x -d 'from this simulated client (CIP)'
+complete -c masqadm $sim -s n -l count -x -d 'open N connections'

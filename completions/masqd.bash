@@ -23,7 +23,7 @@ _masqd() {
 
     case "${cmd}" in
         masqd)
-            opts="-h -V --vip-iface --dip-iface --vip-gateway --max-conns --max-neighbours --rules --save-on-exit --socket --kernel-guard --health-check --health-interval --health-timeout --health-rise --health-fall --health-action --metrics --web --web-admin --http-allow-host --io --workers --ring-format --busy-poll-us --qdisc-bypass --log --help --version"
+            opts="-h -V --vip-iface --dip-iface --simulate --vip-gateway --max-conns --max-neighbours --rules --save-on-exit --socket --kernel-guard --health-check --health-interval --health-timeout --health-rise --health-fall --health-action --metrics --web --web-admin --http-allow-host --io --workers --ring-format --busy-poll-us --qdisc-bypass --log --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,6 +34,10 @@ _masqd() {
                     return 0
                     ;;
                 --dip-iface)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --simulate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

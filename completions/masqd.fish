@@ -1,5 +1,6 @@
 complete -c masqd -l vip-iface -d 'Interface facing the clients, where the VIPs are served' -r
 complete -c masqd -l dip-iface -d 'Interface facing the real servers; its address (the DIP) is their default gateway' -r
+complete -c masqd -l simulate -d 'Direct the simulated lab LAB instead of interfaces: `seed` is docs/lab.md\'s (a client, RS1 and RS2 with web servers that name themselves). Needs no root; `masqadm --sim-request` makes the lab\'s client open connections' -r
 complete -c masqd -l vip-gateway -d 'Next hop for clients that are not on the VIP interface\'s networks' -r
 complete -c masqd -l max-conns -d 'Most entries tracked at once, connections and persistence templates together; a full table sheds templates that control no connection and half-open connections (SYN flood defence) before it refuses new ones' -r
 complete -c masqd -l max-neighbours -d 'Most entries each side\'s neighbour (ARP) table holds; a full table sheds hosts that only asked for a VIP and addresses that never answered before it refuses one' -r

@@ -45,12 +45,15 @@ masq's own commands (not in ipvsadm):\n\
 \x20 masqadm --check\n\
 \x20 masqadm --trace [-t|-u service-address] [--count N] [--packets] [--json]\n\
 \x20 masqadm --capture FILE [-t|-u service-address] [--count N] [--packets]\n\
+\x20 masqadm --sim-request [-t|-u service-address] [--from CIP] [--count N]\n\
 \x20 masqadm --socket PATH command [options]\n\
 \n\
 \x20 --check                             check the host and what the data path\n\
 \x20                                     noticed, a fix for each problem\n\
 \x20 --trace                             show each new connection's four stages\n\
 \x20 --capture FILE                      write those stages' frames to FILE\n\
+\x20 --sim-request                       connect from the simulated lab's client\n\
+\x20                                     (masqd --simulate), say who answered\n\
 \x20 --socket PATH                       masqd's control socket, before the command\n\
 \x20                                     (default $MASQ_SOCKET, else\n\
 \x20                                     /run/masq/masqd.sock)\n\
@@ -61,6 +64,16 @@ masq's own commands (not in ipvsadm):\n\
 \x20 --count|-n N                        stop after N connections\n\
 \x20 --packets                           every packet, not only the first ones\n\
 \x20 --json                              one JSON object a line (--trace only)\n\
+\n\
+--sim-request options:\n\
+\x20 --tcp-service|-t service-address    to this TCP service (default\n\
+\x20                                     192.168.0.10:80)\n\
+\x20 --udp-service|-u service-address    to this UDP service, whose real servers\n\
+\x20                                     echo a datagram after their name\n\
+\x20 --from CIP                          from this simulated client (default\n\
+\x20                                     192.168.0.101)\n\
+\x20 --count|-n N                        open N connections, or send N\n\
+\x20                                     datagrams (default 1)\n\
 ";
 
 #[cfg(test)]

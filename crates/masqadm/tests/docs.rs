@@ -6,8 +6,15 @@ use std::path::Path;
 use std::process::Command;
 
 /// masq's own words: its commands and `--socket`, then the options of `--trace` and
-/// `--capture` (`crates/ctl/src/trace.rs`).
-const MASQ_COMMANDS: [&str; 4] = ["--check", "--trace", "--capture", "--socket"];
+/// `--capture` (`crates/ctl/src/trace.rs`), and those of `--sim-request` that these do
+/// not have (`crates/ctl/src/request.rs`).
+const MASQ_COMMANDS: [&str; 5] = [
+    "--check",
+    "--trace",
+    "--capture",
+    "--sim-request",
+    "--socket",
+];
 const TRACE_OPTIONS: [(&str, Option<char>); 5] = [
     ("tcp-service", Some('t')),
     ("udp-service", Some('u')),
@@ -15,6 +22,7 @@ const TRACE_OPTIONS: [(&str, Option<char>); 5] = [
     ("packets", None),
     ("json", None),
 ];
+const SIM_REQUEST_OPTIONS: [(&str, Option<char>); 1] = [("from", None)];
 
 fn read(path: &str) -> String {
     let file = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -27,6 +35,7 @@ fn read(path: &str) -> String {
 fn every_option() -> Vec<String> {
     let mut names: Vec<String> = masq_ctl::grammar::option_names()
         .chain(TRACE_OPTIONS)
+        .chain(SIM_REQUEST_OPTIONS)
         .flat_map(|(long, short)| {
             std::iter::once(format!("--{long}")).chain(short.map(|s| format!("-{s}")))
         })

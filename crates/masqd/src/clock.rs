@@ -1,23 +1,42 @@
-//! The daemon's clock: milliseconds since masqd started, on the monotonic clock. The core
-//! is sans-IO and takes `now` from here.
+//! The daemon's clock: milliseconds since masqd started, on the monotonic clock — or,
+//! under `--simulate`, the simulated lab's clock, which moves only while the lab works
+//! through an exchange. The core is sans-IO and takes `now` from here.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use masq_core::Timestamp;
 
-/// A monotonic clock that starts at masqd's start.
+/// Where the time comes from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Monotonic(Instant),
+    /// Milliseconds of simulated time, set by the simulation.
+    Simulated(&'static AtomicU64),
+}
+
+/// A clock that starts at masqd's start.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
-    start: Instant,
+    source: Source,
     /// Wall-clock time at start, in microseconds since the Unix epoch (for captures).
     start_epoch_us: u64,
 }
 
 impl Clock {
-    /// Starts the clock.
+    /// Starts the monotonic clock.
     pub fn start() -> Self {
+        Clock::with_source(Source::Monotonic(Instant::now()))
+    }
+
+    /// A clock that reads the simulated time in `millis`.
+    pub fn simulated(millis: &'static AtomicU64) -> Self {
+        Clock::with_source(Source::Simulated(millis))
+    }
+
+    fn with_source(source: Source) -> Self {
         Clock {
-            start: Instant::now(),
+            source,
             start_epoch_us: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_micros() as u64),
@@ -31,6 +50,9 @@ impl Clock {
 
     /// Now, for the core.
     pub fn now(&self) -> Timestamp {
-        Timestamp(self.start.elapsed().as_millis() as u64)
+        match self.source {
+            Source::Monotonic(start) => Timestamp(start.elapsed().as_millis() as u64),
+            Source::Simulated(millis) => Timestamp(millis.load(Relaxed)),
+        }
     }
 }

@@ -14,6 +14,7 @@ use masq_ctl::{Env, Outcome};
 use crate::clock::Clock;
 use crate::guard::KernelGuard;
 use crate::health::{HealthMap, LocalFailures};
+use crate::simulate::{OrderedListing, Simulation};
 use crate::startup_findings::StartupFindings;
 use crate::steering::XdpSteering;
 use crate::stop::Stop;
@@ -48,6 +49,8 @@ pub struct ControlContext {
     pub streams: StreamSlots,
     /// Permits for [`ControlContext::off_runtime`], [`BLOCKING_OPERATIONS`] of them.
     pub blocking: tokio::sync::Semaphore,
+    /// Under `--simulate`: the lab the director runs in front of.
+    pub simulation: Option<Arc<Simulation>>,
 }
 
 impl ControlContext {
@@ -106,7 +109,10 @@ impl ControlContext {
             names: &masq_ctl::SystemNames,
         };
         let control = self.director.control(self.clock.now());
-        let outcome = masq_ctl::run(&request.args, &env, &control);
+        let outcome = match self.simulation {
+            Some(_) => masq_ctl::run(&request.args, &env, &OrderedListing(control)),
+            None => masq_ctl::run(&request.args, &env, &control),
+        };
         self.follow_services();
         for failure in &outcome.restore_failures {
             tracing::warn!(

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use masq_ctl::request::{Request, MAX_REQUEST_BYTES};
+use masq_ctl::request::{Request, SimRequest, MAX_REQUEST_BYTES};
 use tokio::io::AsyncReadExt;
 use tokio::net::{UnixListener, UnixStream};
 
@@ -147,6 +147,15 @@ async fn handle(mut stream: UnixStream, ctx: &Arc<ControlContext>) -> Result<()>
     let body = if request.args.first().is_some_and(|a| a == "--check") {
         ctx.off_runtime(|ctx| encode(&crate::check_report::run(ctx)))
             .await
+    } else if SimRequest::is_sim_request(&request.args) {
+        ctx.off_runtime(move |ctx| {
+            encode(&crate::simulate::answer(
+                ctx,
+                &request.program,
+                &request.args,
+            ))
+        })
+        .await
     } else {
         ctx.off_runtime(move |ctx| encode(&ctx.execute(&request)))
             .await

@@ -32,6 +32,7 @@ mod neighbour_log;
 mod notify;
 mod reload;
 mod rules;
+mod simulate;
 mod socket_reply;
 mod startup_checks;
 mod startup_findings;
@@ -71,11 +72,20 @@ use crate::stop::Stop;
 #[command(name = "masqd", version)]
 struct Args {
     /// Interface facing the clients, where the VIPs are served.
-    #[arg(long, value_name = "IF")]
-    vip_iface: String,
+    #[arg(long, value_name = "IF", required_unless_present = "simulate")]
+    vip_iface: Option<String>,
     /// Interface facing the real servers; its address (the DIP) is their default gateway.
-    #[arg(long, value_name = "IF")]
-    dip_iface: String,
+    #[arg(long, value_name = "IF", required_unless_present = "simulate")]
+    dip_iface: Option<String>,
+    /// Direct the simulated lab LAB instead of interfaces: `seed` is docs/lab.md's (a
+    /// client, RS1 and RS2 with web servers that name themselves). Needs no root;
+    /// `masqadm --sim-request` makes the lab's client open connections.
+    #[arg(
+        long,
+        value_name = "LAB",
+        conflicts_with_all = ["vip_iface", "dip_iface", "vip_gateway", "health_check", "io", "workers"]
+    )]
+    simulate: Option<String>,
     /// Next hop for clients that are not on the VIP interface's networks.
     #[arg(long, value_name = "ADDR")]
     vip_gateway: Option<Ipv4Addr>,
@@ -182,7 +192,11 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     abort_on_panic();
-    match run(args) {
+    let outcome = match &args.simulate {
+        Some(lab) => simulate::run(&args, lab),
+        None => run(args),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("masqd: {e:#}");
@@ -248,22 +262,13 @@ fn run(args: Args) -> Result<()> {
     // Before anything is created: a refused second start must change nothing.
     let instance = Instance::claim(&args.socket)?;
     tracing::debug!("holding {}", instance.lock_path().display());
-    // SIGTERM and SIGINT stop masqd cleanly from here on, even during the start; a SIGHUP
-    // meanwhile reloads once masqd is up.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the control-plane runtime")?;
-    let (signals, reloads) = {
-        let _entered = runtime.enter();
-        (
-            StopSignals::install()?,
-            reload::Reloads::install(args.rules.clone())?,
-        )
+    let (runtime, signals, reloads) = control_runtime(&args)?;
+    let (Some(vip_iface), Some(dip_iface)) = (&args.vip_iface, &args.dip_iface) else {
+        anyhow::bail!("--vip-iface and --dip-iface are needed (or --simulate LAB)");
     };
     let host = startup_checks::host(
-        &args.vip_iface,
-        &args.dip_iface,
+        vip_iface,
+        dip_iface,
         args.vip_gateway.is_some(),
         &mut findings,
     )?;
@@ -296,19 +301,7 @@ fn run(args: Args) -> Result<()> {
         ));
     }
     let (listener, socket_file) = control_server::bind(&instance.socket)?;
-    if let Some(path) = &args.rules {
-        if path.exists() {
-            rules::load(path, &director.control(clock.now()))?;
-            tracing::info!("loaded rules from {}", path.display());
-        } else if args.save_on_exit {
-            tracing::info!(
-                "{} does not exist yet; it will be written on exit",
-                path.display()
-            );
-        } else {
-            anyhow::bail!("rules file {} not found", path.display());
-        }
-    }
+    load_rules(&args, &director, clock)?;
     guard.sync(&director.services())?;
 
     if args.workers.is_some() && args.io != IoBackend::Ring {
@@ -373,6 +366,7 @@ fn run(args: Args) -> Result<()> {
         startup_findings: findings,
         streams: Default::default(),
         blocking: tokio::sync::Semaphore::new(context::BLOCKING_OPERATIONS),
+        simulation: None,
     });
     let notifier = notify::Notifier::from_env();
     let housekeeping = housekeeping::start(ctx.clone(), ports, errors, notifier.watchdog())?;
@@ -397,10 +391,57 @@ fn run(args: Args) -> Result<()> {
     }
     let _ = housekeeping.join();
     let _ = syncing.join();
+    finish(&args, &ctx, &reloader, socket_file, served)
+}
+
+/// The control-plane runtime, with SIGTERM and SIGINT stopping masqd cleanly from here
+/// on, even during the start, and a SIGHUP meanwhile reloading once masqd is up.
+fn control_runtime(args: &Args) -> Result<(tokio::runtime::Runtime, StopSignals, reload::Reloads)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the control-plane runtime")?;
+    let (signals, reloads) = {
+        let _entered = runtime.enter();
+        (
+            StopSignals::install()?,
+            reload::Reloads::install(args.rules.clone())?,
+        )
+    };
+    Ok((runtime, signals, reloads))
+}
+
+/// Loads `--rules` at start.
+fn load_rules(args: &Args, director: &Director, clock: Clock) -> Result<()> {
+    if let Some(path) = &args.rules {
+        if path.exists() {
+            rules::load(path, &director.control(clock.now()))?;
+            tracing::info!("loaded rules from {}", path.display());
+        } else if args.save_on_exit {
+            tracing::info!(
+                "{} does not exist yet; it will be written on exit",
+                path.display()
+            );
+        } else {
+            anyhow::bail!("rules file {} not found", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// The end of a stop, once the control plane is down: `--save-on-exit`, the kernel
+/// guard removed, the control socket removed; `served` is how the control plane ended.
+fn finish(
+    args: &Args,
+    ctx: &ControlContext,
+    reloader: &reload::Reloader,
+    socket_file: control_server::SocketFile,
+    served: Result<()>,
+) -> Result<()> {
     let saved = match (&args.rules, args.save_on_exit) {
         (Some(path), true) => {
             reloader.delete_leaving(&ctx.director.control(ctx.clock.now()));
-            save_rules(path, &ctx)
+            save_rules(path, ctx)
         }
         _ => Ok(()),
     };
