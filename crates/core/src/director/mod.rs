@@ -16,6 +16,7 @@ mod nat;
 mod synced;
 mod trace_events;
 mod transmit;
+mod tunnel;
 mod worker;
 
 #[cfg(test)]

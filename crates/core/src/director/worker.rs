@@ -36,6 +36,9 @@ pub struct Worker {
     pub(super) queues: TransmitQueues,
     /// Where this worker queues a sync master's entries.
     pub(super) sync_shard: usize,
+    /// The identification of the last outer header this worker wrote for a packet that
+    /// may be fragmented ([`super::tunnel`]).
+    pub(super) tunnel_ident: u16,
 }
 
 impl Worker {
@@ -49,6 +52,7 @@ impl Worker {
             counters,
             queues: TransmitQueues::new(),
             sync_shard,
+            tunnel_ident: 0,
         }
     }
 
@@ -232,7 +236,7 @@ impl Worker {
     }
 
     /// An ARP request for a next hop a frame is waiting for.
-    fn queue_arp_probe(&mut self, side: Side, target: Ipv4Addr) {
+    pub(super) fn queue_arp_probe(&mut self, side: Side, target: Ipv4Addr) {
         let director = &self.director;
         let queued = self.queues.push_generated(side, &self.counters, |buf| {
             director.arp_probe(side, target, buf)
