@@ -6,8 +6,10 @@
 //!
 //! A tunnelled frame is longer than the one received, and the I/O layer lends
 //! `handle_frame` exactly the received bytes: so it is copied once, behind its outer
-//! header, into a tunnel slot (one memcpy of the packet, no allocation), and leaves through
-//! [`TransmitQueues::poll`] instead of the receive batch's own send.
+//! header, into a tunnel slot (one memcpy of the packet, no allocation). The I/O layer
+//! takes the whole ring at once ([`TransmitQueues::take_tunnelled`]) and sends it in the
+//! same batched send as the frames forwarded in place; [`TransmitQueues::poll`] hands out
+//! whatever is left to callers that send one frame at a time.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -120,6 +122,20 @@ impl SlotRing {
         Ok(true)
     }
 
+    /// Takes every frame, oldest first; their buffers stay valid as long as the borrow.
+    fn drain(&mut self) -> Drained<'_> {
+        let n = self.slots.len();
+        let end = self.head + self.len;
+        let (wrapped, first) = (end.saturating_sub(n), end.min(n));
+        let head = self.head;
+        self.head = end % n;
+        self.len = 0;
+        Drained {
+            first: &self.slots[head..first],
+            wrapped: &self.slots[..wrapped],
+        }
+    }
+
     /// Takes the oldest frame; its buffer stays valid until the next `push`.
     fn pop(&mut self) -> Option<&Slot> {
         if self.len == 0 {
@@ -129,6 +145,20 @@ impl SlotRing {
         self.head = (self.head + 1) % self.slots.len();
         self.len -= 1;
         Some(&self.slots[i])
+    }
+}
+
+/// Frames taken out of a [`SlotRing`] at once, oldest first: the ring's two contiguous runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Drained<'a> {
+    first: &'a [Slot],
+    wrapped: &'a [Slot],
+}
+
+impl<'a> Drained<'a> {
+    /// The frames, oldest first; iterate as often as needed (e.g. once per side).
+    pub fn iter(&self) -> impl Iterator<Item = Transmit<'a>> + Clone + 'a {
+        self.first.iter().chain(self.wrapped).map(Slot::transmit)
     }
 }
 
@@ -197,6 +227,11 @@ impl TransmitQueues {
             Ok(false) => Verdict::Drop(DropReason::TooBig),
             Err(reason) => Verdict::Drop(reason),
         }
+    }
+
+    /// Takes every encapsulated frame at once, so that they leave in one batched send.
+    pub fn take_tunnelled(&mut self) -> Drained<'_> {
+        self.tunnelled.drain()
     }
 
     /// Keeps a copy of `frame` until `next_hop` is resolved.

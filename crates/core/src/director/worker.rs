@@ -21,7 +21,7 @@ use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
 use masq_wire::ipv4::PROTO_ICMP;
 
 use super::frame::{FrameMeta, Ipv4Frame};
-use super::transmit::{Transmit, TransmitQueues};
+use super::transmit::{Drained, Transmit, TransmitQueues};
 use super::Director;
 use crate::conn::Conn;
 use crate::proto_state::Direction;
@@ -253,6 +253,13 @@ impl Worker {
     /// and now and then when idle.
     pub fn poll_transmit(&mut self, now: Timestamp) -> Option<Transmit<'_>> {
         self.queues.poll(now, &self.director, &self.counters)
+    }
+
+    /// Takes every frame encapsulated for a tunnel since the last call (or the last
+    /// [`Worker::poll_transmit`]), so that a batched sender sends them with the frames it
+    /// forwards in place: call it after each receive batch, before `poll_transmit`.
+    pub fn take_encapsulated(&mut self) -> Drained<'_> {
+        self.queues.take_tunnelled()
     }
 
     /// Number of frames waiting for ARP.

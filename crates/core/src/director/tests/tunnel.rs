@@ -207,3 +207,30 @@ fn an_unresolved_real_server_gets_the_encapsulated_frame_once_it_answers_arp() {
     let outer = Ipv4Packet::new_checked(&out[14..]).unwrap();
     assert_eq!((outer.dst_addr(), outer.protocol()), (RS1, PROTO_IPIP));
 }
+
+#[test]
+fn a_batched_sender_takes_every_encapsulated_frame_at_once_in_order() {
+    let mut lab = tunnel_lab(Protocol::Tcp, 80);
+    // More than the ring holds from its start, so that the taken frames wrap around it.
+    for round in 0..3u16 {
+        let ports: Vec<u16> = (0..20).map(|i| 41000 + round * 100 + i).collect();
+        for &port in &ports {
+            assert_eq!(
+                lab.handle(Side::Vip, &mut from_client(port, SYN)),
+                Verdict::Encapsulated(Side::Dip)
+            );
+        }
+        let taken: Vec<(Side, u16)> = lab
+            .worker
+            .take_encapsulated()
+            .iter()
+            .map(|tx| {
+                let inner = &tx.frame[14 + IPIP_OVERHEAD..];
+                (tx.side, u16::from_be_bytes([inner[20], inner[21]]))
+            })
+            .collect();
+        let expected: Vec<(Side, u16)> = ports.iter().map(|&p| (Side::Dip, p)).collect();
+        assert_eq!(taken, expected);
+        assert!(lab.transmitted().is_empty(), "nothing is sent twice");
+    }
+}
