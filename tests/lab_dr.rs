@@ -11,62 +11,23 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::at_vip::{answered_by, rr_by, stage, trace_one_request, udp_client};
 use common::seed::{log_lines, stats_of, SERVICE, UDP_SERVICE, URL};
-use common::{describe, Lab, LabOptions, CLIENT_IP, RS1_IP, RS2_IP, VIP};
+use common::{describe, Lab, LabOptions, Method, CLIENT_IP, RS1_IP, RS2_IP, VIP};
 
 /// The direct-routing lab.
 fn dr_lab() -> Lab {
     Lab::up_with(LabOptions {
-        direct_routing: true,
+        method: Method::DirectRouting,
         ..LabOptions::default()
     })
-}
-
-/// Which real server answered (7 or 9, the last octet of its address): under direct
-/// routing each answers `RS<n> <the address it was reached at>`, which is the VIP.
-fn answered_by(body: &str) -> u8 {
-    match body.strip_suffix(&format!(" {VIP}\n")) {
-        Some("RS1") => 7,
-        Some("RS2") => 9,
-        _ => panic!("not an answer of RS1 or RS2 reached at the VIP: {body:?}"),
-    }
-}
-
-/// `-A PROTO SERVICE -s rr` with RS1 then RS2 by direct routing (`-g`).
-fn rr_routed(lab: &Lab, proto: &str, service: &str) {
-    lab.masqadm_ok(&["-A", proto, service, "-s", "rr"]);
-    for rs in [RS1_IP, RS2_IP] {
-        lab.masqadm_ok(&["-a", proto, service, "-r", rs, "-g"]);
-    }
-}
-
-/// `count` datagrams carrying `message` from one new source port to the UDP service.
-fn udp_client(lab: &Lab, message: &str, count: &str) -> String {
-    let labsrv = lab.bin("masq-labsrv");
-    let out = lab.exec(
-        "client",
-        &[
-            labsrv.to_str().expect("a UTF-8 path"),
-            "udp-client",
-            "--to",
-            UDP_SERVICE,
-            "--message",
-            message,
-            "--count",
-            count,
-        ],
-    );
-    assert!(out.status.success(), "udp-client:\n{}", describe(&out));
-    String::from_utf8(out.stdout).expect("UTF-8 replies")
 }
 
 #[test]
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn rr_over_routed_real_servers_that_see_the_client_arrive_at_the_vip() {
     let lab = dr_lab();
-    rr_routed(&lab, "-t", SERVICE);
+    rr_by(&lab, "-t", SERVICE, "-g");
     let picks: Vec<u8> = (0..20).map(|_| answered_by(&lab.curl(URL))).collect();
     assert_eq!(picks, [9, 7].repeat(10), "rr picks of 20 connections");
     // Only the MAC changed on the way: the real server got the client's packet to the VIP.
@@ -84,7 +45,7 @@ fn rr_over_routed_real_servers_that_see_the_client_arrive_at_the_vip() {
     }
 
     // UDP both ways: new source ports alternate, one source port stays.
-    rr_routed(&lab, "-u", UDP_SERVICE);
+    rr_by(&lab, "-u", UDP_SERVICE, "-g");
     assert_eq!(udp_client(&lab, "hello", "1"), "RS2 hello\n");
     assert_eq!(udp_client(&lab, "hello", "1"), "RS1 hello\n");
     assert_eq!(udp_client(&lab, "again", "3"), "RS2 again\n".repeat(3));
@@ -115,7 +76,7 @@ fn rr_over_routed_real_servers_that_see_the_client_arrive_at_the_vip() {
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn a_bulk_download_and_the_trace_of_a_routed_connection() {
     let lab = dr_lab();
-    rr_routed(&lab, "-t", SERVICE);
+    rr_by(&lab, "-t", SERVICE, "-g");
     let size = 100 << 20;
     let url = format!("http://{VIP}/bytes/{size}");
     let out = lab.curl_with(
@@ -132,27 +93,8 @@ fn a_bulk_download_and_the_trace_of_a_routed_connection() {
     );
     assert_eq!(out, size.to_string(), "bytes downloaded by direct routing");
 
-    let masqadm = lab.bin("masqadm");
-    let socket = lab.state_dir().join("masqd.sock");
-    let trace_args = [
-        masqadm.to_str().expect("a UTF-8 path"),
-        "--socket",
-        socket.to_str().expect("a UTF-8 path"),
-        "--trace",
-        "--count",
-        "1",
-    ];
-    let mut trace = lab.spawn("dir", "trace", &trace_args);
-    std::thread::sleep(Duration::from_millis(300));
-    lab.curl(URL);
-    trace.wait_for_output("4 director→client", Duration::from_secs(5));
-    let out = trace.output();
-    let stage = |label: &str| {
-        out.lines()
-            .find(|l| l.contains(label))
-            .unwrap_or_else(|| panic!("no stage {label:?} in the trace:\n{out}"))
-            .to_string()
-    };
+    let out = trace_one_request(&lab);
+    let stage = |label: &str| stage(&out, label);
     assert!(
         stage("1 client→VIP").contains(&format!("DIP={VIP}:80")),
         "{out}"
