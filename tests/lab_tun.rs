@@ -4,7 +4,7 @@
 //! tunnel-end` where the kernel has no ipip module) takes them out, and the real server
 //! answers from the VIP through its gateway, the director. What a student checks: who
 //! answered, in which order, that the real servers saw the client's own address arrive at
-//! the VIP, a bulk download, UDP, the listing's `Tunnel`, the counters both ways, the
+//! the VIP, a bulk download and upload, UDP, the listing's `Tunnel`, the counters both ways, the
 //! fragmentation-needed error for a datagram the tunnel's header makes too big, and the
 //! trace's outer header.
 //!
@@ -100,6 +100,35 @@ fn a_bulk_download_and_the_trace_of_a_tunnelled_connection() {
         "bytes downloaded through the tunnel"
     );
     eprintln!("100 MiB through the tunnel in {secs} s");
+    // The other way every segment goes through the tunnel, 20 bytes of each MTU lost: the
+    // client learns 1480 from fragmentation needed and the upload goes on at that size.
+    let upload = lab.state_dir().join("upload");
+    let up_size = 20 << 20;
+    std::fs::write(&upload, vec![0u8; up_size]).expect("writing the upload");
+    let data = format!("@{}", upload.display());
+    let out = lab.curl_with(
+        "client",
+        &[
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "30",
+            "-H",
+            "Expect:",
+            "--data-binary",
+            &data,
+            "-w",
+            "%{size_upload} %{time_total}",
+        ],
+        URL,
+    );
+    let (bytes, secs) = out.split_once(' ').expect("size and time");
+    assert_eq!(
+        bytes,
+        up_size.to_string(),
+        "bytes uploaded through the tunnel"
+    );
+    eprintln!("20 MiB up through the tunnel in {secs} s");
 
     let out = trace_one_request(&lab);
     let stage = |label: &str| stage(&out, label);
