@@ -469,6 +469,9 @@ hold_tunnel_vip() {
     local n=$1 dev=lo
     if [ "$TUNNEL_END" = kernel ]; then
         dev=tunl0
+        # The ipip module makes tunl0 in every namespace, unless
+        # net.core.fb_tunnels_only_for_init_net keeps it to the host's own.
+        ip -n "$(ns "$n")" link show tunl0 >/dev/null 2>&1 || ip -n "$(ns "$n")" link add tunl0 type ipip
         ip -n "$(ns "$n")" link set tunl0 up
         sysctl_in "$n" net.ipv4.conf.tunl0.rp_filter=0
     fi
