@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The classic LVS lab in network namespaces, one command: NAT, or direct routing.
+# The classic LVS lab in network namespaces, one command: NAT, direct routing or tunnelling.
 #
-#   scripts/lab.sh up [--method nat|dr]   build the namespaces, start the real servers and
-#                            masqd; dr: each real server holds the VIP on lo (default nat)
+#   scripts/lab.sh up [--method nat|dr|tun]   build the namespaces, start the real servers
+#                            and masqd; dr: each real server holds the VIP on lo; tun: on
+#                            its tunnel end (default nat)
 #   scripts/lab.sh demo      walk through the seed: rr, wrr 3:1, list, save, flush, restore
 #   scripts/lab.sh exercise rr|wrr|wlc|persistence|gateway|trace   one exercise of docs/lab.md
 #   scripts/lab.sh status    what is up
@@ -23,6 +24,10 @@
 #   on lo, with arp_ignore=1 and arp_announce=2 so that it never answers or announces the
 #   VIP on the switch; its default gateway stays the DIP, so its answers (from the VIP)
 #   come back through the director. The demo and the exercises add real servers with -g.
+#   Tunnelling (up --method tun): as direct routing, and each real server takes the
+#   client's packets out of their IPIP header: with the kernel's tunl0 (the VIP on it)
+#   where the host kernel has ipip, else with `masq-labsrv tunnel-end` (the VIP on lo);
+#   rp_filter off. The demo and the exercises add real servers with -i.
 #   Routed (MASQ_LAB_ROUTED=1): P-cli, P-ext and the router's P-rext (192.168.0.1/24) meet
 #   on bridge P-lbr in P-lan (ports P-lc, P-ld, P-lr) instead of one cable; P-router's
 #   P-rint 10.0.0.1/24 is cabled to P-rclient's P-rc 10.0.0.2/24 (gw 10.0.0.1), and masqd
@@ -118,6 +123,7 @@ load_state() {
     # The forwarding method's ipvsadm option, for the demo and the exercises.
     case ${METHOD:-nat} in
         dr) FWD=-g ;;
+        tun) FWD=-i ;;
         *) FWD=-m ;;
     esac
 }
@@ -255,7 +261,7 @@ cmd_up() {
     while [ $# -gt 0 ]; do
         case $1 in
             --method)
-                [ $# -ge 2 ] || die "up: --method needs nat or dr"
+                [ $# -ge 2 ] || die "up: --method needs nat, dr or tun"
                 method=$2
                 shift 2
                 ;;
@@ -263,10 +269,10 @@ cmd_up() {
                 method=${1#--method=}
                 shift
                 ;;
-            *) die "up: unknown option '$1' (scripts/lab.sh up [--method nat|dr])" ;;
+            *) die "up: unknown option '$1' (scripts/lab.sh up [--method nat|dr|tun])" ;;
         esac
     done
-    case $method in nat | dr) ;; *) die "up: --method must be nat or dr, not '$method'" ;; esac
+    case $method in nat | dr | tun) ;; *) die "up: --method must be nat, dr or tun, not '$method'" ;; esac
     local n existing=()
     for n in "${ALL_NS[@]}"; do
         ns_exists "$n" && existing+=("$(ns "$n")")
@@ -279,6 +285,9 @@ cmd_up() {
     case $offloads in on | off) ;; *) die "MASQ_LAB_OFFLOADS must be on or off, not '$offloads'" ;; esac
     if [ "$offloads" = off ]; then
         command -v ethtool >/dev/null 2>&1 || die "MASQ_LAB_OFFLOADS=off needs ethtool; install it"
+    fi
+    if [ "$method" = tun ]; then
+        command -v ethtool >/dev/null 2>&1 || die "up --method tun needs ethtool (the clients' segmentation offload goes off); install it"
     fi
     command -v nft >/dev/null 2>&1 || echo "lab.sh: warning: nft is not installed; the director's kernel will answer VIP traffic itself (install nftables)" >&2
 
@@ -343,11 +352,20 @@ cmd_up() {
     addr rs2 "$P-r2" "$RS2_IP/24"
     ip -n "$(ns rs1)" route add default via "$DIP"
     ip -n "$(ns rs2)" route add default via "$DIP"
-    if [ "$method" = dr ]; then
-        for n in rs1 rs2; do
-            hold_vip "$n"
-        done
-    fi
+    case $method in
+        dr)
+            for n in rs1 rs2; do
+                hold_vip "$n" lo
+            done
+            ;;
+        tun)
+            TUNNEL_END=$(tunnel_end_kind)
+            echo "TUNNEL_END=$TUNNEL_END" >>"$STATE/lab.env"
+            for n in rs1 rs2; do
+                hold_tunnel_vip "$n"
+            done
+            ;;
+    esac
 
     if [ "$offloads" = off ]; then
         local entry
@@ -357,15 +375,27 @@ cmd_up() {
         done
     fi
 
+    # A veth passes a sender's TSO super-frames on whole, and masqd cannot tunnel one (the
+    # offload header has no word for TCP inside IPIP; the kernel would segment it in
+    # software): the hosts that send to the VIP segment their own packets, as their frames
+    # would arrive from a real wire with GRO off on the director.
+    if [ "$method" = tun ]; then
+        in_ns client ethtool -K "$P-cli" tso off gso off >/dev/null
+        [ "$routed" = 1 ] && in_ns router ethtool -K "$P-rext" tso off gso off >/dev/null
+    fi
+
     # A UDP server answers from the address its socket is bound to, or else from the one
     # routing picks (the real server's own): under direct routing the client expects its
     # answer from the VIP, so the echo binds the VIP.
     local i name udp_listen=0.0.0.0
-    [ "$method" = dr ] && udp_listen=$VIP
+    [ "$method" != nat ] && udp_listen=$VIP
     for i in 1 2; do
         name=RS$i
         start_daemon "rs$i-http" "rs$i" "$STATE/rs$i-http.out" "$BIN/masq-labsrv" http --name "$name" --listen 0.0.0.0:80 --log "$STATE/rs$i.log"
         start_daemon "rs$i-udp" "rs$i" "$STATE/rs$i-udp.out" "$BIN/masq-labsrv" udp-echo --name "$name" --listen "$udp_listen:7"
+        if [ "${TUNNEL_END:-}" = labsrv ]; then
+            start_daemon "rs$i-tun" "rs$i" "$STATE/rs$i-tun.out" "$BIN/masq-labsrv" tunnel-end --vip "$VIP"
+        fi
     done
 
     local gateway=()
@@ -389,12 +419,22 @@ cmd_up() {
     for i in 1 2; do
         wait_for "RS$i's HTTP server" "$STATE/rs$i-http.pid" "$STATE/rs$i-http.out" listening "rs$i" t 80
         wait_for "RS$i's UDP echo" "$STATE/rs$i-udp.pid" "$STATE/rs$i-udp.out" listening "rs$i" u 7
+        if [ "${TUNNEL_END:-}" = labsrv ]; then
+            wait_for "RS$i's tunnel end" "$STATE/rs$i-tun.pid" "$STATE/rs$i-tun.out" grep -q decapsulating "$STATE/rs$i-tun.out"
+        fi
     done
     wait_for masqd "$STATE/masqd.pid" "$STATE/masqd.log" masqadm_in_dir -L -n
 
     trap - EXIT INT TERM
     echo "lab '$P' is up ($method): client $CLIENT_IP -> VIP $VIP (masqd in $(ns dir): $P-ext / $P-int) -> RS1 $RS1_IP, RS2 $RS2_IP"
     [ "$method" = dr ] && echo "direct routing: the real servers hold $VIP on lo (arp_ignore=1, arp_announce=2); add them with -g"
+    if [ "$method" = tun ]; then
+        if [ "$TUNNEL_END" = kernel ]; then
+            echo "tunnelling: the real servers hold $VIP on tunl0 (the kernel's ipip); add them with -i"
+        else
+            echo "tunnelling: this kernel has no ipip; masq-labsrv tunnel-end decapsulates on each real server, which holds $VIP on lo; add them with -i"
+        fi
+    fi
     [ "$routed" = 1 ] && echo "routed client $RCLIENT_IP in $(ns rclient) via router $ROUTER_LAN_IP"
     [ "$rogue" = 1 ] && echo "rogue host $ROGUE_IP in $(ns rogue) on the real servers' switch"
     echo "state: $STATE (masqd.log, rs1.log, rs2.log); try: scripts/lab.sh demo"
@@ -404,9 +444,39 @@ cmd_up() {
 # never in ARP — arp_ignore=1 answers only for addresses of the interface asked on,
 # arp_announce=2 takes the sender address of its own requests from that interface.
 hold_vip() {
-    local n=$1
-    addr "$n" lo "$VIP/32"
+    local n=$1 dev=$2
+    addr "$n" "$dev" "$VIP/32"
     sysctl_in "$n" net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+}
+
+# Who takes the client's packets out of their IPIP header on a real server: the kernel's
+# tunl0 if the host kernel can make an ipip device (tried in the director's namespace),
+# else masq-labsrv tunnel-end.
+tunnel_end_kind() {
+    if ip -n "$(ns dir)" link add "$P-tprobe" type ipip remote 127.0.0.2 local 127.0.0.1 >/dev/null 2>&1; then
+        ip -n "$(ns dir)" link del "$P-tprobe"
+        echo kernel
+    else
+        echo labsrv
+    fi
+}
+
+# Tunnelling's real server: the VIP as direct routing's, on tunl0 or (for the userspace
+# tunnel end) on lo. rp_filter off: the decapsulated packet comes from the client on an
+# interface the route back to the client does not use (the kernel takes the stricter of
+# all and the interface's value, so both are set).
+hold_tunnel_vip() {
+    local n=$1 dev=lo
+    if [ "$TUNNEL_END" = kernel ]; then
+        dev=tunl0
+        # The ipip module makes tunl0 in every namespace, unless
+        # net.core.fb_tunnels_only_for_init_net keeps it to the host's own.
+        ip -n "$(ns "$n")" link show tunl0 >/dev/null 2>&1 || ip -n "$(ns "$n")" link add tunl0 type ipip
+        ip -n "$(ns "$n")" link set tunl0 up
+        sysctl_in "$n" net.ipv4.conf.tunl0.rp_filter=0
+    fi
+    hold_vip "$n" "$dev"
+    sysctl_in "$n" net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.lo.rp_filter=0
 }
 
 # Sends SIGTERM to each pid, waits up to $1 seconds, then SIGKILLs what is left.
@@ -540,6 +610,8 @@ cmd_demo() {
 
     if [ "$FWD" = -g ]; then
         note "A virtual service on the VIP, round robin, with two real servers by direct routing (-g)."
+    elif [ "$FWD" = -i ]; then
+        note "A virtual service on the VIP, round robin, with two real servers through IPIP tunnels (-i)."
     else
         note "A virtual service on the VIP, round robin, with two real servers behind NAT (-m)."
     fi
@@ -559,6 +631,7 @@ cmd_demo() {
 
     local forward=Masq
     [ "$FWD" = -g ] && forward=Route
+    [ "$FWD" = -i ] && forward=Tunnel
     note "The table. Look: Forward is $forward, the weights are 3 and 1; the closed connections wait in TIME_WAIT and count as InActConn (RS1 9, RS2 5)."
     demo_masqadm -L -n
 
@@ -577,6 +650,8 @@ cmd_demo() {
 
     if [ "$FWD" = -g ]; then
         note "What the real servers saw. Look: client=$CLIENT_IP, the client's own address, and local=$VIP: direct routing changed only the MAC, so the packet still went to the VIP, which each real server holds on lo."
+    elif [ "$FWD" = -i ]; then
+        note "What the real servers saw. Look: client=$CLIENT_IP, the client's own address, and local=$VIP: the director sent the client's packet unchanged inside an IPIP header, and the real server's tunnel end took it out."
     else
         note "What the real servers saw. Look: client=$CLIENT_IP, the client's own address (LVS-NAT rewrites only the destination), and local= the real server's address."
     fi

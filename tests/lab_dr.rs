@@ -11,195 +11,46 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::seed::{log_lines, stats_of, SERVICE, UDP_SERVICE, URL};
-use common::{describe, Lab, LabOptions, CLIENT_IP, RS1_IP, RS2_IP, VIP};
+use common::at_vip::{
+    demo_walks_through_the_seed, download, forwards_rr_and_udp_to_the_vip, rr_by, trace_one_request,
+};
+use common::seed::SERVICE;
+use common::{Lab, LabOptions, Method};
 
 /// The direct-routing lab.
 fn dr_lab() -> Lab {
     Lab::up_with(LabOptions {
-        direct_routing: true,
+        method: Method::DirectRouting,
         ..LabOptions::default()
     })
-}
-
-/// Which real server answered (7 or 9, the last octet of its address): under direct
-/// routing each answers `RS<n> <the address it was reached at>`, which is the VIP.
-fn answered_by(body: &str) -> u8 {
-    match body.strip_suffix(&format!(" {VIP}\n")) {
-        Some("RS1") => 7,
-        Some("RS2") => 9,
-        _ => panic!("not an answer of RS1 or RS2 reached at the VIP: {body:?}"),
-    }
-}
-
-/// `-A PROTO SERVICE -s rr` with RS1 then RS2 by direct routing (`-g`).
-fn rr_routed(lab: &Lab, proto: &str, service: &str) {
-    lab.masqadm_ok(&["-A", proto, service, "-s", "rr"]);
-    for rs in [RS1_IP, RS2_IP] {
-        lab.masqadm_ok(&["-a", proto, service, "-r", rs, "-g"]);
-    }
-}
-
-/// `count` datagrams carrying `message` from one new source port to the UDP service.
-fn udp_client(lab: &Lab, message: &str, count: &str) -> String {
-    let labsrv = lab.bin("masq-labsrv");
-    let out = lab.exec(
-        "client",
-        &[
-            labsrv.to_str().expect("a UTF-8 path"),
-            "udp-client",
-            "--to",
-            UDP_SERVICE,
-            "--message",
-            message,
-            "--count",
-            count,
-        ],
-    );
-    assert!(out.status.success(), "udp-client:\n{}", describe(&out));
-    String::from_utf8(out.stdout).expect("UTF-8 replies")
 }
 
 #[test]
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn rr_over_routed_real_servers_that_see_the_client_arrive_at_the_vip() {
-    let lab = dr_lab();
-    rr_routed(&lab, "-t", SERVICE);
-    let picks: Vec<u8> = (0..20).map(|_| answered_by(&lab.curl(URL))).collect();
-    assert_eq!(picks, [9, 7].repeat(10), "rr picks of 20 connections");
     // Only the MAC changed on the way: the real server got the client's packet to the VIP.
-    for n in [1, 2] {
-        let log = lab.rs_log(n);
-        let lines = log_lines(&log);
-        assert_eq!(lines.len(), 10, "RS{n}'s log:\n{log}");
-        for line in lines {
-            assert!(
-                line.contains(&format!(" client={CLIENT_IP}:"))
-                    && line.ends_with(&format!(" local={VIP}:80")),
-                "RS{n} logged {line:?}"
-            );
-        }
-    }
-
-    // UDP both ways: new source ports alternate, one source port stays.
-    rr_routed(&lab, "-u", UDP_SERVICE);
-    assert_eq!(udp_client(&lab, "hello", "1"), "RS2 hello\n");
-    assert_eq!(udp_client(&lab, "hello", "1"), "RS1 hello\n");
-    assert_eq!(udp_client(&lab, "again", "3"), "RS2 again\n".repeat(3));
-
-    let listing = lab.masqadm_ok(&["-L", "-n"]);
-    for rs in [RS1_IP, RS2_IP] {
-        let line = format!("  -> {:<28} Route   1      ", format!("{rs}:80"));
-        assert!(listing.contains(&line), "{line:?} in:\n{listing}");
-    }
-    // The answers came back through the director: counted out as the requests were in.
-    let stats = lab.masqadm_ok(&["-L", "-n", "--stats", "--exact"]);
-    let tcp = stats_of(&stats, &format!("TCP  {SERVICE}"));
-    assert_eq!(tcp[0], 20, "TCP connections:\n{stats}");
-    assert!(
-        tcp[1] >= 20 * 4 && tcp[2] >= 20 * 4,
-        "TCP packets:\n{stats}"
-    );
-    assert!(tcp[3] > 0 && tcp[4] > 0, "TCP bytes:\n{stats}");
-    let udp = stats_of(&stats, &format!("UDP  {UDP_SERVICE}"));
-    assert_eq!(
-        udp[..3],
-        [3, 5, 5],
-        "UDP conns, in and out packets:\n{stats}"
-    );
+    forwards_rr_and_udp_to_the_vip(&dr_lab(), "-g", "Route");
 }
 
 #[test]
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn a_bulk_download_and_the_trace_of_a_routed_connection() {
     let lab = dr_lab();
-    rr_routed(&lab, "-t", SERVICE);
-    let size = 100 << 20;
-    let url = format!("http://{VIP}/bytes/{size}");
-    let out = lab.curl_with(
-        "client",
-        &[
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "30",
-            "-w",
-            "%{size_download}",
-        ],
-        &url,
-    );
-    assert_eq!(out, size.to_string(), "bytes downloaded by direct routing");
+    rr_by(&lab, "-t", SERVICE, "-g");
+    download(&lab, 100 << 20);
 
-    let masqadm = lab.bin("masqadm");
-    let socket = lab.state_dir().join("masqd.sock");
-    let trace_args = [
-        masqadm.to_str().expect("a UTF-8 path"),
-        "--socket",
-        socket.to_str().expect("a UTF-8 path"),
-        "--trace",
-        "--count",
-        "1",
-    ];
-    let mut trace = lab.spawn("dir", "trace", &trace_args);
-    std::thread::sleep(Duration::from_millis(300));
-    lab.curl(URL);
-    trace.wait_for_output("4 director→client", Duration::from_secs(5));
-    let out = trace.output();
-    let stage = |label: &str| {
-        out.lines()
-            .find(|l| l.contains(label))
-            .unwrap_or_else(|| panic!("no stage {label:?} in the trace:\n{out}"))
-            .to_string()
-    };
-    assert!(
-        stage("1 client→VIP").contains(&format!("DIP={VIP}:80")),
-        "{out}"
-    );
-    // Stage 2 still goes to the VIP: only the MACs changed.
-    let to_rs = stage("2 director→RS");
-    assert!(
-        to_rs.contains(&format!("SIP={CLIENT_IP}:")) && to_rs.contains(&format!("DIP={VIP}:80")),
-        "{out}"
-    );
+    let (out, to_rs) = trace_one_request(&lab);
+    // Only the MACs changed on the way to the real server.
     assert!(to_rs.contains("only the MACs changed"), "{out}");
-    // Stage 3 is the real server answering as the VIP.
-    let answer = stage("3 RS→client");
-    assert!(answer.contains(&format!("SIP={VIP}:80")), "{out}");
-    assert!(
-        stage("4 director→client").contains(&format!("SIP={VIP}:80")),
-        "{out}"
-    );
 }
 
 #[test]
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn demo_walks_through_the_seed_by_direct_routing() {
-    let lab = dr_lab();
-    let out = lab.script(&["demo"]);
-    assert!(out.status.success(), "lab.sh demo:\n{}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let answers: Vec<u8> = text
-        .lines()
-        .filter(|l| l.starts_with("RS1 ") || l.starts_with("RS2 "))
-        .map(|l| answered_by(&format!("{l}\n")))
-        .collect();
-    assert_eq!(
-        answers,
-        [9, 7, 9, 7, 9, 7, 9, 7, 7, 7, 9, 7, 7, 7],
-        "the demo's answers (rr, then wrr 3:1):\n{text}"
+    demo_walks_through_the_seed(
+        &dr_lab(),
+        "-g",
+        "-a -t 192.168.0.10:80 -r 192.168.100.7:80 -g -w 3",
+        "Route",
     );
-    for shown in [
-        "[director]# masqadm -a -t 192.168.0.10:80 -r 192.168.100.7 -g\n",
-        "-a -t 192.168.0.10:80 -r 192.168.100.7:80 -g -w 3\n",
-        "  -> 192.168.100.7:80             Route   3      0          9         \n",
-        &format!(" client={CLIENT_IP}:"),
-        &format!(" local={VIP}:80"),
-    ] {
-        assert!(
-            text.contains(shown),
-            "the demo should show {shown:?}:\n{text}"
-        );
-    }
 }

@@ -155,7 +155,7 @@ impl Harness {
                     let mac = lab.director.config().side(to).mac;
                     check_forwarded(data, &frame, mac, !partial_checksum);
                 }
-                Verdict::Queued | Verdict::Drop(_) | Verdict::NotOurs => {}
+                Verdict::Encapsulated(_) | Verdict::Queued | Verdict::Drop(_) | Verdict::NotOurs => {}
             }
             self.drain();
         }

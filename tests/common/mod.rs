@@ -15,6 +15,7 @@
 // Every test file includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod at_vip;
 pub mod browser;
 pub mod daemon;
 pub mod seed;
@@ -72,9 +73,33 @@ pub struct LabOptions {
     /// Run masqd as this uid (and gid) with only the unit's ambient capabilities
     /// (`MASQ_LAB_MASQD_USER`), as packaging/masqd.service runs it.
     pub masqd_user: Option<u32>,
-    /// Build the direct-routing lab (`up --method dr`): each real server holds the VIP on
-    /// `lo` with arp_ignore=1 and arp_announce=2, its UDP echo bound to the VIP.
-    pub direct_routing: bool,
+    /// How the director reaches the real servers: the lab's `up --method`.
+    pub method: Method,
+}
+
+/// The lab's forwarding method (`scripts/lab.sh up --method`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// LVS-NAT (`nat`): the real servers' own addresses, the director rewrites.
+    #[default]
+    Nat,
+    /// Direct routing (`dr`): each real server holds the VIP on `lo` with arp_ignore=1 and
+    /// arp_announce=2, its UDP echo bound to the VIP.
+    DirectRouting,
+    /// Tunnelling (`tun`): as direct routing, the VIP on the real server's tunnel end
+    /// (the kernel's tunl0, or `lo` behind `masq-labsrv tunnel-end`), rp_filter off.
+    Tunnelling,
+}
+
+impl Method {
+    /// The word `scripts/lab.sh up --method` takes.
+    fn arg(self) -> &'static str {
+        match self {
+            Method::Nat => "nat",
+            Method::DirectRouting => "dr",
+            Method::Tunnelling => "tun",
+        }
+    }
 }
 
 /// A running lab; dropping it runs `scripts/lab.sh down`.
@@ -238,8 +263,7 @@ impl Lab {
             _shared: shared,
             _exclusive: exclusive,
         };
-        let method = if options.direct_routing { "dr" } else { "nat" };
-        let out = lab.script(&["up", "--method", method]);
+        let out = lab.script(&["up", "--method", options.method.arg()]);
         assert!(
             out.status.success(),
             "scripts/lab.sh up failed:\n{}",

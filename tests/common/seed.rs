@@ -3,6 +3,8 @@
 //! checked the same way for each: the seed's rr over 20 connections, what the real
 //! servers see, a UDP echo through the VIP, and `masqadm -L -n --stats` counting it all.
 
+use std::process::Output;
+
 use super::{describe, Lab, CLIENT_IP, DIP_IP, RS1_IP, RS2_IP, VIP};
 
 /// The seed's TCP service.
@@ -172,23 +174,8 @@ pub fn forwards_rr_and_udp(lab: &Lab, message: &str) {
 
     lab.masqadm_ok(&["-A", "-u", UDP_SERVICE, "-s", "rr"]);
     lab.masqadm_ok(&["-a", "-u", UDP_SERVICE, "-r", RS1_IP, "-m"]);
-    let labsrv = lab.bin("masq-labsrv");
-    let out = lab.exec(
-        "client",
-        &[
-            labsrv.to_str().expect("a UTF-8 path"),
-            "udp-client",
-            "--to",
-            UDP_SERVICE,
-            "--message",
-            message,
-            "--count",
-            "3",
-        ],
-    );
-    assert!(out.status.success(), "udp-client:\n{}", describe(&out));
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        udp_client(lab, message, "3"),
         format!("RS1 {message}\n").repeat(3)
     );
 
@@ -209,4 +196,30 @@ pub fn forwards_rr_and_udp(lab: &Lab, message: &str) {
         "UDP conns, in and out packets:\n{listing}"
     );
     assert!(udp[3] > 0 && udp[4] > 0, "UDP bytes:\n{listing}");
+}
+
+/// `masq-labsrv udp-client` in the client namespace to the UDP service: `count` datagrams
+/// carrying `message` from one new source port; what it printed and said.
+pub fn try_udp_client(lab: &Lab, message: &str, count: &str) -> Output {
+    let labsrv = lab.bin("masq-labsrv");
+    lab.exec(
+        "client",
+        &[
+            labsrv.to_str().expect("a UTF-8 path"),
+            "udp-client",
+            "--to",
+            UDP_SERVICE,
+            "--message",
+            message,
+            "--count",
+            count,
+        ],
+    )
+}
+
+/// As [`try_udp_client`], which must succeed: the replies.
+pub fn udp_client(lab: &Lab, message: &str, count: &str) -> String {
+    let out = try_udp_client(lab, message, count);
+    assert!(out.status.success(), "udp-client:\n{}", describe(&out));
+    String::from_utf8(out.stdout).expect("UTF-8 replies")
 }

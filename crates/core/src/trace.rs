@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use masq_wire::ethernet::MacAddr;
+use masq_wire::tunnel::TunnelEnds;
 
 use crate::proto_state::ConnState;
 use crate::time::Timestamp;
@@ -45,6 +46,9 @@ pub struct FrameView {
     pub tcp_flags: u8,
     /// IP total length.
     pub ip_len: u16,
+    /// The outer header's ends when the frame left inside a tunnel (stage 2 of `-i`); the
+    /// rest of the view is the packet it carries.
+    pub tunnel: Option<TunnelEnds>,
 }
 
 /// Why the scheduler's pick went where it did, with the numbers it looked at.

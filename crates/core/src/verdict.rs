@@ -29,6 +29,9 @@ pub enum Verdict {
     Forward(Side),
     /// The frame waits for the next hop's MAC; it comes out of `poll_transmit` later.
     Queued,
+    /// A copy of the frame with a tunnel header in front waits to go out of this side
+    /// (the frame itself cannot grow in place); it comes out of `poll_transmit`.
+    Encapsulated(Side),
     /// The frame is dropped, for this reason.
     Drop(DropReason),
     /// Not the director's business (the host's own traffic); the host's kernel has its own
@@ -81,12 +84,14 @@ drop_reasons! {
     NeighbourQueueFull => "neighbour_queue_full", "too many frames already wait for ARP resolution";
     NeighbourUnreachable => "neighbour_unreachable", "the next hop never answered ARP";
     NeighbourTableFull => "neighbour_table_full", "the outgoing side's neighbour table is full (--max-neighbours) of entries it may not shed";
-    OutboxFull => "outbox_full", "no room to queue a frame the director generated";
+    OutboxFull => "outbox_full", "no room to queue a frame the director generated or encapsulated for a tunnel";
     Oversize => "oversize", "the frame did not fit the receive buffer";
     BadIcmpChecksum => "bad_icmp_checksum", "an ICMP error about a connection has a wrong checksum";
     FragNeeded => "frag_needed", "larger than the outgoing link's MTU with DF set; ICMP fragmentation needed was sent";
     TooBig => "too_big", "larger than the outgoing link's MTU without DF (masq does not fragment)";
     TableFull => "table_full", "the connection table is full (--max-conns) and holds nothing it may shed (half-open TCP, lone UDP datagrams, idle templates)";
+    TunnelGso => "tunnel_gso", "a GSO super-frame for a tunnelled real server (its offload header cannot describe an encapsulated packet; turn GRO off on the VIP interface)";
+    TunnelIcmp => "tunnel_icmp", "an ICMP error about a tunnelled packet (it quotes the outer header): the director sent its own error about the inner packet to the client instead, where the client needs one";
 }
 
 /// Counters of one worker. Each worker owns one and bumps it without contention; readers
@@ -112,8 +117,8 @@ impl WorkerCounters {
     /// Counts one verdict.
     pub fn count(&self, verdict: Verdict) {
         let counter = match verdict {
-            Verdict::Forward(Side::Dip) => &self.forwarded_in,
-            Verdict::Forward(Side::Vip) => &self.forwarded_out,
+            Verdict::Forward(Side::Dip) | Verdict::Encapsulated(Side::Dip) => &self.forwarded_in,
+            Verdict::Forward(Side::Vip) | Verdict::Encapsulated(Side::Vip) => &self.forwarded_out,
             Verdict::Queued => &self.queued,
             Verdict::NotOurs => &self.not_ours,
             Verdict::Drop(reason) => &self.drops[reason as usize],

@@ -1,7 +1,7 @@
 //! Runs a parsed command against the director and writes what ipvsadm would print, with the
 //! status that decides how a `-R` restore goes on (see [`LineStatus`]).
 
-use masq_core::control::{Control, ControlError, FwdMethod};
+use masq_core::control::{Control, ControlError, DestParams, FwdMethod, TunnelKind};
 
 use crate::errors::{self, Op};
 use crate::format;
@@ -11,10 +11,11 @@ use crate::names::Names;
 use crate::restore::{self, LineStatus};
 use crate::Outcome;
 
-/// masq forwards by NAT (-m) and direct routing (-g, ipvsadm's default); tunnelling (-i) is
-/// refused with this.
-pub const NO_TUNNEL: &str =
-    "masq does not tunnel (yet): -i is not supported; use -m (NAT) or -g (direct routing)";
+/// masq forwards by NAT (-m), direct routing (-g, ipvsadm's default) and IPIP tunnelling
+/// (-i, `--tun-type ipip`, ipvsadm's default type); the other tunnel types are refused
+/// with this.
+pub const NO_TUNNEL_TYPE: &str =
+    "masq tunnels by IPIP only (yet): --tun-type gue and gre are not supported; use --tun-type ipip";
 
 /// What one invocation needs besides its arguments.
 pub(crate) struct Ctx<'a> {
@@ -59,6 +60,12 @@ fn call(out: &mut Outcome, op: Op, result: Result<(), ControlError>) -> LineStat
             LineStatus::Continue(255)
         }
     }
+}
+
+/// Whether masq forwards a destination with these parameters: every method but a tunnel
+/// of a type other than IPIP.
+fn forwards(params: &DestParams) -> bool {
+    params.fwd != FwdMethod::Tunnel || params.tunnel == TunnelKind::Ipip
 }
 
 /// A refusal of masq's own, reported like a director error.
@@ -158,8 +165,8 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
             dest,
             params,
         } => {
-            if params.fwd == FwdMethod::Tunnel {
-                return refuse(out, NO_TUNNEL);
+            if !forwards(&params) {
+                return refuse(out, NO_TUNNEL_TYPE);
             }
             call(out, Op::AddDest, d.add_dest(service, dest, params))
         }
@@ -168,8 +175,8 @@ fn run_command(cmd: Command, ctx: &Ctx, out: &mut Outcome, reading_stdin: bool) 
             dest,
             params,
         } => {
-            if params.fwd == FwdMethod::Tunnel {
-                return refuse(out, NO_TUNNEL);
+            if !forwards(&params) {
+                return refuse(out, NO_TUNNEL_TYPE);
             }
             call(out, Op::EditDest, d.edit_dest(service, dest, params))
         }

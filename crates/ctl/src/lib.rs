@@ -12,9 +12,9 @@
 //! [`request`] (the control socket's message, shared by `masqd` and `masqadm`).
 //!
 //! Where masq differs from ipvsadm, on purpose:
-//! * there is no tunnelling yet: `-a`/`-e` with `-i` is refused after all of ipvsadm's own
-//!   validation, with [`NO_TUNNEL`] and exit 255, like a director error (`-m` and `-g`,
-//!   ipvsadm's default, are forwarded);
+//! * tunnelling is IPIP only: `-a`/`-e` with `-i --tun-type gue|gre` is refused after all
+//!   of ipvsadm's own validation, with [`NO_TUNNEL_TYPE`] and exit 255, like a director
+//!   error (`-m`, `-g`, ipvsadm's default, and `-i` of the default type are forwarded);
 //! * `-b ''` (a list without any flag) fails with ``invalid scheduler flag `'`` (exit 2)
 //!   where ipvsadm crashes on a NULL pointer.
 //!
@@ -36,7 +36,7 @@ pub mod trace;
 
 use masq_core::control::Control;
 
-pub use exec::NO_TUNNEL;
+pub use exec::NO_TUNNEL_TYPE;
 pub use names::{Names, NumericOnly, SystemNames};
 
 /// What one ipvsadm invocation printed and returned.

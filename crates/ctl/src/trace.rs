@@ -127,14 +127,22 @@ pub fn text(e: &TraceEvent) -> String {
             };
             // Direct routing shows in the addresses: the packet to the real server still
             // goes to the VIP, and the real server answers as the VIP itself.
-            let (label, routed) = match stage {
-                Stage::DirectorToServer if v.dst == e.vaddr => (
+            let tunnelled;
+            let (label, routed) = match (stage, v.tunnel) {
+                (Stage::DirectorToServer, Some(ends)) => {
+                    tunnelled = format!(
+                        "  (tunnelled: outer SIP={} DIP={} IPIP around the client's packet)",
+                        ends.src, ends.dst
+                    );
+                    (stage_label(stage), tunnelled.as_str())
+                }
+                (Stage::DirectorToServer, None) if v.dst == e.vaddr => (
                     stage_label(stage),
                     "  (direct routing: only the MACs changed)",
                 ),
-                Stage::ServerToDirector if v.src == e.vaddr => (
+                (Stage::ServerToDirector, _) if v.src == e.vaddr => (
                     "3 RS→client",
-                    "  (direct routing: the RS answers as the VIP, via its gateway)",
+                    "  (direct routing or tunnel: the RS answers as the VIP, via its gateway)",
                 ),
                 _ => (stage_label(stage), ""),
             };
@@ -210,6 +218,10 @@ pub fn json(e: &TraceEvent) -> String {
             v["dst_mac"] = json!(f.dst_mac.to_string());
             v["flags"] = json!(flag_names(f.protocol, f.tcp_flags));
             v["ip_len"] = json!(f.ip_len);
+            if let Some(ends) = f.tunnel {
+                v["outer_sip"] = json!(ends.src.to_string());
+                v["outer_dip"] = json!(ends.dst.to_string());
+            }
             v
         }
         TraceKind::Scheduled(c) => {
@@ -289,6 +301,7 @@ mod tests {
                     src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
                     dst_mac: MacAddr([2, 0, 0, 0, 0, 7]),
                     tcp_flags: flags::SYN,
+                    tunnel: None,
                     ip_len: 60,
                 },
             ),
@@ -304,9 +317,13 @@ mod tests {
         assert_eq!(j["dip"], "192.168.100.7:80");
     }
 
-    #[test]
-    fn direct_routing_stages_read_like_the_textbook() {
-        let stage = |stage, src: &str, dst: &str| TraceEvent {
+    /// A stage of connection 192.168.0.101:40000 → 192.168.0.10:80 with these addresses.
+    fn stage_event(
+        stage: Stage,
+        (src, dst): (&str, &str),
+        tunnel: Option<masq_wire::tunnel::TunnelEnds>,
+    ) -> TraceEvent {
+        TraceEvent {
             at: Timestamp(12_345),
             client: "192.168.0.101:40000".parse().unwrap(),
             vaddr: "192.168.0.10:80".parse().unwrap(),
@@ -319,10 +336,16 @@ mod tests {
                     src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
                     dst_mac: MacAddr([2, 0, 0, 0, 0, 7]),
                     tcp_flags: flags::SYN,
+                    tunnel,
                     ip_len: 60,
                 },
             ),
-        };
+        }
+    }
+
+    #[test]
+    fn direct_routing_stages_read_like_the_textbook() {
+        let stage = |stage, src, dst| stage_event(stage, (src, dst), None);
         let to_rs = text(&stage(
             Stage::DirectorToServer,
             "192.168.0.101:40000",
@@ -345,5 +368,26 @@ mod tests {
         ));
         assert!(nat.contains("3 RS→director "), "{nat}");
         assert!(!nat.contains("direct routing"), "{nat}");
+    }
+
+    #[test]
+    fn a_tunnelled_stage_shows_the_outer_and_the_inner_header() {
+        let ends = masq_wire::tunnel::TunnelEnds {
+            src: Ipv4Addr::new(192, 168, 100, 10),
+            dst: Ipv4Addr::new(192, 168, 100, 7),
+        };
+        let e = stage_event(
+            Stage::DirectorToServer,
+            ("192.168.0.101:40000", "192.168.0.10:80"),
+            Some(ends),
+        );
+        let line = text(&e);
+        assert!(line.contains("DIP=192.168.0.10:80"), "{line}");
+        assert!(
+            line.ends_with("(tunnelled: outer SIP=192.168.100.10 DIP=192.168.100.7 IPIP around the client's packet)"),
+            "{line}"
+        );
+        let j: serde_json::Value = serde_json::from_str(&json(&e)).unwrap();
+        assert_eq!(j["outer_dip"], "192.168.100.7");
     }
 }

@@ -1,21 +1,23 @@
 //! masq-labsrv: the real server of masq's LVS-NAT lab.
 //!
-//! Three small tools in one binary, so the lab needs nothing but what it builds:
+//! Four small tools in one binary, so the lab needs nothing but what it builds:
 //! - `http`: an HTTP/1.1 server whose every answer names the server and the address the
 //!   connection arrived on, and which logs the client address of every connection — the
 //!   two things a student checks behind a NAT director;
 //! - `udp-echo`: answers each datagram with its name and the payload;
 //! - `udp-client`: sends datagrams and prints the replies (netcat variants differ too much
-//!   to script against).
+//!   to script against);
+//! - `tunnel-end`: the real server's end of an IPIP tunnel where the kernel has none.
 //!
 //! Plain std threads and blocking sockets: every wait is a blocking call or a timeout, so
 //! nothing spins, and SIGTERM's default action stops the process.
 #![deny(unsafe_code)]
 
 mod http;
+mod tunnel_end;
 mod udp;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -69,6 +71,14 @@ enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         count: u32,
     },
+    /// Take the client's packets out of the IPIP packets this host receives and hand them
+    /// to this host's own input, as tunl0 would; for kernels without the ipip module.
+    TunnelEnd {
+        /// A VIP this host holds (on lo); repeat for several. Packets for other addresses
+        /// are refused.
+        #[arg(long = "vip", required = true)]
+        vips: Vec<Ipv4Addr>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -82,6 +92,7 @@ fn main() -> ExitCode {
             timeout_ms,
             count,
         } => udp::client(to, &message, Duration::from_millis(timeout_ms), count),
+        Command::TunnelEnd { vips } => tunnel_end::run(&vips),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

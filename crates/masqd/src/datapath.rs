@@ -457,15 +457,11 @@ fn spawn<P: FrameIo + 'static>(
                         *dest = Some((to, offload));
                     }
                 }
+                // Frames encapsulated for a tunnel were copied out of the batch; they leave
+                // in the same sendmmsg as the frames forwarded in place.
+                let encapsulated = worker.take_encapsulated();
                 for (to, send) in [Side::Vip, Side::Dip].into_iter().zip(sends.iter_mut()) {
-                    let wanted = out[..n]
-                        .iter()
-                        .filter(|d| matches!(d, Some((s, _)) if *s == to))
-                        .count();
-                    if wanted == 0 {
-                        continue;
-                    }
-                    let frames = batch.received()[..n]
+                    let in_place = batch.received()[..n]
                         .iter()
                         .zip(&bufs)
                         .zip(&out)
@@ -473,6 +469,15 @@ fn spawn<P: FrameIo + 'static>(
                             Some((s, offload)) if *s == to => Some((*offload, &buf[..rx.len])),
                             _ => None,
                         });
+                    let tunnelled = encapsulated
+                        .iter()
+                        .filter(|tx| tx.side == to)
+                        .map(|tx| (offload_of(&tx.meta), tx.frame));
+                    let frames = in_place.chain(tunnelled);
+                    let wanted = frames.clone().count();
+                    if wanted == 0 {
+                        continue;
+                    }
                     if let Err(e) = ports.get(to).send_batch(send, frames) {
                         // The failed frame and the rest of that batch are lost; count them
                         // all rather than retrying on the packet path.

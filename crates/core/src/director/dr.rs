@@ -78,9 +78,9 @@ impl LastVipClaim {
 }
 
 impl Worker {
-    /// The direct-routing connection a packet from the DIP side with `key` (VIP:vport →
-    /// client) answers, if any: only packets from a VIP can be one, and only a connection
-    /// that is forwarded by direct routing is answered that way.
+    /// The direct-routing or tunnelled connection a packet from the DIP side with `key`
+    /// (VIP:vport → client) answers, if any: only packets from a VIP can be one, and only
+    /// a connection whose real server holds the VIP itself is answered that way.
     pub(super) fn routed_reply(&self, key: &FlowKey) -> Option<Arc<Conn>> {
         if !self.director.services.load().is_vip(*key.src.ip()) {
             return None;
@@ -93,13 +93,14 @@ impl Worker {
         self.director
             .conns
             .lookup_inbound(&inbound)
-            .filter(|conn| conn.fwd() == FwdMethod::Route)
+            .filter(|conn| is_routed(conn))
     }
 }
 
-/// Whether `conn`'s packets keep their addresses and ports.
+/// Whether `conn`'s packets keep their addresses and ports: direct routing, and
+/// tunnelling, which sends them the same way inside an outer header ([`super::tunnel`]).
 pub(super) fn is_routed(conn: &Conn) -> bool {
-    conn.fwd() == FwdMethod::Route
+    matches!(conn.fwd(), FwdMethod::Route | FwdMethod::Tunnel)
 }
 
 /// Direct routing's only change to the IP packet: the TTL, and with it the header

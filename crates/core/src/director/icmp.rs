@@ -5,12 +5,15 @@
 use std::net::SocketAddrV4;
 use std::sync::atomic::Ordering::Relaxed;
 
-use masq_wire::ethernet::{self, EthernetFrame};
+use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
 use masq_wire::icmp;
+use masq_wire::ipv4::Ipv4Packet;
 use masq_wire::nat::{self, Endpoint};
+use masq_wire::tunnel::PROTO_IPIP;
 
 use super::dr;
 use super::frame::{FrameMeta, Ipv4Frame};
+use super::tunnel::{self, TunnelEnds};
 use super::worker::Worker;
 use crate::conn::FlowKey;
 use crate::proto_state::Direction;
@@ -24,8 +27,10 @@ impl Worker {
     /// from a client about VIP:vport they go to the real server with the quoted source
     /// rewritten to RIP:rport; from the real server's side about the client's packet they
     /// go to the client with the quoted destination rewritten to VIP:vport; those of a
-    /// direct-routing connection go on unchanged but for the TTL. Any other ICMP
-    /// (echo, errors about unknown flows) is the host's.
+    /// direct-routing connection go on unchanged but for the TTL, and those from a client
+    /// about a tunnelled one inside the tunnel. Errors quoting a tunnelled packet are
+    /// [`Worker::tunnel_error`]'s. Any other ICMP (echo, errors about unknown flows) is
+    /// the host's.
     pub(super) fn icmp_error(
         &mut self,
         now: Timestamp,
@@ -53,6 +58,9 @@ impl Worker {
                 return Verdict::Drop(DropReason::BadIcmpChecksum);
             }
             match icmp::quoted_flow(ip.payload()) {
+                Ok(q) if side == Side::Dip && q.protocol == PROTO_IPIP => {
+                    return self.tunnel_error(ip.payload()).unwrap_or(Verdict::NotOurs);
+                }
                 Ok(q) => (q, ip.total_len()),
                 Err(_) => return Verdict::Drop(DropReason::Malformed),
             }
@@ -128,25 +136,34 @@ impl Worker {
         let Some(next_hop) = next_hop else {
             return Verdict::Drop(DropReason::NoRouteToClient);
         };
+        if out_side == Side::Dip && tunnel::is_tunnelled(&conn) {
+            let Some(src) = self.director.config.dip_side.on_link_source(next_hop) else {
+                return Verdict::Drop(DropReason::NoRouteToRealServer);
+            };
+            let ends = TunnelEnds { src, dst: next_hop };
+            return self.send_tunnelled(now, ends, frame, FrameMeta::default());
+        }
         self.send_via(now, out_side, next_hop, frame, FrameMeta::default())
     }
 
     /// Path MTU (`ip_vs_nat_xmit`'s check): a packet that is larger than the MTU of the
-    /// interface it must leave by and may not be fragmented is refused with ICMP
-    /// fragmentation needed, carrying that MTU, to its sender — which then sends smaller
-    /// packets. GSO frames are cut to size on transmit and pass. `frame` is the packet as
-    /// it arrived (the error must quote what the sender sent). Returns the drop, if any.
+    /// interface it must leave by, less the `overhead` of a tunnel's outer header, and may
+    /// not be fragmented is refused with ICMP fragmentation needed, carrying that MTU, to
+    /// its sender — which then sends smaller packets. GSO frames are cut to size on
+    /// transmit and pass. `frame` is the packet as it arrived (the error must quote what
+    /// the sender sent). Returns the drop, if any.
     pub(super) fn check_mtu(
         &mut self,
         frame: &Ipv4Frame<'_>,
-        arrived_on: Side,
-        out: Side,
+        (arrived_on, out): (Side, Side),
+        overhead: u32,
         meta: FrameMeta,
     ) -> Option<Verdict> {
-        let mtu = self.director.mtu(out);
-        if meta.gso || mtu == 0 {
+        let link_mtu = self.director.mtu(out);
+        if meta.gso || link_mtu == 0 {
             return None;
         }
+        let mtu = link_mtu.saturating_sub(overhead);
         let ip = frame.ip();
         if u32::from(ip.total_len()) <= mtu {
             return None;
@@ -209,12 +226,26 @@ impl Worker {
                 None => return,
             }
         };
-        let (to_mac, my_mac) = (offending.eth().src_addr(), cfg.mac);
+        let to_mac = offending.eth().src_addr();
+        self.queue_icmp_error(side, to_mac, source, &ip, (msg_type, code, rest));
+    }
+
+    /// Queues an ICMP error from `source` about `offending` (whose first bytes it quotes)
+    /// out of `side` to `to_mac`.
+    pub(super) fn queue_icmp_error(
+        &mut self,
+        side: Side,
+        to_mac: MacAddr,
+        source: std::net::Ipv4Addr,
+        ip: &Ipv4Packet<&[u8]>,
+        (msg_type, code, rest): (u8, u8, u32),
+    ) {
+        let my_mac = self.director.config.side(side).mac;
         let queued = self.queues.push_generated(side, &self.counters, |buf| {
             let len = icmp::write_error(
                 &mut buf[ethernet::HEADER_LEN..],
                 source,
-                &ip,
+                ip,
                 msg_type,
                 code,
                 rest,

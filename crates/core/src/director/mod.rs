@@ -16,6 +16,7 @@ mod nat;
 mod synced;
 mod trace_events;
 mod transmit;
+mod tunnel;
 mod worker;
 
 #[cfg(test)]
@@ -47,7 +48,7 @@ use crate::verdict::{CounterTotals, Side, WorkerCounters};
 pub use control::DirectorControl;
 pub use dr::VipClaim;
 pub use frame::FrameMeta;
-pub use transmit::{Transmit, MAX_FRAME};
+pub use transmit::{Drained, Transmit, MAX_FRAME};
 pub use worker::Worker;
 
 /// How one of the director's interfaces is set up.

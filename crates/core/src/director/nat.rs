@@ -1,7 +1,8 @@
 //! The NAT path: a client's packet to a VIP is scheduled to a real server (or follows its
 //! connection) and leaves with the real server as its destination; the real server's
 //! answer leaves with the VIP as its source. Later fragments follow their first fragment.
-//! Direct-routing connections take the same path and skip the rewrite ([`super::dr`]).
+//! Direct-routing connections take the same path and skip the rewrite ([`super::dr`]);
+//! tunnelled ones skip it too and leave inside an outer header ([`super::tunnel`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,6 +16,7 @@ use masq_wire::tcp::flags;
 use super::dr;
 use super::frame::{parse_flow, Flow, FrameMeta, Ipv4Frame, Parsed};
 use super::trace_events::{frame_view, TracedStep};
+use super::tunnel::{self, TunnelEnds};
 use super::worker::Worker;
 use crate::conn::{Conn, Inserted};
 use crate::control::FwdMethod;
@@ -115,7 +117,8 @@ impl Worker {
         self.queue_for_sync(&conn, states, now);
         self.count_packet(&conn, Direction::In, flow.ip_len);
 
-        if let Some(drop) = self.check_mtu(frame, Side::Vip, Side::Dip, meta) {
+        let overhead = tunnel::overhead(&conn);
+        if let Some(drop) = self.check_mtu(frame, (Side::Vip, Side::Dip), overhead, meta) {
             return drop;
         }
         let daddr = conn.daddr();
@@ -130,16 +133,21 @@ impl Worker {
             }
             return verdict;
         }
-        if self
-            .director
-            .config
-            .dip_side
-            .on_link_source(*daddr.ip())
-            .is_none()
-        {
+        let Some(dip) = self.director.config.dip_side.on_link_source(*daddr.ip()) else {
             return Verdict::Drop(DropReason::NoRouteToRealServer);
-        }
-        let verdict = self.send_flow(now, (Side::Dip, *daddr.ip()), frame, meta, &flow, &conn);
+        };
+        let tunnel = tunnel::is_tunnelled(&conn).then_some(TunnelEnds {
+            src: dip,
+            dst: *daddr.ip(),
+        });
+        let verdict = self.send_flow(
+            now,
+            (Side::Dip, *daddr.ip(), tunnel),
+            frame,
+            meta,
+            &flow,
+            &conn,
+        );
         if tracing && conn.is_traced() {
             let step = TracedStep {
                 dir: Direction::In,
@@ -148,6 +156,7 @@ impl Worker {
                 choice,
                 states,
                 verdict,
+                tunnel,
             };
             self.trace_step(&conn, now, step, frame);
         }
@@ -204,7 +213,7 @@ impl Worker {
         }
         self.count_packet(&conn, Direction::Out, flow.ip_len);
 
-        if let Some(drop) = self.check_mtu(frame, Side::Dip, Side::Vip, meta) {
+        if let Some(drop) = self.check_mtu(frame, (Side::Dip, Side::Vip), 0, meta) {
             return drop;
         }
         let rewritten = if dr::is_routed(&conn) {
@@ -222,7 +231,7 @@ impl Worker {
         let Some(next_hop) = self.director.config.next_hop_to_client(client) else {
             return Verdict::Drop(DropReason::NoRouteToClient);
         };
-        let verdict = self.send_flow(now, (Side::Vip, next_hop), frame, meta, &flow, &conn);
+        let verdict = self.send_flow(now, (Side::Vip, next_hop, None), frame, meta, &flow, &conn);
         if verdict == Verdict::Forward(Side::Vip) {
             conn.mark_answered();
         }
@@ -234,13 +243,15 @@ impl Worker {
                 choice: None,
                 states,
                 verdict,
+                tunnel: None,
             };
             self.trace_step(&conn, now, step, frame);
         }
         verdict
     }
 
-    /// Sends a rewritten TCP/UDP packet of `conn` out of a side towards a next hop. A
+    /// Sends a rewritten TCP/UDP packet of `conn` out of a side towards a next hop, inside
+    /// a tunnel when it has the tunnel's ends. A
     /// datagram's first fragment goes only if the fragment table takes it (its client may
     /// be at its share): the real server or the client then never gets a first fragment
     /// whose later fragments masq would drop, which its kernel would hold, incomplete,
@@ -248,7 +259,7 @@ impl Worker {
     fn send_flow(
         &mut self,
         now: Timestamp,
-        (side, next_hop): (Side, Ipv4Addr),
+        (side, next_hop, tunnel): (Side, Ipv4Addr, Option<TunnelEnds>),
         frame: &mut Ipv4Frame<'_>,
         meta: FrameMeta,
         flow: &Flow,
@@ -260,7 +271,10 @@ impl Worker {
                 return Verdict::Drop(DropReason::FragmentLimit);
             }
         }
-        let verdict = self.send_via(now, side, next_hop, frame, meta);
+        let verdict = match tunnel {
+            Some(ends) => self.send_tunnelled(now, ends, frame, meta),
+            None => self.send_via(now, side, next_hop, frame, meta),
+        };
         if let (Some(key), Verdict::Drop(_)) = (flow.frag, verdict) {
             // Went nowhere: its later fragments have nothing to follow.
             self.director.fragments.forget(&key);
@@ -373,13 +387,13 @@ impl Worker {
         drop(guard);
         let rip = dest.ipv4()?;
         // Port-0 services and fwmark-style destinations without a port keep the port the
-        // client asked for; so does direct routing, which never rewrites a port.
-        let rport =
-            if service_port == 0 || dest.key.port == 0 || dest.forwarding() == FwdMethod::Route {
-                vaddr.port()
-            } else {
-                dest.key.port
-            };
+        // client asked for; so do direct routing and tunnelling, which never rewrite a port.
+        let keeps_port = matches!(dest.forwarding(), FwdMethod::Route | FwdMethod::Tunnel);
+        let rport = if service_port == 0 || dest.key.port == 0 || keeps_port {
+            vaddr.port()
+        } else {
+            dest.key.port
+        };
         let conn = Conn::new(
             flow.key,
             SocketAddrV4::new(rip, rport),
@@ -413,8 +427,8 @@ impl Worker {
     }
 
     /// A later fragment of a datagram whose first fragment went through: rewrite the one
-    /// address NAT changes (none for direct routing) and send it the same way. `None` when its first fragment was
-    /// not seen.
+    /// address NAT changes (none for direct routing and tunnelling) and send it the same
+    /// way. `None` when its first fragment was not seen.
     fn forward_fragment(
         &mut self,
         now: Timestamp,
@@ -448,6 +462,13 @@ impl Worker {
         let Some(next_hop) = next_hop else {
             return Some(Verdict::Drop(DropReason::NoRouteToClient));
         };
+        if dir == Direction::In && tunnel::is_tunnelled(&conn) {
+            let Some(src) = self.director.config.dip_side.on_link_source(next_hop) else {
+                return Some(Verdict::Drop(DropReason::NoRouteToRealServer));
+            };
+            let ends = TunnelEnds { src, dst: next_hop };
+            return Some(self.send_tunnelled(now, ends, frame, meta));
+        }
         Some(self.send_via(now, side, next_hop, frame, meta))
     }
 }

@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use masq_wire::ethernet::MacAddr;
 use masq_wire::ipv4::{PROTO_TCP, PROTO_UDP};
 use masq_wire::tcp::TcpSegment;
+use masq_wire::tunnel::TunnelEnds;
 use masq_wire::udp::UdpDatagram;
 
 use super::frame::Ipv4Frame;
@@ -26,6 +27,8 @@ pub(super) struct TracedStep {
     pub choice: Option<Choice>,
     pub states: (ConnState, ConnState),
     pub verdict: Verdict,
+    /// The outer header's ends, when the packet left inside a tunnel.
+    pub tunnel: Option<TunnelEnds>,
 }
 
 impl Worker {
@@ -82,8 +85,13 @@ impl Worker {
         if let Some(choice) = step.choice {
             emit(TraceKind::Scheduled(choice));
         }
-        if shown && matches!(step.verdict, Verdict::Forward(_) | Verdict::Queued) {
+        let sent = matches!(
+            step.verdict,
+            Verdict::Forward(_) | Verdict::Encapsulated(_) | Verdict::Queued
+        );
+        if shown && sent {
             if let Some(mut view) = frame_view(frame) {
+                view.tunnel = step.tunnel;
                 if step.verdict == Verdict::Queued {
                     // Sent once ARP answers: the MACs are not known yet.
                     view.dst_mac = MacAddr::ZERO;
@@ -151,5 +159,6 @@ pub(super) fn frame_view(frame: &Ipv4Frame<'_>) -> Option<FrameView> {
         dst_mac: eth.dst_addr(),
         tcp_flags,
         ip_len: ip.total_len(),
+        tunnel: None,
     })
 }

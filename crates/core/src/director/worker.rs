@@ -21,7 +21,7 @@ use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
 use masq_wire::ipv4::PROTO_ICMP;
 
 use super::frame::{FrameMeta, Ipv4Frame};
-use super::transmit::{Transmit, TransmitQueues};
+use super::transmit::{Drained, Transmit, TransmitQueues};
 use super::Director;
 use crate::conn::Conn;
 use crate::proto_state::Direction;
@@ -36,6 +36,9 @@ pub struct Worker {
     pub(super) queues: TransmitQueues,
     /// Where this worker queues a sync master's entries.
     pub(super) sync_shard: usize,
+    /// The identification of the last outer header this worker wrote for a packet that
+    /// may be fragmented ([`super::tunnel`]).
+    pub(super) tunnel_ident: u16,
 }
 
 impl Worker {
@@ -49,6 +52,7 @@ impl Worker {
             counters,
             queues: TransmitQueues::new(),
             sync_shard,
+            tunnel_ident: 0,
         }
     }
 
@@ -232,7 +236,7 @@ impl Worker {
     }
 
     /// An ARP request for a next hop a frame is waiting for.
-    fn queue_arp_probe(&mut self, side: Side, target: Ipv4Addr) {
+    pub(super) fn queue_arp_probe(&mut self, side: Side, target: Ipv4Addr) {
         let director = &self.director;
         let queued = self.queues.push_generated(side, &self.counters, |buf| {
             director.arp_probe(side, target, buf)
@@ -249,6 +253,13 @@ impl Worker {
     /// and now and then when idle.
     pub fn poll_transmit(&mut self, now: Timestamp) -> Option<Transmit<'_>> {
         self.queues.poll(now, &self.director, &self.counters)
+    }
+
+    /// Takes every frame encapsulated for a tunnel since the last call (or the last
+    /// [`Worker::poll_transmit`]), so that a batched sender sends them with the frames it
+    /// forwards in place: call it after each receive batch, before `poll_transmit`.
+    pub fn take_encapsulated(&mut self) -> Drained<'_> {
+        self.queues.take_tunnelled()
     }
 
     /// Number of frames waiting for ARP.

@@ -40,11 +40,13 @@ pub fn read_entry(entry: &SyncEntry<'_>) -> Result<SyncedEntry, EntryRefusal> {
     else {
         return Err(EntryRefusal::Ipv6);
     };
-    // masq forwards by NAT and direct routing; a tunnelled or local entry has no
-    // connection here to become.
+    // masq forwards by NAT, direct routing and tunnelling; a local entry has no
+    // connection here to become. Whether the backup's real server is forwarded the same
+    // way is checked where the entry is applied.
     let fwd = match entry.flags() & flags::FWD_MASK {
         flags::MASQ => FwdMethod::Masq,
         flags::DROUTE => FwdMethod::Route,
+        flags::TUNNEL => FwdMethod::Tunnel,
         _ => return Err(EntryRefusal::Forwarding),
     };
     let protocol = entry.protocol();
@@ -153,7 +155,7 @@ mod tests {
         let cases = [
             (
                 SyncConn {
-                    flags: flags::TUNNEL,
+                    flags: flags::LOCALNODE,
                     ..conn()
                 },
                 EntryRefusal::Forwarding,

@@ -11,7 +11,7 @@ use masq_wire::ipvs_sync::SyncRefusal;
 pub enum EntryRefusal {
     /// An IPv6 connection: masq's table holds IPv4 only.
     Ipv6,
-    /// Another forwarding method than NAT.
+    /// A forwarding method masq does not use (local delivery).
     Forwarding,
     /// Neither TCP nor UDP.
     Protocol,

@@ -1,7 +1,7 @@
 //! Command-line behaviour as observed from ipvsadm 1.31: messages, exit codes, popt's
 //! quirks, the legality matrix; and masq's no-tunnel rule.
 
-use masq_ctl::NO_TUNNEL;
+use masq_ctl::NO_TUNNEL_TYPE;
 
 use crate::{director, err, now, ok, run_args, run_full, sh};
 
@@ -453,7 +453,7 @@ fn add_edit_checks_after_the_matrix() {
 }
 
 #[test]
-fn direct_routing_is_accepted_and_tunnelling_refused_after_all_validation() {
+fn direct_routing_and_ipip_are_accepted_and_other_tunnels_refused_after_all_validation() {
     let d = director();
     let m = d.control(now());
     ok(&sh(&m, "-A -t 10.0.0.1:80"), "");
@@ -461,21 +461,34 @@ fn direct_routing_is_accepted_and_tunnelling_refused_after_all_validation() {
     ok(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.2"), "");
     // Direct routing cannot map ports: ipvsadm silently stores the service's port.
     ok(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.3:8080 -g -w 3"), "");
-    err(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.4 -i"), NO_TUNNEL, 255);
+    // -i's default type, IPIP, is forwarded; GUE and GRE are not.
+    ok(&sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.5 -i"), "");
     err(
         &sh(
             &m,
             "-a -t 10.0.0.1:80 -r 10.0.0.4 -i --tun-type gue --tun-port 6080",
         ),
-        NO_TUNNEL,
+        NO_TUNNEL_TYPE,
         255,
     );
-    err(&sh(&m, "-e -t 10.0.0.1:80 -r 10.0.0.2 -i"), NO_TUNNEL, 255);
+    err(
+        &sh(&m, "-e -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type gre"),
+        NO_TUNNEL_TYPE,
+        255,
+    );
     // The refusal comes before the director is asked, even for a missing service.
-    err(&sh(&m, "-a -t 10.0.0.9:80 -r 10.0.0.2 -i"), NO_TUNNEL, 255);
+    err(
+        &sh(&m, "-a -t 10.0.0.9:80 -r 10.0.0.2 -i --tun-type gre"),
+        NO_TUNNEL_TYPE,
+        255,
+    );
+    ok(&sh(&m, "-d -t 10.0.0.1:80 -r 10.0.0.5"), "");
     // ... and after ipvsadm's validation.
     err(
-        &sh(&m, "-a -t 10.0.0.1:80 -r 10.0.0.4 -i -w 99999999999"),
+        &sh(
+            &m,
+            "-a -t 10.0.0.1:80 -r 10.0.0.4 -i --tun-type gre -w 99999999999",
+        ),
         "illegal weight specified",
         2,
     );

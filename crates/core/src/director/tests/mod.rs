@@ -10,6 +10,7 @@ mod icmp;
 mod nat;
 mod neighbours;
 mod sync;
+mod tunnel;
 
 use std::net::{IpAddr, Ipv4Addr};
 
