@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::seed::{answered_by, each_server_logged, log_lines};
+use common::seed::{answered_by, demo_answers_rr_then_wrr, each_server_logged, log_lines};
 use common::{describe, Lab, LabOptions, CLIENT_IP, RCLIENT_IP, RS1_IP, RS2_IP, VIP};
 
 const SERVICE: &str = "192.168.0.10:80";
@@ -463,19 +463,7 @@ fn adding_a_destination_twice_is_refused_like_ipvsadm() {
 #[ignore = "needs root and network namespaces: scripts/test.sh runs it"]
 fn demo_walks_through_the_seed() {
     let lab = Lab::up();
-    let out = lab.script(&["demo"]);
-    assert!(out.status.success(), "lab.sh demo:\n{}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let answers: Vec<u8> = text
-        .lines()
-        .filter(|l| l.starts_with("RS1 ") || l.starts_with("RS2 "))
-        .map(|l| answered_by(&format!("{l}\n")))
-        .collect();
-    assert_eq!(
-        answers,
-        [9, 7, 9, 7, 9, 7, 9, 7, 7, 7, 9, 7, 7, 7],
-        "the demo's answers (rr, then wrr 3:1):\n{text}"
-    );
+    let text = demo_answers_rr_then_wrr(&lab, answered_by);
     for shown in [
         "[director]# masqadm -A -t 192.168.0.10:80 -s rr\n",
         "[director]# masqadm -e -t 192.168.0.10:80 -r 192.168.100.7 -m -w 3\n",

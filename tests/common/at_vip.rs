@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::seed::{log_lines, stats_of, udp_client, SERVICE, UDP_SERVICE, URL};
-use super::{describe, Lab, CLIENT_IP, RS1_IP, RS2_IP, VIP};
+use super::{Lab, CLIENT_IP, RS1_IP, RS2_IP, VIP};
 
 /// Which real server answered (7 or 9, the last octet of its address): a real server that
 /// holds the VIP answers `RS<n> <the address it was reached at>`, which is the VIP.
@@ -154,19 +154,7 @@ pub fn trace_one_request(lab: &Lab) -> (String, String) {
 /// from the VIP in the kernel's order, the commands show `method`, the saved rules
 /// `saved_rs1` (RS1's line), the listing `forward`, the logs the client at the VIP.
 pub fn demo_walks_through_the_seed(lab: &Lab, method: &str, saved_rs1: &str, forward: &str) {
-    let out = lab.script(&["demo"]);
-    assert!(out.status.success(), "lab.sh demo:\n{}", describe(&out));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let answers: Vec<u8> = text
-        .lines()
-        .filter(|l| l.starts_with("RS1 ") || l.starts_with("RS2 "))
-        .map(|l| answered_by(&format!("{l}\n")))
-        .collect();
-    assert_eq!(
-        answers,
-        [9, 7, 9, 7, 9, 7, 9, 7, 7, 7, 9, 7, 7, 7],
-        "the demo's answers (rr, then wrr 3:1):\n{text}"
-    );
+    let text = super::seed::demo_answers_rr_then_wrr(lab, answered_by);
     for shown in [
         &format!("[director]# masqadm -a -t 192.168.0.10:80 -r 192.168.100.7 {method}\n"),
         &format!("{saved_rs1}\n"),

@@ -223,3 +223,23 @@ pub fn udp_client(lab: &Lab, message: &str, count: &str) -> String {
     assert!(out.status.success(), "udp-client:\n{}", describe(&out));
     String::from_utf8(out.stdout).expect("UTF-8 replies")
 }
+
+/// Runs `lab.sh demo` and checks its answers: rr over the two real servers, then wrr 3:1.
+/// `answered_by` reads which server (7 or 9) gave one answer. Returns what the demo
+/// printed.
+pub fn demo_answers_rr_then_wrr(lab: &Lab, answered_by: fn(&str) -> u8) -> String {
+    let out = lab.script(&["demo"]);
+    assert!(out.status.success(), "lab.sh demo:\n{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let answers: Vec<u8> = text
+        .lines()
+        .filter(|l| l.starts_with("RS1 ") || l.starts_with("RS2 "))
+        .map(|l| answered_by(&format!("{l}\n")))
+        .collect();
+    assert_eq!(
+        answers,
+        [9, 7, 9, 7, 9, 7, 9, 7, 7, 7, 9, 7, 7, 7],
+        "the demo's answers (rr, then wrr 3:1):\n{text}"
+    );
+    text
+}
