@@ -2,8 +2,9 @@
 //! (unchanged) on its control socket. The seed sequence of docs/lab.md gives the real
 //! lab's picks and listings, byte for byte (the same texts as tests/lab_nat.rs, from
 //! real ipvsadm); `--trace` shows the four stages; the same commands give the same
-//! connection listing on every run; and masqd runs as an unprivileged user without ever
-//! opening a packet socket.
+//! connection listing on every run; `--check` skips the host checks and reports what the
+//! director saw; and masqd runs as an unprivileged user without ever opening a packet
+//! socket.
 //!
 //! Needs the binaries of this target directory: `cargo build --workspace --bins` first.
 
@@ -300,6 +301,41 @@ fn the_trace_shows_the_four_stages_with_the_labs_addresses() {
         assert!(text.contains(stage), "no `{stage}' in the trace:\n{text}");
     }
     assert!(text.contains("state NONE → SYN_RECV"), "{text}");
+}
+
+#[test]
+fn the_check_skips_the_host_and_reports_what_the_director_saw() {
+    let lab = SimulatedLab::start();
+    seed_rr(&lab);
+    lab.requests(2);
+    let (stdout, stderr, code) = lab.masqadm(&["--check"]);
+    assert_eq!((stderr.as_str(), code), ("", 0), "{stdout}");
+    assert!(
+        stdout.starts_with("ok      host checks skipped: the lab is simulated"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("PROBLEM"), "{stdout}");
+    assert!(
+        stdout.ends_with("masq check: no problems found\n"),
+        "{stdout}"
+    );
+
+    // A real server on a port nothing listens on refuses: the director's own finding.
+    lab.ok(&["-a", "-t", SERVICE, "-r", "192.168.100.7:81", "-m"]);
+    lab.requests(3);
+    let (stdout, _, code) = lab.masqadm(&["--check"]);
+    assert_eq!(code, 1, "{stdout}");
+    let problems: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("PROBLEM "))
+        .collect();
+    assert_eq!(problems.len(), 1, "{stdout}");
+    assert!(problems[0].contains("192.168.100.7:81"), "{stdout}");
+    assert!(stdout.contains("        fix: "), "{stdout}");
+    assert!(
+        stdout.ends_with("masq check: 1 problem found\n"),
+        "{stdout}"
+    );
 }
 
 #[test]

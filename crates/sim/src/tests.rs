@@ -185,3 +185,45 @@ fn a_udp_service_is_echoed_by_the_real_server_and_a_closed_port_is_unreachable()
         .unwrap();
     assert_eq!(closed, [Reply::Refused]);
 }
+
+#[test]
+fn a_capture_gets_every_stage_of_a_connection_whose_syn_waited_for_arp() {
+    use masq_core::trace::{Stage, TraceFilter};
+    use masq_core::verdict::Side;
+    let mut lab = seeded();
+    assert_eq!(
+        lab.director().neighbour_table(Side::Dip).peek(RS2),
+        None,
+        "the director does not know RS2's MAC yet: the first SYN waits for ARP"
+    );
+    let capture = lab
+        .director()
+        .trace
+        .subscribe_with_frames(TraceFilter::default(), 64);
+    assert_eq!(answers(&mut lab, 1), ["RS2 192.168.100.9"]);
+    let frames: Vec<_> = capture.frames.as_ref().unwrap().try_iter().collect();
+    let stages: Vec<Stage> = frames.iter().map(|f| f.stage).take(4).collect();
+    assert_eq!(
+        stages,
+        [
+            Stage::ClientToVip,
+            Stage::DirectorToServer,
+            Stage::ServerToDirector,
+            Stage::DirectorToClient
+        ]
+    );
+    let topology = crate::seed::topology();
+    let rs2_mac = topology
+        .dip_side
+        .iter()
+        .find(|h| h.addr == RS2)
+        .unwrap()
+        .mac;
+    let stage2 = &frames[1].bytes;
+    assert_eq!(stage2[0..6], rs2_mac.0, "stage 2 leaves addressed to RS2");
+    assert_eq!(
+        stage2[6..12],
+        topology.director.dip_side.mac.0,
+        "from the DIP side"
+    );
+}

@@ -1,10 +1,14 @@
 //! What trace listeners see of the data path: the stages of a traced connection's
 //! packets, the scheduler's choice, state changes, drops, and frame copies for captures.
 //! Reached only while somebody listens ([`crate::trace::TraceHub::is_active`]).
+//!
+//! A traced frame that waits for its next hop's ARP answer is shown when it leaves, from
+//! [`super::transmit`], with the MACs it really carries: [`LeavingLater`] keeps what that
+//! needs in the frame's waiting slot.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use masq_wire::ethernet::MacAddr;
+use masq_wire::ethernet::EthernetFrame;
 use masq_wire::ipv4::{PROTO_TCP, PROTO_UDP};
 use masq_wire::tcp::TcpSegment;
 use masq_wire::tunnel::TunnelEnds;
@@ -15,7 +19,7 @@ use super::worker::Worker;
 use crate::conn::Conn;
 use crate::proto_state::{ConnState, Direction};
 use crate::time::Timestamp;
-use crate::trace::{CapturedFrame, Choice, FrameView, Stage, TraceEvent, TraceKind};
+use crate::trace::{CapturedFrame, Choice, FrameView, Stage, TraceEvent, TraceHub, TraceKind};
 use crate::verdict::{DropReason, Side, Verdict};
 
 /// What happened to one packet of a traced connection.
@@ -31,12 +35,60 @@ pub(super) struct TracedStep {
     pub tunnel: Option<TunnelEnds>,
 }
 
+/// The stage a traced frame that waits for ARP is shown at once it leaves.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LeavingLater {
+    protocol: u8,
+    client: SocketAddrV4,
+    vaddr: SocketAddrV4,
+    stage: Stage,
+    /// The frame as rewritten, its MACs not yet known.
+    view: FrameView,
+    /// Whether a capture wants the frame's bytes.
+    capture: bool,
+}
+
+impl LeavingLater {
+    /// Shows the frame leaving at `now`: `frame` is its bytes, the MACs filled in.
+    pub(super) fn left(&self, hub: &TraceHub, now: Timestamp, frame: &[u8]) {
+        // A queued frame is a copy of a checked frame: its Ethernet header is whole.
+        let eth = EthernetFrame::new_unchecked(frame);
+        let view = FrameView {
+            src_mac: eth.src_addr(),
+            dst_mac: eth.dst_addr(),
+            ..self.view
+        };
+        hub.emit(
+            self.protocol,
+            TraceEvent {
+                at: now,
+                client: self.client,
+                vaddr: self.vaddr,
+                kind: TraceKind::Stage(self.stage, view),
+            },
+        );
+        if self.capture {
+            hub.emit_frame(
+                self.protocol,
+                CapturedFrame {
+                    at: now,
+                    stage: self.stage,
+                    client: self.client,
+                    vaddr: self.vaddr,
+                    bytes: frame.to_vec(),
+                },
+            );
+        }
+    }
+}
+
 impl Worker {
     /// Shows one packet of a traced connection: the stage it arrived at, the scheduler's
     /// choice for a new connection, the stage it left at, and the state change. Only the
-    /// first packet in each direction unless a listener asked for every packet.
+    /// first packet in each direction unless a listener asked for every packet. A packet
+    /// that waits for ARP is shown leaving when it leaves ([`LeavingLater`]).
     pub(super) fn trace_step(
-        &self,
+        &mut self,
         conn: &Conn,
         now: Timestamp,
         step: TracedStep,
@@ -93,10 +145,18 @@ impl Worker {
             if let Some(mut view) = frame_view(frame) {
                 view.tunnel = step.tunnel;
                 if step.verdict == Verdict::Queued {
-                    // Sent once ARP answers: the MACs are not known yet.
-                    view.dst_mac = MacAddr::ZERO;
+                    self.queues.show_when_sent(LeavingLater {
+                        protocol: conn.protocol(),
+                        client: conn.client(),
+                        vaddr: conn.vaddr(),
+                        stage: left,
+                        view,
+                        // As for a frame forwarded at once, a tunnelled one is not copied.
+                        capture: captured && step.tunnel.is_none(),
+                    });
+                } else {
+                    emit(TraceKind::Stage(left, view));
                 }
-                emit(TraceKind::Stage(left, view));
             }
             if captured && matches!(step.verdict, Verdict::Forward(_)) {
                 capture(left, frame.bytes().to_vec());

@@ -18,6 +18,7 @@ use masq_wire::ethernet::{self, EthernetFrame};
 use masq_wire::tunnel::IPIP_OVERHEAD;
 
 use super::frame::FrameMeta;
+use super::trace_events::LeavingLater;
 use super::Director;
 use crate::time::Timestamp;
 use crate::verdict::{DropReason, Side, Verdict, WorkerCounters};
@@ -80,6 +81,8 @@ struct PendingFrame {
     next_hop: Ipv4Addr,
     since: Timestamp,
     in_use: bool,
+    /// Set for a traced frame: it is shown to trace listeners when it leaves.
+    trace: Option<LeavingLater>,
 }
 
 /// A fixed ring of frame buffers: `len` frames from `head` on.
@@ -172,6 +175,8 @@ pub(super) struct TransmitQueues {
     pending: Vec<PendingFrame>,
     /// A pending slot handed out by the last `poll`, freed on the next call.
     released: Option<usize>,
+    /// The pending slot filled last.
+    last_pending: usize,
     /// Neighbours housekeeping probes, in order. Each probe is written into the outbox
     /// only when it is handed out, so any number of real servers fits.
     probes: VecDeque<(Side, Ipv4Addr)>,
@@ -188,9 +193,11 @@ impl TransmitQueues {
                     next_hop: Ipv4Addr::UNSPECIFIED,
                     since: Timestamp::ZERO,
                     in_use: false,
+                    trace: None,
                 })
                 .collect(),
             released: None,
+            last_pending: 0,
             probes: VecDeque::new(),
         }
     }
@@ -259,7 +266,7 @@ impl TransmitQueues {
         meta: FrameMeta,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> Verdict {
-        let Some(p) = self.pending.iter_mut().find(|p| !p.in_use) else {
+        let Some((i, p)) = self.pending.iter_mut().enumerate().find(|(_, p)| !p.in_use) else {
             return Verdict::Drop(DropReason::NeighbourQueueFull);
         };
         let Some(len) = write(&mut p.slot.buf) else {
@@ -271,7 +278,14 @@ impl TransmitQueues {
         p.next_hop = next_hop;
         p.since = now;
         p.in_use = true;
+        p.trace = None;
+        self.last_pending = i;
         Verdict::Queued
+    }
+
+    /// Shows the frame queued last to trace listeners when it leaves.
+    pub fn show_when_sent(&mut self, trace: LeavingLater) {
+        self.pending[self.last_pending].trace = Some(trace);
     }
 
     /// Queues an ARP probe for `target` out of `side`, written when it is handed out.
@@ -329,6 +343,10 @@ impl TransmitQueues {
         }
         let i = ready?;
         self.released = Some(i);
+        let p = &mut self.pending[i];
+        if let Some(trace) = p.trace.take() {
+            trace.left(&director.trace, now, &p.slot.buf[..p.slot.len]);
+        }
         Some(self.pending[i].slot.transmit())
     }
 

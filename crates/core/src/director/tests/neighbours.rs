@@ -53,6 +53,55 @@ fn unknown_real_server_mac_queues_the_frame_and_probes() {
 }
 
 #[test]
+fn a_traced_frame_that_waits_for_arp_is_shown_and_captured_when_it_leaves() {
+    use crate::trace::{Stage, TraceFilter, TraceKind};
+    let mut lab = one_server(None, service(Protocol::Tcp, 80), 80, false);
+    let sub = lab
+        .director
+        .trace
+        .subscribe_with_frames(TraceFilter::default(), 64);
+    let frames = sub.frames.as_ref().unwrap();
+    let stages = |sub: &crate::trace::Subscription| -> Vec<_> {
+        sub.events
+            .try_iter()
+            .filter_map(|e| match e.kind {
+                TraceKind::Stage(s, v) => Some((s, v)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut syn = from_client(40000, SYN);
+    assert_eq!(lab.handle(Side::Vip, &mut syn), Verdict::Queued);
+    lab.transmitted();
+    let waiting = stages(&sub);
+    assert_eq!(waiting.len(), 1, "only stage 1 while the SYN waits");
+    assert_eq!(waiting[0].0, Stage::ClientToVip);
+    assert_eq!(frames.try_iter().count(), 1);
+
+    lab.advance(1);
+    let mut answer = arp_frame(arp::OP_REPLY, (RS1_MAC, RS1), (DIP_MAC, DIP));
+    lab.handle(Side::Dip, &mut answer);
+    let out = lab.transmitted();
+    assert_eq!(out.len(), 1);
+
+    let left = stages(&sub);
+    assert_eq!(left.len(), 1);
+    let (stage, view) = left[0];
+    assert_eq!(stage, Stage::DirectorToServer);
+    assert_eq!((view.dst_mac, view.src_mac), (RS1_MAC, DIP_MAC));
+    assert_eq!((*view.src.ip(), *view.dst.ip()), (CLIENT, RS1));
+    let captured: Vec<_> = frames.try_iter().collect();
+    assert_eq!(captured.len(), 1);
+    assert_eq!(captured[0].stage, Stage::DirectorToServer);
+    assert_eq!(
+        captured[0].at, lab.now,
+        "captured when it left, not when it was queued"
+    );
+    assert_eq!(captured[0].bytes, out[0].1, "the bytes that left");
+    assert_eq!(seen(&captured[0].bytes).dst_mac, RS1_MAC);
+}
+
+#[test]
 fn a_queued_frame_whose_next_hop_never_answers_is_dropped_and_counted() {
     let mut lab = one_server(None, service(Protocol::Tcp, 80), 80, false);
     let mut syn = from_client(40000, SYN);
