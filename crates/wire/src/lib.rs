@@ -1,7 +1,8 @@
 //! Typed, zero-copy views over the bytes of the frames a NAT director handles.
 //!
 //! One module per protocol — [`ethernet`], [`arp`], [`ipv4`], [`tcp`], [`udp`], [`icmp`], and
-//! [`ipvs_sync`] (the kernel's connection-sync messages), [`tunnel`] (IPIP encapsulation) —
+//! [`ipvs_sync`] (the kernel's connection-sync messages), [`tunnel`] (IPIP encapsulation), [`tcp_segment`]
+//! (software segmentation of a GSO super-frame) —
 //! plus [`checksum`] (RFC 1071 sums and RFC 1624 incremental updates) and [`nat`] (the
 //! LVS-NAT rewrite: an address/port setter plus the matching checksum updates).
 //!
@@ -19,6 +20,7 @@ pub mod ipv4;
 pub mod ipvs_sync;
 pub mod nat;
 pub mod tcp;
+pub mod tcp_segment;
 pub mod tunnel;
 pub mod udp;
 
