@@ -61,7 +61,13 @@ impl<'a> Segmenter<'a> {
 
     /// The IP total length of the largest segment (the first).
     pub fn max_segment_len(&self) -> usize {
-        self.headers_len + self.payload_len().min(self.mss)
+        self.segment_len(0)
+    }
+
+    /// The IP total length of segment `index` (from 0, below [`Segmenter::count`]).
+    pub fn segment_len(&self, index: usize) -> usize {
+        let start = self.mss * index;
+        self.headers_len + self.payload_len().saturating_sub(start).min(self.mss)
     }
 
     /// The IP total length of every segment together.
@@ -73,9 +79,8 @@ impl<'a> Segmenter<'a> {
     /// IPv4 packet; returns its length, `None` if `out` is too short.
     pub fn write(&self, index: usize, out: &mut [u8]) -> Option<usize> {
         let start = self.mss * index;
-        let payload = &self.packet[self.headers_len..];
-        let chunk = &payload[start..payload.len().min(start + self.mss)];
-        let len = self.headers_len + chunk.len();
+        let len = self.segment_len(index);
+        let chunk = &self.packet[self.headers_len + start..][..len - self.headers_len];
         let out = out.get_mut(..len)?;
         out[..self.headers_len].copy_from_slice(&self.packet[..self.headers_len]);
         out[self.headers_len..].copy_from_slice(chunk);
@@ -144,7 +149,7 @@ mod tests {
         .unwrap();
         ip.identification = 0xfffe;
         ip.dont_fragment = true;
-        ip.set_options(ip_options).unwrap();
+        ip.options = ip_options.try_into().unwrap();
         ip.set_payload_len(tcp.header_len() + payload_len).unwrap();
         let mut bytes = ip.to_bytes().to_vec();
         bytes.extend_from_slice(&tcp.to_bytes());
@@ -192,6 +197,10 @@ mod tests {
             let (ip, tcp, data) = parse(seg);
             let want = if i < 3 { 1000 } else { 500 };
             assert_eq!(data.len(), want, "segment {i}");
+            assert_eq!(
+                seg.len(),
+                Segmenter::new(&frame, MSS).unwrap().segment_len(i)
+            );
             assert_eq!(ip.identification, 0xfffe_u16.wrapping_add(i as u16));
             assert!(ip.dont_fragment);
             assert_eq!(
