@@ -286,9 +286,6 @@ cmd_up() {
     if [ "$offloads" = off ]; then
         command -v ethtool >/dev/null 2>&1 || die "MASQ_LAB_OFFLOADS=off needs ethtool; install it"
     fi
-    if [ "$method" = tun ]; then
-        command -v ethtool >/dev/null 2>&1 || die "up --method tun needs ethtool (the clients' segmentation offload goes off); install it"
-    fi
     command -v nft >/dev/null 2>&1 || echo "lab.sh: warning: nft is not installed; the director's kernel will answer VIP traffic itself (install nftables)" >&2
 
     # From here on, a failure tears down whatever was built.
@@ -373,15 +370,6 @@ cmd_up() {
             in_ns "${entry%%:*}" ethtool -K "${entry#*:}" tso off gso off gro off tx off >/dev/null 2>&1 ||
                 die "ethtool -K ${entry#*:} (in $(ns "${entry%%:*}")) failed"
         done
-    fi
-
-    # A veth passes a sender's TSO super-frames on whole, and masqd cannot tunnel one (the
-    # offload header has no word for TCP inside IPIP; the kernel would segment it in
-    # software): the hosts that send to the VIP segment their own packets, as their frames
-    # would arrive from a real wire with GRO off on the director.
-    if [ "$method" = tun ]; then
-        in_ns client ethtool -K "$P-cli" tso off gso off >/dev/null
-        [ "$routed" = 1 ] && in_ns router ethtool -K "$P-rext" tso off gso off >/dev/null
     fi
 
     # A UDP server answers from the address its socket is bound to, or else from the one

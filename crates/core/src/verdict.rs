@@ -90,7 +90,7 @@ drop_reasons! {
     FragNeeded => "frag_needed", "larger than the outgoing link's MTU with DF set; ICMP fragmentation needed was sent";
     TooBig => "too_big", "larger than the outgoing link's MTU without DF (masq does not fragment)";
     TableFull => "table_full", "the connection table is full (--max-conns) and holds nothing it may shed (half-open TCP, lone UDP datagrams, idle templates)";
-    TunnelGso => "tunnel_gso", "a GSO super-frame for a tunnelled real server (its offload header cannot describe an encapsulated packet; turn GRO off on the VIP interface)";
+    TunnelGso => "tunnel_gso", "a GSO super-frame for a tunnelled real server that masq cannot cut into segments itself (not TCP over IPv4, e.g. UDP GSO), or one whose real server has not answered ARP yet";
     TunnelIcmp => "tunnel_icmp", "an ICMP error about a tunnelled packet (it quotes the outer header): the director sent its own error about the inner packet to the client instead, where the client needs one";
 }
 

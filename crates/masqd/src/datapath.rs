@@ -33,7 +33,7 @@ use masq_core::{Director, DropReason};
 use masq_core::{Side, Verdict, Worker};
 use masq_io::host::Offloads;
 use masq_io::{
-    FrameIo, Interface, IoError, Offload, PacketSocket, PnetOptions, PnetPort, RecvBatch,
+    FrameIo, GsoType, Interface, IoError, Offload, PacketSocket, PnetOptions, PnetPort, RecvBatch,
     RingFormat, RingOptions, RingSocket, SendBatch, SocketOptions, XdpOptions, XdpPort, XdpSide,
     V2_SLOT, VNET_HDR_LEN,
 };
@@ -386,6 +386,11 @@ fn meta_of(offload: &Offload) -> FrameMeta {
     FrameMeta {
         partial_checksum: offload.needs_csum,
         gso: offload.is_gso(),
+        tcp_gso_size: if offload.gso_type == GsoType::TcpV4 {
+            offload.gso_size
+        } else {
+            0
+        },
         io,
     }
 }

@@ -1,8 +1,9 @@
 //! Typed, zero-copy views over the bytes of the frames a NAT director handles.
 //!
 //! One module per protocol — [`ethernet`], [`arp`], [`ipv4`], [`tcp`], [`udp`], [`icmp`], and
-//! [`ipvs_sync`] (the kernel's connection-sync messages), [`tunnel`] (IPIP encapsulation) —
-//! plus [`checksum`] (RFC 1071 sums and RFC 1624 incremental updates) and [`nat`] (the
+//! [`ipvs_sync`] (the kernel's connection-sync messages), [`tunnel`] (IPIP encapsulation),
+//! [`tcp_segment`] (cutting a TCP GSO super-frame into its segments in software) — plus
+//! [`checksum`] (RFC 1071 sums and RFC 1624 incremental updates) and [`nat`] (the
 //! LVS-NAT rewrite: an address/port setter plus the matching checksum updates).
 //!
 //! Every view wraps a buffer `T: AsRef<[u8]>`. `new_checked` validates lengths once; after
@@ -19,6 +20,7 @@ pub mod ipv4;
 pub mod ipvs_sync;
 pub mod nat;
 pub mod tcp;
+pub mod tcp_segment;
 pub mod tunnel;
 pub mod udp;
 

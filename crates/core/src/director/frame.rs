@@ -29,6 +29,9 @@ pub struct FrameMeta {
     /// The frame stands for several segments (GSO): the transmit path cuts it to the
     /// MTU, so it is not held to the MTU here.
     pub gso: bool,
+    /// Payload bytes per segment of a TCP-over-IPv4 GSO frame (the offload header's
+    /// gso_size), 0 for any other frame: what a tunnel needs to cut the frame itself.
+    pub tcp_gso_size: u16,
     pub io: [u8; 16],
 }
 

@@ -9,6 +9,7 @@ use masq_wire::ethernet::{self, EthernetFrame, MacAddr};
 use masq_wire::icmp;
 use masq_wire::ipv4::Ipv4Packet;
 use masq_wire::nat::{self, Endpoint};
+use masq_wire::tcp_segment::Segmenter;
 use masq_wire::tunnel::PROTO_IPIP;
 
 use super::dr;
@@ -150,8 +151,10 @@ impl Worker {
     /// interface it must leave by, less the `overhead` of a tunnel's outer header, and may
     /// not be fragmented is refused with ICMP fragmentation needed, carrying that MTU, to
     /// its sender — which then sends smaller packets. GSO frames are cut to size on
-    /// transmit and pass. `frame` is the packet as it arrived (the error must quote what
-    /// the sender sent). Returns the drop, if any.
+    /// transmit and pass, but for a tunnel, which cuts them itself: there the largest of
+    /// its segments is held to the MTU (`ip_vs_tunnel_xmit`'s check of a GSO packet).
+    /// `frame` is the packet as it arrived (the error must quote what the sender sent).
+    /// Returns the drop, if any.
     pub(super) fn check_mtu(
         &mut self,
         frame: &Ipv4Frame<'_>,
@@ -160,12 +163,18 @@ impl Worker {
         meta: FrameMeta,
     ) -> Option<Verdict> {
         let link_mtu = self.director.mtu(out);
-        if meta.gso || link_mtu == 0 {
-            return None;
-        }
-        let mtu = link_mtu.saturating_sub(overhead);
         let ip = frame.ip();
-        if u32::from(ip.total_len()) <= mtu {
+        let len = match (meta.gso, overhead) {
+            _ if link_mtu == 0 => return None,
+            (false, _) => usize::from(ip.total_len()),
+            (true, 0) => return None,
+            // What cannot be cut is refused when it is tunnelled.
+            (true, _) => Segmenter::new(frame.ip().into_inner(), meta.tcp_gso_size)
+                .ok()?
+                .max_segment_len(),
+        };
+        let mtu = link_mtu.saturating_sub(overhead);
+        if len as u32 <= mtu {
             return None;
         }
         if !ip.dont_frag() {

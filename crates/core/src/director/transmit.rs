@@ -6,10 +6,13 @@
 //!
 //! A tunnelled frame is longer than the one received, and the I/O layer lends
 //! `handle_frame` exactly the received bytes: so it is copied once, behind its outer
-//! header, into a tunnel slot (one memcpy of the packet, no allocation). The I/O layer
-//! takes the whole ring at once ([`TransmitQueues::take_tunnelled`]) and sends it in the
-//! same batched send as the frames forwarded in place; [`TransmitQueues::poll`] hands out
-//! whatever is left to callers that send one frame at a time.
+//! header, into the tunnel buffer (one memcpy of the packet, no allocation). A GSO
+//! super-frame is copied as the segments it stands for, each behind its own headers. The
+//! frames are packed one after the other, so one receive batch of 64 KiB super-frames
+//! fits however finely they are cut. The I/O layer takes them all at once
+//! ([`TransmitQueues::take_tunnelled`]) and sends them in the same batched send as the
+//! frames forwarded in place; [`TransmitQueues::poll`] hands out whatever is left to
+//! callers that send one frame at a time.
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -30,8 +33,14 @@ pub const MAX_FRAME: usize = 65536 + ethernet::HEADER_LEN;
 const MAX_TUNNELLED_FRAME: usize = MAX_FRAME + IPIP_OVERHEAD;
 /// Frames that may wait for ARP resolution per worker.
 const PENDING_SLOTS: usize = 16;
-/// Encapsulated frames that may wait to be sent per worker: one receive batch of masqd's.
-const TUNNEL_SLOTS: usize = 32;
+/// Super-frames per receive batch of masqd's: the tunnel buffer holds as many, encapsulated.
+const TUNNEL_BATCH: usize = 32;
+/// Encapsulated frames that may wait to be sent per worker: a batch of super-frames cut
+/// at an MSS of 1 KiB or more.
+const TUNNEL_FRAMES: usize = TUNNEL_BATCH * 64;
+/// Bytes of encapsulated frames that may wait to be sent per worker: a batch of 64 KiB
+/// super-frames and the headers of each of their [`TUNNEL_FRAMES`] segments.
+const TUNNEL_BYTES: usize = TUNNEL_BATCH * MAX_TUNNELLED_FRAME + TUNNEL_FRAMES * 128;
 /// Generated frames (ARP, ICMP) that may wait to be sent per worker.
 const OUTBOX_SLOTS: usize = 32;
 /// Size of a generated frame's buffer: Ethernet + IPv4 + ICMP + a quoted 60-byte header
@@ -125,20 +134,6 @@ impl SlotRing {
         Ok(true)
     }
 
-    /// Takes every frame, oldest first; their buffers stay valid as long as the borrow.
-    fn drain(&mut self) -> Drained<'_> {
-        let n = self.slots.len();
-        let end = self.head + self.len;
-        let (wrapped, first) = (end.saturating_sub(n), end.min(n));
-        let head = self.head;
-        self.head = end % n;
-        self.len = 0;
-        Drained {
-            first: &self.slots[head..first],
-            wrapped: &self.slots[..wrapped],
-        }
-    }
-
     /// Takes the oldest frame; its buffer stays valid until the next `push`.
     fn pop(&mut self) -> Option<&Slot> {
         if self.len == 0 {
@@ -151,17 +146,113 @@ impl SlotRing {
     }
 }
 
-/// Frames taken out of a [`SlotRing`] at once, oldest first: the ring's two contiguous runs.
+/// Where a frame of [`PackedFrames`] lies in its buffer.
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    side: Side,
+    start: usize,
+    len: usize,
+}
+
+impl Packed {
+    /// The frame in `buf`, the buffer it was packed into. Encapsulated frames leave
+    /// nothing to offload.
+    fn transmit(self, buf: &[u8]) -> Transmit<'_> {
+        Transmit {
+            side: self.side,
+            frame: &buf[self.start..self.start + self.len],
+            meta: FrameMeta::default(),
+        }
+    }
+}
+
+/// Frames packed one after the other into one buffer, handed out oldest first. The buffer
+/// is reused from its start once every frame has been handed out.
+#[derive(Debug)]
+struct PackedFrames {
+    buf: Box<[u8]>,
+    frames: Vec<Packed>,
+    /// Frames before this one were handed out.
+    next: usize,
+}
+
+impl PackedFrames {
+    fn new(frames: usize, bytes: usize) -> Self {
+        PackedFrames {
+            buf: vec![0u8; bytes].into_boxed_slice(),
+            frames: Vec::with_capacity(frames),
+            next: 0,
+        }
+    }
+
+    fn used(&self) -> usize {
+        self.frames.last().map_or(0, |f| f.start + f.len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.next == self.frames.len()
+    }
+
+    /// Whether `count` more frames of `bytes` bytes in all fit (from the buffer's start
+    /// again if every frame was handed out).
+    fn has_room(&mut self, count: usize, bytes: usize) -> bool {
+        if self.is_empty() {
+            self.frames.clear();
+            self.next = 0;
+        }
+        self.frames.len() + count <= self.frames.capacity() && self.used() + bytes <= self.buf.len()
+    }
+
+    /// Appends a frame of `len` bytes for `side` that `write` fills; `Err` when it does not
+    /// fit, `Ok(false)` when `write` returns `None` to append nothing after all.
+    fn push(
+        &mut self,
+        side: Side,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> Option<()>,
+    ) -> Result<bool, DropReason> {
+        if !self.has_room(1, len) {
+            return Err(DropReason::OutboxFull);
+        }
+        let start = self.used();
+        if write(&mut self.buf[start..start + len]).is_none() {
+            return Ok(false);
+        }
+        self.frames.push(Packed { side, start, len });
+        Ok(true)
+    }
+
+    /// Takes every frame not handed out yet, oldest first; their bytes stay valid as long
+    /// as the borrow.
+    fn drain(&mut self) -> Drained<'_> {
+        let first = self.next;
+        self.next = self.frames.len();
+        Drained {
+            frames: &self.frames[first..],
+            buf: &self.buf,
+        }
+    }
+
+    /// Takes the oldest frame; its bytes stay valid until the next `push`.
+    fn pop(&mut self) -> Option<Transmit<'_>> {
+        let frame = self.frames.get(self.next)?;
+        self.next += 1;
+        Some(frame.transmit(&self.buf))
+    }
+}
+
+/// Encapsulated frames taken out at once, oldest first.
 #[derive(Debug, Clone, Copy)]
 pub struct Drained<'a> {
-    first: &'a [Slot],
-    wrapped: &'a [Slot],
+    frames: &'a [Packed],
+    buf: &'a [u8],
 }
 
 impl<'a> Drained<'a> {
     /// The frames, oldest first; iterate as often as needed (e.g. once per side).
     pub fn iter(&self) -> impl Iterator<Item = Transmit<'a>> + Clone + 'a {
-        self.first.iter().chain(self.wrapped).map(Slot::transmit)
+        let buf = self.buf;
+        self.frames.iter().map(move |f| f.transmit(buf))
     }
 }
 
@@ -171,7 +262,7 @@ pub(super) struct TransmitQueues {
     /// Generated frames (ARP, ICMP).
     outbox: SlotRing,
     /// Frames encapsulated for a tunnel, their next hop resolved.
-    tunnelled: SlotRing,
+    tunnelled: PackedFrames,
     pending: Vec<PendingFrame>,
     /// A pending slot handed out by the last `poll`, freed on the next call.
     released: Option<usize>,
@@ -186,7 +277,7 @@ impl TransmitQueues {
     pub fn new() -> Self {
         TransmitQueues {
             outbox: SlotRing::new(OUTBOX_SLOTS, SMALL_FRAME),
-            tunnelled: SlotRing::new(TUNNEL_SLOTS, MAX_TUNNELLED_FRAME),
+            tunnelled: PackedFrames::new(TUNNEL_FRAMES, TUNNEL_BYTES),
             pending: (0..PENDING_SLOTS)
                 .map(|_| PendingFrame {
                     slot: Slot::new(MAX_TUNNELLED_FRAME),
@@ -221,19 +312,26 @@ impl TransmitQueues {
         }
     }
 
-    /// Queues an encapsulated frame for `side` whose MACs are set: `write` fills a buffer
-    /// of [`MAX_TUNNELLED_FRAME`] bytes and returns the frame's length, or `None` if it
-    /// does not fit. The verdict is the frame's: [`Verdict::Encapsulated`] or a drop.
+    /// Queues an encapsulated frame of `len` bytes for `side` whose MACs are set: `write`
+    /// fills exactly that many, or returns `None` if it cannot. The verdict is the
+    /// frame's: [`Verdict::Encapsulated`] or a drop.
     pub fn push_tunnelled(
         &mut self,
         side: Side,
-        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> Option<()>,
     ) -> Verdict {
-        match self.tunnelled.push(side, FrameMeta::default(), write) {
+        match self.tunnelled.push(side, len, write) {
             Ok(true) => Verdict::Encapsulated(side),
             Ok(false) => Verdict::Drop(DropReason::TooBig),
             Err(reason) => Verdict::Drop(reason),
         }
+    }
+
+    /// Whether `count` more encapsulated frames of `bytes` bytes in all fit: the segments
+    /// of a super-frame are queued all or none.
+    pub fn has_tunnel_room(&mut self, count: usize, bytes: usize) -> bool {
+        self.tunnelled.has_room(count, bytes)
     }
 
     /// Takes every encapsulated frame at once, so that they leave in one batched send.
@@ -308,8 +406,8 @@ impl TransmitQueues {
         if self.outbox.len > 0 {
             return self.outbox.pop().map(Slot::transmit);
         }
-        if self.tunnelled.len > 0 {
-            return self.tunnelled.pop().map(Slot::transmit);
+        if !self.tunnelled.is_empty() {
+            return self.tunnelled.pop();
         }
         // The outbox is empty: its head slot is free for a probe until the next call.
         while let Some((side, target)) = self.probes.pop_front() {

@@ -12,15 +12,20 @@
 //! what the director sent; it goes on to the client as the director's own error about the
 //! inner packet (`ip_vs_in_icmp`'s tunnel case).
 //!
-//! The frame cannot grow in place, so it is copied once behind its outer header into a
-//! transmit slot ([`super::transmit`]). A checksum left to offload is finished in software
-//! first, and a GSO super-frame is refused: its offload header describes the bare packet.
+//! The frame cannot grow in place, so it is copied once behind its outer header into the
+//! transmit queues ([`super::transmit`]). A checksum left to offload is finished in
+//! software first. The offload header describes the bare packet, not an encapsulated one,
+//! so nothing is left to offload: a TCP GSO super-frame (merged by GRO on the VIP side, or
+//! sent with TSO on this host) is cut into its segments in software
+//! ([`masq_wire::tcp_segment`]), each encapsulated on its own, and any other super-frame
+//! is refused ([`DropReason::TunnelGso`]).
 
 use std::net::SocketAddrV4;
 
 use masq_wire::ethernet::{self, MacAddr};
 use masq_wire::icmp;
 use masq_wire::ipv4::Ipv4Packet;
+use masq_wire::tcp_segment::Segmenter;
 pub(super) use masq_wire::tunnel::TunnelEnds;
 use masq_wire::tunnel::{self, IPIP_OVERHEAD};
 
@@ -57,9 +62,6 @@ impl Worker {
         frame: &mut Ipv4Frame<'_>,
         meta: FrameMeta,
     ) -> Verdict {
-        if meta.gso {
-            return Verdict::Drop(DropReason::TunnelGso);
-        }
         let Some(resolution) = self
             .director
             .neighbour_table(Side::Dip)
@@ -80,24 +82,64 @@ impl Worker {
         let src_mac = self.director.config.side(Side::Dip).mac;
         frame.set_macs(resolution.mac.unwrap_or(MacAddr::ZERO), src_mac);
         let frame = &*frame;
-        match resolution.mac {
-            Some(_) => self
-                .queues
-                .push_tunnelled(Side::Dip, |buf| packet.write(buf, frame)),
-            None if self
-                .director
-                .neighbour_table(Side::Dip)
-                .is_unreachable(ends.dst, now) =>
+        let segments = match meta.gso {
+            false => None,
+            true => match Segmenter::new(frame.ip().into_inner(), meta.tcp_gso_size) {
+                Ok(segments) => Some(segments),
+                Err(_) => return Verdict::Drop(DropReason::TunnelGso),
+            },
+        };
+        match (resolution.mac, segments) {
+            (Some(_), Some(segments)) => self.push_segments(&packet, frame, &segments),
+            (Some(_), None) => {
+                let len =
+                    ethernet::HEADER_LEN + IPIP_OVERHEAD + usize::from(frame.ip().total_len());
+                self.queues
+                    .push_tunnelled(Side::Dip, len, |buf| packet.write(buf, frame).map(drop))
+            }
+            // The pending queue holds frames, not batches of segments; TCP sends again.
+            (None, Some(_)) => Verdict::Drop(DropReason::TunnelGso),
+            (None, None)
+                if self
+                    .director
+                    .neighbour_table(Side::Dip)
+                    .is_unreachable(ends.dst, now) =>
             {
                 Verdict::Drop(DropReason::NeighbourUnreachable)
             }
-            None => self.queues.queue_pending_with(
+            (None, None) => self.queues.queue_pending_with(
                 now,
                 (Side::Dip, ends.dst),
                 FrameMeta::default(),
                 |buf| packet.write(buf, frame),
             ),
         }
+    }
+
+    /// Queues every segment of a super-frame `frame`, each in its own outer header, or
+    /// none if they do not all fit.
+    fn push_segments(
+        &mut self,
+        packet: &Encapsulation,
+        frame: &Ipv4Frame<'_>,
+        segments: &Segmenter<'_>,
+    ) -> Verdict {
+        let count = segments.count();
+        let outer_len = ethernet::HEADER_LEN + IPIP_OVERHEAD;
+        if !self
+            .queues
+            .has_tunnel_room(count, outer_len * count + segments.total_len())
+        {
+            return Verdict::Drop(DropReason::OutboxFull);
+        }
+        let mut verdict = Verdict::Encapsulated(Side::Dip);
+        for index in 0..count {
+            let len = outer_len + segments.segment_len(index);
+            verdict = self.queues.push_tunnelled(Side::Dip, len, |buf| {
+                packet.write_segment(buf, frame, segments, index)
+            });
+        }
+        verdict
     }
 
     /// An ICMP error from the DIP side whose quote is an IPIP packet from the director
@@ -176,5 +218,28 @@ impl Encapsulation {
             .ok()?;
         out[..ethernet::HEADER_LEN].copy_from_slice(&frame.bytes()[..ethernet::HEADER_LEN]);
         Some(inner_at + ip_len)
+    }
+
+    /// Writes segment `index` of the super-frame `frame` behind `frame`'s Ethernet header
+    /// and an outer IPIP header of its own into `buf`, exactly as long as the three.
+    fn write_segment(
+        &self,
+        buf: &mut [u8],
+        frame: &Ipv4Frame<'_>,
+        segments: &Segmenter<'_>,
+        index: usize,
+    ) -> Option<()> {
+        let (outer, inner) = buf.split_at_mut(ethernet::HEADER_LEN + IPIP_OVERHEAD);
+        segments.write(index, inner)?;
+        // The identifier of a DF packet's outer header is 0, so segments may share it.
+        tunnel::write_ipip_header(
+            &mut outer[ethernet::HEADER_LEN..],
+            self.ends,
+            &Ipv4Packet::new_unchecked(&*inner),
+            self.ident,
+        )
+        .ok()?;
+        outer[..ethernet::HEADER_LEN].copy_from_slice(&frame.bytes()[..ethernet::HEADER_LEN]);
+        Some(())
     }
 }

@@ -191,6 +191,7 @@ fn partial_checksums_are_updated_as_partial() {
     let meta = FrameMeta {
         partial_checksum: true,
         gso: false,
+        tcp_gso_size: 0,
         io: [7; 16],
     };
     assert_eq!(

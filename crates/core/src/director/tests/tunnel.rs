@@ -5,7 +5,9 @@
 
 use super::*;
 use crate::control::FwdMethod;
+use etherparse::{Ipv4Header, TcpHeader};
 use masq_wire::ipv4::Ipv4Packet;
+use masq_wire::tcp::flags::PSH;
 use masq_wire::tunnel::{IPIP_OVERHEAD, PROTO_IPIP};
 
 /// `-i -w 1`.
@@ -211,7 +213,7 @@ fn an_unresolved_real_server_gets_the_encapsulated_frame_once_it_answers_arp() {
 #[test]
 fn a_batched_sender_takes_every_encapsulated_frame_at_once_in_order() {
     let mut lab = tunnel_lab(Protocol::Tcp, 80);
-    // More than the ring holds from its start, so that the taken frames wrap around it.
+    // Several rounds: the buffer is reused from its start once every frame was taken.
     for round in 0..3u16 {
         let ports: Vec<u16> = (0..20).map(|i| 41000 + round * 100 + i).collect();
         for &port in &ports {
@@ -233,4 +235,168 @@ fn a_batched_sender_takes_every_encapsulated_frame_at_once_in_order() {
         assert_eq!(taken, expected);
         assert!(lab.transmitted().is_empty(), "nothing is sent twice");
     }
+}
+
+/// A TCP super-frame from the client of `payload_len` bytes (byte i is `i as u8`), DF
+/// set, with PSH, as GRO hands one over: its TCP checksum only the pseudo-header's.
+fn super_frame(payload_len: usize) -> Vec<u8> {
+    let payload: Vec<u8> = (0..payload_len).map(|i| i as u8).collect();
+    let mut frame = tcp_frame(
+        (CLIENT_MAC, VIP_MAC),
+        (CLIENT, 40000),
+        (VIP, 80),
+        ACK,
+        &payload,
+    );
+    frame[14 + 6] |= 0x40;
+    frame[14 + 20 + 13] |= PSH;
+    frame[14 + 20 + 16..14 + 20 + 18].copy_from_slice(&[0x12, 0x34]);
+    refill_ip_checksum(&mut frame);
+    frame
+}
+
+/// The metadata of a TCP GSO frame cut at `mss`, its checksum left partial.
+fn tcp_gso(mss: u16) -> FrameMeta {
+    FrameMeta {
+        partial_checksum: true,
+        gso: true,
+        tcp_gso_size: mss,
+        ..FrameMeta::default()
+    }
+}
+
+/// A connection to RS2 on port 40000 whose SYN went, the lab's clock and queues clear.
+fn connected() -> Lab {
+    let mut lab = tunnel_lab(Protocol::Tcp, 80);
+    lab.handle(Side::Vip, &mut from_client(40000, SYN));
+    lab.transmitted();
+    lab
+}
+
+#[test]
+fn a_tcp_super_frame_is_cut_into_segments_each_in_its_own_tunnel() {
+    let mut lab = connected();
+    let mut frame = super_frame(3500);
+    assert_eq!(
+        lab.worker
+            .handle_frame(lab.now, Side::Vip, &mut frame, tcp_gso(1000)),
+        Verdict::Encapsulated(Side::Dip)
+    );
+    let out = lab
+        .worker
+        .take_encapsulated()
+        .iter()
+        .map(|tx| tx.frame.to_vec())
+        .collect::<Vec<_>>();
+    assert_eq!(out.len(), 4, "3500 bytes at an MSS of 1000");
+    let mut payload = Vec::new();
+    for (i, frame) in out.iter().enumerate() {
+        assert_eq!(
+            (&frame[0..6], &frame[6..12]),
+            (&RS2_MAC.0[..], &DIP_MAC.0[..])
+        );
+        let outer = Ipv4Packet::new_checked(&frame[14..]).unwrap();
+        assert_eq!((outer.dst_addr(), outer.protocol()), (RS2, PROTO_IPIP));
+        assert!(outer.verify_checksum());
+        assert_eq!(usize::from(outer.total_len()), frame.len() - 14);
+        let (ip, rest) = Ipv4Header::from_slice(&frame[14 + IPIP_OVERHEAD..]).unwrap();
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum());
+        assert_eq!(ip.time_to_live, 63);
+        let (tcp, data) = TcpHeader::from_slice(rest).unwrap();
+        let want = tcp
+            .calc_checksum_ipv4_raw(ip.source, ip.destination, data)
+            .unwrap();
+        assert_eq!(tcp.checksum, want, "segment {i}: a full TCP checksum");
+        assert_eq!(tcp.sequence_number, 1000 + 1000 * i as u32);
+        assert_eq!(tcp.psh, i == 3);
+        assert_eq!(data.len(), if i < 3 { 1000 } else { 500 });
+        payload.extend_from_slice(data);
+    }
+    assert_eq!(payload, (0..3500).map(|i| i as u8).collect::<Vec<_>>());
+    assert_eq!(
+        lab.director.counters().forwarded_in,
+        2,
+        "the SYN and the super-frame"
+    );
+}
+
+#[test]
+fn a_super_frame_whose_segments_do_not_fit_the_tunnel_gets_fragmentation_needed() {
+    let mut lab = connected();
+    lab.director.set_mtu(Side::Dip, 1500);
+    // 1460-byte segments are 1500-byte packets: 1520 inside the outer header.
+    let mut frame = super_frame(8000);
+    assert_eq!(
+        lab.worker
+            .handle_frame(lab.now, Side::Vip, &mut frame, tcp_gso(1460)),
+        Verdict::Drop(DropReason::FragNeeded)
+    );
+    let (side, icmp) = only_sent(&mut lab);
+    assert_eq!(side, Side::Vip);
+    let msg = Ipv4Packet::new_checked(&icmp[14..])
+        .unwrap()
+        .payload()
+        .to_vec();
+    assert_eq!((msg[0], msg[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([msg[6], msg[7]]), 1480);
+    // The client's next super-frame is cut to the path MTU it learnt.
+    let mut frame = super_frame(8000);
+    assert_eq!(
+        lab.worker
+            .handle_frame(lab.now, Side::Vip, &mut frame, tcp_gso(1440)),
+        Verdict::Encapsulated(Side::Dip)
+    );
+    let lens: Vec<usize> = lab
+        .worker
+        .take_encapsulated()
+        .iter()
+        .map(|tx| tx.frame.len())
+        .collect();
+    assert_eq!(lens.len(), 6);
+    assert!(lens.iter().all(|&len| len <= 14 + 1500), "{lens:?}");
+}
+
+#[test]
+fn a_super_frame_that_cannot_be_cut_is_dropped_and_counted() {
+    let mut lab = tunnel_lab(Protocol::Udp, 53);
+    let mut frame = udp_frame((CLIENT_MAC, VIP_MAC), (CLIENT, 5000), (VIP, 53), &[1; 3000]);
+    let udp_gso = FrameMeta {
+        gso: true,
+        ..FrameMeta::default()
+    };
+    assert_eq!(
+        lab.worker
+            .handle_frame(lab.now, Side::Vip, &mut frame, udp_gso),
+        Verdict::Drop(DropReason::TunnelGso)
+    );
+    assert!(lab.transmitted().is_empty());
+    assert_eq!(lab.director.counters().drops(DropReason::TunnelGso), 1);
+}
+
+#[test]
+fn a_batch_of_super_frames_fits_and_the_segments_of_one_go_all_or_none() {
+    let mut lab = connected();
+    // 64 KiB super-frames at the MSS of a 1480-byte path: 46 segments each.
+    let verdicts: Vec<Verdict> = (0..40)
+        .map(|_| {
+            let mut frame = super_frame(65535 - 40);
+            lab.worker
+                .handle_frame(lab.now, Side::Vip, &mut frame, tcp_gso(1428))
+        })
+        .collect();
+    let sent = verdicts
+        .iter()
+        .take_while(|v| **v == Verdict::Encapsulated(Side::Dip))
+        .count();
+    assert!(
+        sent >= 32,
+        "a receive batch of super-frames fits: {verdicts:?}"
+    );
+    assert!(verdicts[sent..]
+        .iter()
+        .all(|v| *v == Verdict::Drop(DropReason::OutboxFull)));
+    let taken = lab.worker.take_encapsulated().iter().count();
+    assert_eq!(taken, sent * 46, "whole super-frames only");
+    let dropped = lab.director.counters().drops(DropReason::OutboxFull);
+    assert_eq!(dropped, (40 - sent) as u64);
 }
