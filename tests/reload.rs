@@ -452,7 +452,7 @@ fn reloads_under_load_break_no_connection() {
     let rate: f64 = served.iter().map(span).sum();
     eprintln!(
         "reload figures (keep-alive clients on :80 and :8080, {rate:.0} requests/s together \
-         on average, and a 24 MB download at 1.5 MB/s):"
+         on average, and a 24 MB download capped at 1.5 MB/s):"
     );
     for (what, r) in &reloads {
         let during: usize = served

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{describe, Background, Lab, LabOptions, CLIENT_IP, RS1_IP, RS2_IP};
+use common::{describe, sample, Background, Lab, LabOptions, CLIENT_IP, RS1_IP, RS2_IP};
 
 const SERVICE: &str = "192.168.0.10:80";
 const SYNCID: &str = "9";
@@ -189,15 +189,6 @@ impl Drop for BackupDirector<'_> {
         let ns = format!("{}-bak", self.lab.prefix());
         let _ = Command::new("ip").args(["netns", "del", &ns]).status();
     }
-}
-
-fn sample(metrics: &str, line_start: &str) -> u64 {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn load_rules(masqadm_ok: impl Fn(&[&str]) -> String) {

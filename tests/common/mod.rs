@@ -444,15 +444,12 @@ impl Lab {
     }
 
     /// The value of the first sample of masqd's `/metrics` at `addr` (as masqd was started
-    /// with `--metrics ADDR`) whose line starts with `line_start`, or 0 if there is none.
+    /// with `--metrics ADDR`) whose line starts with `line_start`: see [`sample`]. A scrape
+    /// that fails fails the test, so a broken endpoint never reads as a count of 0.
     pub fn metric(&self, addr: &str, line_start: &str) -> u64 {
         let out = self.exec("dir", &["curl", "-sf", &format!("http://{addr}/metrics")]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find(|l| l.starts_with(line_start))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        assert!(out.status.success(), "scraping {addr}: {}", describe(&out));
+        sample(&String::from_utf8_lossy(&out.stdout), line_start)
     }
 
     /// Real server `n`'s connection log (`<ms> client=IP:PORT local=IP:PORT` lines).
@@ -564,4 +561,15 @@ impl Drop for Background {
     fn drop(&mut self) {
         self.terminate();
     }
+}
+
+/// The value of the first sample in a Prometheus exposition whose line starts with
+/// `line_start`; 0 when there is none (a labelled counter appears once it first counts).
+pub fn sample(exposition: &str, line_start: &str) -> u64 {
+    exposition
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

@@ -169,18 +169,25 @@ impl FragTable {
     /// The connection of a later fragment, if its first fragment was seen; the datagram
     /// is forgotten once this piece completes it.
     pub fn follow(&self, key: &FragKey, piece: FragPiece, now: Timestamp) -> Option<Arc<Conn>> {
-        let (conn, complete) = {
-            let mut e = self.map.get_mut(key).filter(|e| e.expires > now)?;
+        // One shard lock: the piece is counted and, if it completes the datagram, the
+        // entry removed under it.
+        let mut conn = None;
+        let completed = self.map.remove_if_mut(key, |_, e| {
+            if e.expires <= now {
+                return false;
+            }
             e.covered = e.covered.saturating_add(piece.len);
             if piece.last {
                 e.total = Some(piece.offset.saturating_add(piece.len));
             }
-            (e.conn.clone(), e.complete())
-        };
-        if complete {
-            self.forget(key);
+            conn = Some(e.conn.clone());
+            e.complete()
+        });
+        if let Some((_, gone)) = completed {
+            self.count.fetch_sub(1, Relaxed);
+            self.release_client(gone.client);
         }
-        Some(conn)
+        conn
     }
 
     /// Forgets timed-out datagrams.

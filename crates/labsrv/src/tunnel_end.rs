@@ -34,22 +34,28 @@ pub enum Refused {
     NotForVip(Ipv4Addr),
 }
 
-/// The client's packet inside the IPIP packet `outer`, if it is addressed to one of `vips`.
+/// The client's packet inside the IPIP packet `outer`, and its destination, if that is one
+/// of `vips`.
 ///
 /// # Errors
 ///
 /// [`Refused`] says why the packet is not to be passed on.
-pub fn decapsulate<'a>(packet: &'a [u8], vips: &[Ipv4Addr]) -> Result<&'a [u8], Refused> {
+pub fn decapsulate<'a>(
+    packet: &'a [u8],
+    vips: &[Ipv4Addr],
+) -> Result<(&'a [u8], Ipv4Addr), Refused> {
     let outer = Ipv4Packet::new_checked(packet).map_err(|_| Refused::Malformed)?;
     if outer.protocol() != PROTO_IPIP {
         return Err(Refused::NotIpip);
     }
+    // Sliced from `packet`, not `outer.payload()`, which borrows the view.
     let payload = &packet[outer.header_len()..usize::from(outer.total_len())];
     let inner = Ipv4Packet::new_checked(payload).map_err(|_| Refused::Malformed)?;
-    if !vips.contains(&inner.dst_addr()) {
-        return Err(Refused::NotForVip(inner.dst_addr()));
+    let dst = inner.dst_addr();
+    if !vips.contains(&dst) {
+        return Err(Refused::NotForVip(dst));
     }
-    Ok(&payload[..usize::from(inner.total_len())])
+    Ok((&payload[..usize::from(inner.total_len())], dst))
 }
 
 /// Decapsulates every IPIP packet this host receives for one of `vips` until the process is
@@ -73,9 +79,7 @@ pub fn run(vips: &[Ipv4Addr]) -> Result<()> {
     loop {
         let n = (&ipip).read(&mut buf).context("recv(IPPROTO_IPIP)")?;
         match decapsulate(&buf[..n], vips) {
-            Ok(inner) => {
-                // new_checked passed: the destination is at bytes 16..20.
-                let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+            Ok((inner, dst)) => {
                 let to = SockAddr::from(SocketAddrV4::new(dst, 0));
                 match raw.send_to(inner, &to) {
                     Ok(_) => passed += 1,
@@ -116,7 +120,7 @@ mod tests {
     #[test]
     fn the_clients_packet_comes_out_unchanged() {
         let outer = tunnelled_syn();
-        assert_eq!(decapsulate(&outer, &[VIP]), Ok(&outer[20..60]));
+        assert_eq!(decapsulate(&outer, &[VIP]), Ok((&outer[20..60], VIP)));
     }
 
     #[test]

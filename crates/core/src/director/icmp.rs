@@ -14,7 +14,6 @@ use masq_wire::tunnel::PROTO_IPIP;
 
 use super::dr;
 use super::frame::{FrameMeta, Ipv4Frame};
-use super::tunnel::{self, TunnelEnds};
 use super::worker::Worker;
 use crate::conn::FlowKey;
 use crate::proto_state::Direction;
@@ -137,14 +136,12 @@ impl Worker {
         let Some(next_hop) = next_hop else {
             return Verdict::Drop(DropReason::NoRouteToClient);
         };
-        if out_side == Side::Dip && tunnel::is_tunnelled(&conn) {
-            let Some(src) = self.director.config.dip_side.on_link_source(next_hop) else {
-                return Verdict::Drop(DropReason::NoRouteToRealServer);
-            };
-            let ends = TunnelEnds { src, dst: next_hop };
-            return self.send_tunnelled(now, ends, frame, FrameMeta::default());
+        match out_side {
+            Side::Dip => {
+                self.send_to_real_server(now, &conn, next_hop, frame, FrameMeta::default())
+            }
+            Side::Vip => self.send_via(now, out_side, next_hop, frame, FrameMeta::default()),
         }
-        self.send_via(now, out_side, next_hop, frame, FrameMeta::default())
     }
 
     /// Path MTU (`ip_vs_nat_xmit`'s check): a packet that is larger than the MTU of the

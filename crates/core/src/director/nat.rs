@@ -287,7 +287,7 @@ impl Worker {
     /// control no connection first, then half-open connections (a SYN flood fills the
     /// table with those), then the templates those left idle. An established connection,
     /// and a template one depends on, are never shed.
-    pub(super) fn make_room(&mut self, svc: &VirtualService) -> bool {
+    fn make_room(&mut self, svc: &VirtualService) -> bool {
         let director = &self.director;
         let max = director.config.max_conns;
         let entries = director.entry_count();
@@ -462,14 +462,10 @@ impl Worker {
         let Some(next_hop) = next_hop else {
             return Some(Verdict::Drop(DropReason::NoRouteToClient));
         };
-        if dir == Direction::In && tunnel::is_tunnelled(&conn) {
-            let Some(src) = self.director.config.dip_side.on_link_source(next_hop) else {
-                return Some(Verdict::Drop(DropReason::NoRouteToRealServer));
-            };
-            let ends = TunnelEnds { src, dst: next_hop };
-            return Some(self.send_tunnelled(now, ends, frame, meta));
-        }
-        Some(self.send_via(now, side, next_hop, frame, meta))
+        Some(match side {
+            Side::Dip => self.send_to_real_server(now, &conn, next_hop, frame, meta),
+            Side::Vip => self.send_via(now, side, next_hop, frame, meta),
+        })
     }
 }
 

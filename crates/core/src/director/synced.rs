@@ -26,6 +26,14 @@ use crate::time::Timestamp;
 const DEFAULT_TEMPLATE_MS: u64 = 300_000;
 
 impl Worker {
+    /// Whether a synced entry fits as the table is. Unlike a client's new connection it
+    /// never sheds anything: whoever can reach the sync group (the protocol has no
+    /// authentication, as the kernel's) must not be able to push real clients' half-open
+    /// connections or idle templates out.
+    fn room_for_synced(&self) -> bool {
+        self.director.entry_count() < self.director.config.max_conns
+    }
+
     /// The master's hook on a client packet of `conn` that moved it `states`: when a
     /// master runs and the kernel's rule says so, queues the connection and its template
     /// for the sync thread. One relaxed load when no master runs.
@@ -103,7 +111,7 @@ impl Worker {
             // The master sent this client elsewhere since: follow it.
             conns.remove(&here);
         }
-        if !self.make_room(&svc) {
+        if !self.room_for_synced() {
             return Err(EntryRefusal::TableFull);
         }
         let conn = Conn::new(flow, e.daddr, svc, dest, None, now);
@@ -144,7 +152,7 @@ impl Worker {
             here.extend_to(Timestamp(now.as_millis() + timeout_ms));
             return Ok(Applied::Updated);
         }
-        if !self.make_room(&svc) {
+        if !self.room_for_synced() {
             return Err(EntryRefusal::TableFull);
         }
         templates.insert(key, svc, dest, e.daddr.port(), now, timeout_ms);

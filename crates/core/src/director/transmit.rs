@@ -323,7 +323,9 @@ impl TransmitQueues {
     ) -> Verdict {
         match self.tunnelled.push(side, len, write) {
             Ok(true) => Verdict::Encapsulated(side),
-            Ok(false) => Verdict::Drop(DropReason::TooBig),
+            // `len` was measured from the frame, so a write that fails found the frame
+            // itself unusable (a partial checksum pointing outside it, say).
+            Ok(false) => Verdict::Drop(DropReason::Malformed),
             Err(reason) => Verdict::Drop(reason),
         }
     }

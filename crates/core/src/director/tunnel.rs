@@ -20,7 +20,7 @@
 //! ([`masq_wire::tcp_segment`]), each encapsulated on its own, and any other super-frame
 //! is refused ([`DropReason::TunnelGso`]).
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use masq_wire::ethernet::{self, MacAddr};
 use masq_wire::icmp;
@@ -52,6 +52,26 @@ pub(super) fn overhead(conn: &Conn) -> u32 {
 }
 
 impl Worker {
+    /// Sends `frame` out of the DIP side to `rip`, the real server of `conn`: inside an
+    /// IPIP header from the director's address on that link when `conn` is tunnelled, as
+    /// it is otherwise.
+    pub(super) fn send_to_real_server(
+        &mut self,
+        now: Timestamp,
+        conn: &Conn,
+        rip: Ipv4Addr,
+        frame: &mut Ipv4Frame<'_>,
+        meta: FrameMeta,
+    ) -> Verdict {
+        if !is_tunnelled(conn) {
+            return self.send_via(now, Side::Dip, rip, frame, meta);
+        }
+        let Some(src) = self.director.config.dip_side.on_link_source(rip) else {
+            return Verdict::Drop(DropReason::NoRouteToRealServer);
+        };
+        self.send_tunnelled(now, TunnelEnds { src, dst: rip }, frame, meta)
+    }
+
     /// Sends `frame` (its TTL already decremented) to `ends.dst` inside an IPIP header, or
     /// queues it until ARP answers. `frame` itself is addressed as its encapsulated copy
     /// is, so that traces show where it went.

@@ -19,7 +19,9 @@ use masq_core::control::Control;
 use masq_core::sync::outbox::SHARD_CAPACITY;
 use masq_core::sync::{DaemonConfig, SyncRole};
 use masq_core::{Director, Worker};
-use masq_wire::ipvs_sync::{MessageWriter, PushError, SyncConn, ENTRY_V4_LEN, HEADER_LEN};
+use masq_wire::ipvs_sync::{
+    MessageWriter, PushError, SyncConn, ENTRY_V4_LEN, HEADER_LEN, MAX_ENTRIES,
+};
 
 use super::sockets::{open_backup, open_master, RECEIVE_WAIT};
 use crate::clock::Clock;
@@ -84,6 +86,14 @@ struct Master {
     oldest: Option<Instant>,
     /// One message, sync-maxlen bytes.
     message: Vec<u8>,
+}
+
+impl Master {
+    /// How many entries fill one message: masq's entries are all IPv4 without options,
+    /// of one size, so a message is full at a count known in advance.
+    fn entries_per_message(&self) -> usize {
+        ((self.message.len() - HEADER_LEN) / ENTRY_V4_LEN).clamp(1, MAX_ENTRIES)
+    }
 }
 
 struct Backup {
@@ -175,43 +185,45 @@ impl Master {
     /// waited [`FLUSH_AFTER`].
     fn send_due(&mut self, director: &Director) {
         let counters = &director.sync_counters;
+        let due = self.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
+        let per_message = self.entries_per_message();
         let mut sent = 0;
-        while sent < self.pending.len() {
+        // A partial message is written only once it is due, never encoded each round.
+        while self.pending.len() - sent >= per_message || (due && sent < self.pending.len()) {
             let mut writer = MessageWriter::new(&mut self.message, self.config.syncid);
-            let mut taken = 0;
-            let mut full = false;
+            let (mut taken, mut written) = (0, 0);
             for e in &self.pending[sent..] {
                 match writer.push(e) {
-                    Ok(()) => taken += 1,
-                    Err(PushError::Full) => {
-                        full = true;
-                        break;
-                    }
-                    // Never made: masq's entries are all IPv4.
-                    Err(PushError::MixedFamilies) => taken += 1,
+                    Ok(()) => written += 1,
+                    Err(PushError::Full) => break,
+                    // Never made (masq's entries are all IPv4); skipped, not counted sent.
+                    Err(PushError::MixedFamilies) => {}
                 }
+                taken += 1;
             }
-            let due = self.oldest.is_some_and(|t| t.elapsed() >= FLUSH_AFTER);
-            if !full && !due {
-                break;
+            // An entry no message has room for (a tiny sync-maxlen) is skipped unsent.
+            sent += taken.max(1);
+            if written == 0 {
+                continue;
             }
             let len = writer.finish();
             match self.socket.send_to(&self.message[..len], self.to) {
                 Ok(_) => {
                     counters.messages_sent.fetch_add(1, Relaxed);
-                    counters.conns_sent.fetch_add(taken as u64, Relaxed);
+                    counters.conns_sent.fetch_add(written as u64, Relaxed);
                 }
                 Err(e) => {
                     counters.messages_send_failed.fetch_add(1, Relaxed);
                     tracing::debug!("sync master: sendto({}): {e}", self.to);
                 }
             }
-            // An entry no message has room for (a tiny sync-maxlen) is skipped.
-            sent += taken.max(1);
         }
         self.pending.drain(..sent.min(self.pending.len()));
         if self.pending.is_empty() {
             self.oldest = None;
+        } else if sent > 0 {
+            // What is left after full messages waits its own second from now.
+            self.oldest = Some(Instant::now());
         }
     }
 }

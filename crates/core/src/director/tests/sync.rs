@@ -167,6 +167,24 @@ fn synced_connections_count_against_max_conns() {
 }
 
 #[test]
+fn synced_entries_never_shed_a_real_clients_connections() {
+    let mut lab = bounded(4);
+    // A full table of a real client's half-open connections, which a new client
+    // connection would shed.
+    for port in 0..4 {
+        lab.handle(Side::Vip, &mut from_client(42000 + port, SYN));
+    }
+    assert_eq!(lab.director.entry_count(), 4);
+    receive(&mut lab, &message(0, &[established(41000, RS1)]), 0);
+    assert_eq!(refused(&lab, EntryRefusal::TableFull), 1);
+    let listed = lab.ctl().connections();
+    assert!(
+        listed.iter().all(|c| c.state == "SYN_RECV"),
+        "the client's connections stay: {listed:?}"
+    );
+}
+
+#[test]
 fn a_synced_template_sends_its_clients_new_connections_to_its_server() {
     let mut lab = Lab::seed();
     let svc = service(Protocol::Tcp, 80);
